@@ -1,0 +1,78 @@
+//! Turning raw bytes from the wire into yrs values. Every Yjs update is decoded (and thereby
+//! validated) exactly once, before it is applied, logged or broadcast.
+
+use crate::varint::Reader;
+use crate::DecodeError;
+use yrs::block::ClientID;
+use yrs::updates::decoder::Decode;
+use yrs::{StateVector, Update};
+
+/// Decodes a v1 Yjs update. The returned [`Update`] can be applied without decoding again.
+pub fn update(bytes: &[u8]) -> Result<Update, DecodeError> {
+    Update::decode_v1(bytes).map_err(|e| DecodeError::InvalidUpdate(e.to_string()))
+}
+
+/// Yjs client ids are JavaScript safe integers: at most 53 bits.
+pub const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
+
+/// Decodes a v1 state vector: `varuint count, count × (varuint client, varuint clock)`.
+///
+/// Decoded here rather than by yrs so that out-of-range client ids (which yrs only
+/// `debug_assert`s against) and trailing bytes are errors, never panics or silent truncation.
+pub fn state_vector(bytes: &[u8]) -> Result<StateVector, DecodeError> {
+    let invalid = |what: &str| DecodeError::InvalidStateVector(what.to_string());
+    let mut reader = Reader::new(bytes);
+    let count = reader
+        .read_var_u64("state vector length")
+        .map_err(|e| invalid(&e.to_string()))?;
+    if count > bytes.len() as u64 / 2 {
+        return Err(invalid("more entries than bytes"));
+    }
+    let mut sv = StateVector::default();
+    for _ in 0..count {
+        let client = reader
+            .read_var_u64("state vector client")
+            .map_err(|e| invalid(&e.to_string()))?;
+        let clock = reader
+            .read_var_u64("state vector clock")
+            .map_err(|e| invalid(&e.to_string()))?;
+        if client > MAX_CLIENT_ID {
+            return Err(invalid("client id exceeds 53 bits"));
+        }
+        let clock = u32::try_from(clock).map_err(|_| invalid("clock exceeds 32 bits"))?;
+        sv.set_max(ClientID::new(client), clock);
+    }
+    if reader.has_content() {
+        return Err(invalid("trailing bytes"));
+    }
+    Ok(sv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::updates::encoder::Encode;
+    use yrs::{Doc, GetString, ReadTxn, Text, Transact};
+
+    #[test]
+    fn accepts_real_updates_and_rejects_garbage() {
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("t");
+        text.push(&mut doc.transact_mut(), "hello");
+        let bytes = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let decoded = update(&bytes).unwrap();
+        let other = Doc::new();
+        other.transact_mut().apply_update(decoded).unwrap();
+        assert_eq!(other.get_or_insert_text("t").get_string(&other.transact()), "hello");
+
+        assert!(update(&[0xff, 0xff, 0xff]).is_err());
+        let sv = doc.transact().state_vector().encode_v1();
+        assert_eq!(state_vector(&sv).unwrap(), doc.transact().state_vector());
+        assert!(state_vector(&[5, 1]).is_err());
+        assert!(state_vector(&[1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 1]).is_err());
+        assert!(state_vector(&[0, 0]).is_err());
+        assert_eq!(state_vector(&[0]).unwrap(), StateVector::default());
+    }
+}

@@ -1,1 +1,38 @@
-//! placeholder
+//! # yws-core
+//!
+//! The room model of the yws gateway, free of sockets, HTTP and Redis: what a room is, what
+//! happens when a message arrives, and the trait through which a room's updates reach the
+//! outside world (a local store or a shared log).
+//!
+//! ## Layout
+//!
+//! - [`name`]: [`RoomName`], validated from the URL path.
+//! - [`awareness`]: [`AwarenessRegistry`], the awareness states of a room and who owns them,
+//!   with the exact semantics of `y-protocols/awareness`.
+//! - [`peer`]: a connection as a room sees it: its bounded [`Outbox`], its [`Access`], and the
+//!   [`CloseReason`] with which a room can end it (too slow, room deleted, …).
+//! - [`room`]: [`Room`], one document plus its peers and awareness. Its handlers take a decoded
+//!   message and push frames into outboxes; they never await.
+//! - [`backend`]: [`RoomBackend`], where updates go and come from: [`MemoryBackend`] for a
+//!   standalone node; Redis Streams (crate `yws-redis`) for a cluster.
+//! - [`rooms`]: [`Rooms`], the registry of loaded rooms: load once, share, unload after a grace
+//!   period, sweep stale awareness.
+//!
+//! Dependencies point one way: `yws-protocol` ← `yws-core` ← backends ← binaries.
+
+pub mod awareness;
+pub mod backend;
+pub mod name;
+pub mod peer;
+pub mod room;
+pub mod rooms;
+
+mod error;
+
+pub use awareness::AwarenessRegistry;
+pub use backend::{BackendError, MemoryBackend, RoomBackend};
+pub use error::RoomError;
+pub use name::{NameError, RoomName};
+pub use peer::{Access, CloseReason, ConnId, Outbox, PeerControl};
+pub use room::{Room, RoomSettings};
+pub use rooms::{RoomLease, Rooms, RoomsSettings};

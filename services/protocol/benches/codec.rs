@@ -95,5 +95,10 @@ fn bench_awareness(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decode_apply, bench_sync_step2, bench_awareness);
+criterion_group!(
+    benches,
+    bench_decode_apply,
+    bench_sync_step2,
+    bench_awareness
+);
 criterion_main!(benches);

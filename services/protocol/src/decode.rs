@@ -83,9 +83,10 @@ fn decode_one<'a>(reader: &mut Reader<'a>) -> Result<Message<'a>, DecodeError> {
             let denied = match reader.read_var_u64("auth type")? {
                 0 => {
                     let raw = reader.read_var_bytes("auth reason")?;
-                    Some(std::str::from_utf8(raw).map_err(|_| {
-                        DecodeError::Truncated("auth reason is not UTF-8")
-                    })?)
+                    Some(
+                        std::str::from_utf8(raw)
+                            .map_err(|_| DecodeError::Truncated("auth reason is not UTF-8"))?,
+                    )
                 }
                 _ => None,
             };
@@ -189,7 +190,10 @@ mod tests {
         assert_eq!(decode(&[]), Err(DecodeError::Empty));
         assert_eq!(decode(&[9]), Err(DecodeError::UnknownMessageType(9)));
         assert_eq!(decode(&[0, 7]), Err(DecodeError::UnknownSyncType(7)));
-        assert!(matches!(decode(&[0, 2, 10, 1]), Err(DecodeError::Truncated(_))));
+        assert!(matches!(
+            decode(&[0, 2, 10, 1]),
+            Err(DecodeError::Truncated(_))
+        ));
         assert!(matches!(decode(&[0x80]), Err(DecodeError::Truncated(_))));
         assert!(matches!(
             decode(&[0, 0, 2, 0xff, 0xff]),

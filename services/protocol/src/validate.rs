@@ -65,7 +65,10 @@ mod tests {
         let decoded = update(&bytes).unwrap();
         let other = Doc::new();
         other.transact_mut().apply_update(decoded).unwrap();
-        assert_eq!(other.get_or_insert_text("t").get_string(&other.transact()), "hello");
+        assert_eq!(
+            other.get_or_insert_text("t").get_string(&other.transact()),
+            "hello"
+        );
 
         assert!(update(&[0xff, 0xff, 0xff]).is_err());
         let sv = doc.transact().state_vector().encode_v1();

@@ -7,7 +7,8 @@ use yws_protocol::{decode, encode, AwarenessEntry, Message};
 fn json_state() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("null".to_string()),
-        "[ -~]{0,16}".prop_map(|s| serde_json::to_string(&serde_json::json!({ "name": s })).unwrap()),
+        "[ -~]{0,16}"
+            .prop_map(|s| serde_json::to_string(&serde_json::json!({ "name": s })).unwrap()),
         any::<i64>().prop_map(|n| n.to_string()),
     ]
 }

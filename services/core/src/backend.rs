@@ -1,0 +1,102 @@
+//! Where a room's updates go and where remote changes come from.
+//!
+//! A [`RoomBackend`] is the room's *update source*: the gateway calls it, never a concrete
+//! store. [`MemoryBackend`] keeps documents in process memory only (the reference server's
+//! behaviour); `yws-redis` shares rooms between nodes through Redis Streams; an embedded store
+//! gives a single node durability (`YPERSISTENCE`).
+
+use crate::room::Room;
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Errors of a backend. Bounded: each maps to one close code and one metric label.
+#[derive(Debug, Clone, Error)]
+pub enum BackendError {
+    /// The store or shared log cannot be reached.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// A call took longer than its timeout.
+    #[error("backend timed out: {0}")]
+    Timeout(&'static str),
+    /// Too many writes in flight on this node.
+    #[error("backend overloaded")]
+    Overloaded,
+    /// Stored data could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl BackendError {
+    /// A short, bounded label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            BackendError::Unavailable(_) => "unavailable",
+            BackendError::Timeout(_) => "timeout",
+            BackendError::Overloaded => "overloaded",
+            BackendError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// The source and sink of a room's updates.
+///
+/// Contract:
+/// - [`open`](RoomBackend::open) loads the room's stored state into [`Room::doc`] (with
+///   [`Room::load_update`]) and, for shared backends, starts applying other nodes' changes with
+///   [`Room::apply_remote_update`] / [`Room::apply_remote_awareness`] — with no gap between
+///   the loaded state and the first delivered change.
+/// - [`append`](RoomBackend::append) returns only once the update is durable (or shared); the
+///   caller applies and broadcasts it afterwards.
+/// - [`close`](RoomBackend::close) stops deliveries for that `Arc<Room>` only: a newer `Room`
+///   of the same name may already be open.
+#[async_trait]
+pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// Loads the room's state and starts delivering remote changes into it.
+    async fn open(&self, room: &Arc<Room>) -> Result<(), BackendError>;
+
+    /// Durably records a validated update of `room`.
+    async fn append(&self, room: &Room, update: &[u8]) -> Result<(), BackendError>;
+
+    /// Shares an awareness payload (changed states of local clients) with other nodes.
+    async fn publish_awareness(&self, room: &Room, payload: &[u8]) -> Result<(), BackendError>;
+
+    /// The room is no longer served by this node.
+    async fn close(&self, room: &Arc<Room>);
+
+    /// How long an empty room stays loaded; `None` keeps it for the life of the process
+    /// (when the process memory is the only copy).
+    fn unload_grace(&self) -> Option<Duration>;
+
+    /// Whether the backend can take traffic (feeds `/readyz`).
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// Documents in process memory only, for the life of the process, like the reference server
+/// without persistence.
+#[derive(Debug, Default)]
+pub struct MemoryBackend;
+
+#[async_trait]
+impl RoomBackend for MemoryBackend {
+    async fn open(&self, _room: &Arc<Room>) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn append(&self, _room: &Room, _update: &[u8]) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn publish_awareness(&self, _room: &Room, _payload: &[u8]) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn close(&self, _room: &Arc<Room>) {}
+
+    fn unload_grace(&self) -> Option<Duration> {
+        None
+    }
+}

@@ -1,0 +1,314 @@
+//! One room: a yrs document, its awareness states and the connections in it.
+//!
+//! Handlers are synchronous and never await: they take a decoded message, update the
+//! document or awareness, and push frames into the outboxes of the room's peers. Waiting for
+//! a backend (writing an update to the shared log) happens in the caller *before*
+//! [`Room::apply_update`], so nothing is broadcast that was not written.
+
+use crate::awareness::{AwarenessChange, AwarenessRegistry, Owner};
+use crate::peer::{Access, CloseReason, ConnId, Frame, Outbox, PeerControl};
+use crate::RoomError;
+use crate::RoomName;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::OnceCell;
+use tokio::time::{Duration, Instant};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, Options, ReadTxn, StateVector, Transact, Update};
+use yws_protocol::{encode, validate, AwarenessUpdate};
+
+/// Per-room settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomSettings {
+    /// Garbage-collect deleted content (the reference's `GC`, default on).
+    pub gc: bool,
+    /// How many awareness client ids one connection may own.
+    pub max_awareness_clients_per_conn: usize,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        RoomSettings {
+            gc: true,
+            max_awareness_clients_per_conn: 32,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    outbox: Outbox,
+    control: Arc<PeerControl>,
+    access: Access,
+}
+
+#[derive(Debug, Default)]
+struct RoomState {
+    peers: HashMap<ConnId, Peer>,
+    awareness: AwarenessRegistry,
+}
+
+/// A room. Shared between its connections (`Arc<Room>`).
+#[derive(Debug)]
+pub struct Room {
+    name: RoomName,
+    doc: Doc,
+    settings: RoomSettings,
+    state: Mutex<RoomState>,
+    loaded: OnceCell<()>,
+    updates_applied: AtomicU64,
+}
+
+/// Result of handling an awareness message from a local connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AwarenessOutcome {
+    /// Nothing changed (older clock, duplicate).
+    Unchanged,
+    /// States changed and were broadcast; the payload is what other nodes need.
+    Changed(Vec<u8>),
+    /// The connection tried to own more client ids than allowed.
+    TooManyClients,
+}
+
+impl Room {
+    /// A new, empty room.
+    pub fn new(name: RoomName, settings: RoomSettings) -> Self {
+        let options = Options {
+            skip_gc: !settings.gc,
+            // The server must never invent changes of its own: they would not reach clients.
+            cleanup_formatting: false,
+            ..Options::default()
+        };
+        Room {
+            name,
+            doc: Doc::with_options(options),
+            settings,
+            state: Mutex::new(RoomState::default()),
+            loaded: OnceCell::new(),
+            updates_applied: AtomicU64::new(0),
+        }
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &RoomName {
+        &self.name
+    }
+
+    /// The room's document. Backends load state into it; the HTTP API reads it.
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    /// Runs `load` once per room (concurrent callers wait for the same run; a failed or
+    /// cancelled run is retried by the next caller).
+    pub async fn ensure_loaded<F, Fut, E>(&self, load: F) -> Result<(), E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        self.loaded.get_or_try_init(load).await.map(|_| ())
+    }
+
+    /// Whether the room finished loading.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.initialized()
+    }
+
+    /// Number of connections in the room on this node.
+    pub fn peer_count(&self) -> usize {
+        self.state.lock().peers.len()
+    }
+
+    /// Number of updates applied since the room was loaded.
+    pub fn updates_applied(&self) -> u64 {
+        self.updates_applied.load(Ordering::Relaxed)
+    }
+
+    /// Adds a connection and queues what the reference server sends on connect: its sync
+    /// step 1, then every current awareness state.
+    pub fn join(&self, conn: ConnId, outbox: Outbox, control: Arc<PeerControl>, access: Access) {
+        let step1 = Bytes::from(encode::sync_step1_encoded(
+            &self.doc.transact().state_vector().encode_v1(),
+        ));
+        let mut state = self.state.lock();
+        let awareness = state.awareness.encode_all();
+        let peer = Peer {
+            outbox,
+            control,
+            access,
+        };
+        let mut ok = push(&peer, step1);
+        if let Some(payload) = awareness {
+            ok = ok && push(&peer, Bytes::from(encode::awareness_payload(&payload)));
+        }
+        if ok {
+            state.peers.insert(conn, peer);
+        }
+    }
+
+    /// The access level of a connection in the room.
+    pub fn access(&self, conn: ConnId) -> Option<Access> {
+        self.state.lock().peers.get(&conn).map(|p| p.access)
+    }
+
+    /// Sync step 2 for a client whose state vector is `sv`: everything it is missing.
+    pub fn sync_step2(&self, sv: &StateVector) -> Frame {
+        let update = self.doc.transact().encode_state_as_update_v1(sv);
+        Bytes::from(encode::sync_step2(&update))
+    }
+
+    /// The whole document as one v1 update.
+    pub fn encode_state(&self) -> Vec<u8> {
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    /// Applies a validated update (already written to the backend) and sends it to every
+    /// connection of the room, the sender included. `raw` is the update as received.
+    pub fn apply_update(&self, update: Update, raw: &[u8]) -> Result<(), RoomError> {
+        {
+            let mut txn = self.doc.transact_mut();
+            txn.apply_update(update)
+                .map_err(|e| RoomError::Apply(e.to_string()))?;
+        }
+        self.updates_applied.fetch_add(1, Ordering::Relaxed);
+        self.broadcast(Bytes::from(encode::update(raw)));
+        Ok(())
+    }
+
+    /// Applies an update that arrived from another node (or a store): validated here, since
+    /// nothing read from outside is trusted.
+    pub fn apply_remote_update(&self, raw: &[u8]) -> Result<(), RoomError> {
+        let update = validate::update(raw)?;
+        if update.is_empty() {
+            return Ok(());
+        }
+        self.apply_update(update, raw)
+    }
+
+    /// Loads stored state into the document without broadcasting (used while loading).
+    pub fn load_update(&self, raw: &[u8]) -> Result<(), RoomError> {
+        let update = validate::update(raw)?;
+        let mut txn = self.doc.transact_mut();
+        txn.apply_update(update)
+            .map_err(|e| RoomError::Apply(e.to_string()))
+    }
+
+    /// Applies an awareness update from a local connection and relays the changed states to
+    /// every connection of the room, the sender included.
+    pub fn apply_awareness(&self, conn: ConnId, update: &AwarenessUpdate<'_>) -> AwarenessOutcome {
+        let mut state = self.state.lock();
+        let change = state
+            .awareness
+            .apply(update, Owner::Local(conn), Instant::now());
+        if change.is_empty() {
+            return AwarenessOutcome::Unchanged;
+        }
+        let payload = state.awareness.encode(change.all());
+        let too_many =
+            state.awareness.count_owned_by(conn) > self.settings.max_awareness_clients_per_conn;
+        broadcast_locked(&state, Bytes::from(encode::awareness_payload(&payload)));
+        if too_many {
+            AwarenessOutcome::TooManyClients
+        } else {
+            AwarenessOutcome::Changed(payload)
+        }
+    }
+
+    /// Applies an awareness payload from another node and relays what changed.
+    pub fn apply_remote_awareness(&self, payload: &[u8]) -> Result<AwarenessChange, RoomError> {
+        let update = AwarenessUpdate::decode(payload)?;
+        let mut state = self.state.lock();
+        let change = state
+            .awareness
+            .apply(&update, Owner::Remote, Instant::now());
+        if !change.is_empty() {
+            let payload = state.awareness.encode(change.all());
+            broadcast_locked(&state, Bytes::from(encode::awareness_payload(&payload)));
+        }
+        Ok(change)
+    }
+
+    /// The answer to a query-awareness message: every current state (an empty update when
+    /// there is none, so the client still gets a well-formed answer).
+    pub fn awareness_frame(&self) -> Frame {
+        let state = self.state.lock();
+        match state.awareness.encode_all() {
+            Some(payload) => Bytes::from(encode::awareness_payload(&payload)),
+            None => Bytes::from(encode::empty_awareness()),
+        }
+    }
+
+    /// Every current awareness state as a payload, if any (for other nodes).
+    pub fn awareness_payload(&self) -> Option<Vec<u8>> {
+        self.state.lock().awareness.encode_all()
+    }
+
+    /// Removes a connection and the awareness states it introduced, broadcasting the removal.
+    /// Returns the removal payload for other nodes, if any state was removed.
+    pub fn leave(&self, conn: ConnId) -> Option<Vec<u8>> {
+        let mut state = self.state.lock();
+        state.peers.remove(&conn);
+        let owned = state.awareness.owned_by(conn);
+        let removed = state.awareness.remove(owned, Instant::now());
+        if removed.is_empty() {
+            return None;
+        }
+        let payload = state.awareness.encode(removed);
+        broadcast_locked(&state, Bytes::from(encode::awareness_payload(&payload)));
+        Some(payload)
+    }
+
+    /// Removes awareness states not renewed within `timeout` and broadcasts their removal.
+    /// Returns how many were removed.
+    pub fn expire_awareness(&self, timeout: Duration) -> usize {
+        let mut state = self.state.lock();
+        let removed = state.awareness.expire(Instant::now(), timeout);
+        if !removed.is_empty() {
+            let payload = state.awareness.encode(removed.iter().copied());
+            broadcast_locked(&state, Bytes::from(encode::awareness_payload(&payload)));
+        }
+        removed.len()
+    }
+
+    /// Sends `frame` to every connection of the room. A connection whose outbox is full is
+    /// closed as too slow (it re-syncs when it reconnects); nothing is dropped silently.
+    pub fn broadcast(&self, frame: Frame) {
+        broadcast_locked(&self.state.lock(), frame);
+    }
+
+    /// Asks every connection of the room to close with `reason`.
+    pub fn kick_all(&self, reason: CloseReason) {
+        for peer in self.state.lock().peers.values() {
+            peer.control.kick(reason);
+        }
+    }
+}
+
+fn push(peer: &Peer, frame: Frame) -> bool {
+    match peer.outbox.try_send(frame) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            peer.control.kick(CloseReason::TooSlow);
+            false
+        }
+        // The connection is ending; its guard removes it from the room.
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
+fn broadcast_locked(state: &RoomState, frame: Frame) {
+    for peer in state.peers.values() {
+        if !peer.control.is_kicked() {
+            push(peer, frame.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

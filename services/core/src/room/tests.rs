@@ -1,0 +1,222 @@
+use super::*;
+use crate::peer::standalone_control;
+use tokio::sync::mpsc;
+use yrs::{GetString, Text};
+use yws_protocol::{decode, Message};
+
+fn room() -> Room {
+    Room::new(RoomName::new("r", 64).unwrap(), RoomSettings::default())
+}
+
+struct TestPeer {
+    id: ConnId,
+    rx: mpsc::Receiver<Bytes>,
+    control: Arc<PeerControl>,
+}
+
+fn join(room: &Room, id: u64, capacity: usize) -> TestPeer {
+    let (tx, rx) = mpsc::channel(capacity);
+    let control = standalone_control();
+    room.join(ConnId(id), tx, control.clone(), Access::ReadWrite);
+    TestPeer {
+        id: ConnId(id),
+        rx,
+        control,
+    }
+}
+
+fn drain(peer: &mut TestPeer) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while let Ok(frame) = peer.rx.try_recv() {
+        out.push(frame);
+    }
+    out
+}
+
+fn text_update(client: u64, text: &str) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    doc.get_or_insert_text("t")
+        .push(&mut doc.transact_mut(), text);
+    let update = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    update
+}
+
+fn awareness(entries: &[(u64, u64, &'static str)]) -> AwarenessUpdate<'static> {
+    AwarenessUpdate {
+        entries: entries
+            .iter()
+            .map(|&(client_id, clock, state)| yws_protocol::AwarenessEntry {
+                client_id,
+                clock,
+                state,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn join_sends_step1_then_awareness() {
+    let room = room();
+    let mut a = join(&room, 1, 16);
+    let first = drain(&mut a);
+    assert_eq!(first.len(), 1, "no awareness yet, only step 1");
+    assert!(matches!(
+        decode(&first[0]).unwrap()[0],
+        Message::SyncStep1(_)
+    ));
+
+    room.apply_awareness(a.id, &awareness(&[(10, 1, r#"{"u":"a"}"#)]));
+    let mut b = join(&room, 2, 16);
+    let frames = drain(&mut b);
+    assert_eq!(frames.len(), 2);
+    let Message::Awareness(aw) = &decode(&frames[1]).unwrap()[0] else {
+        panic!("second frame is awareness")
+    };
+    assert_eq!(aw.entries[0].client_id, 10);
+}
+
+#[test]
+fn updates_reach_everyone_including_sender() {
+    let room = room();
+    let mut a = join(&room, 1, 16);
+    let mut b = join(&room, 2, 16);
+    drain(&mut a);
+    drain(&mut b);
+    let raw = text_update(5, "hello");
+    room.apply_update(validate::update(&raw).unwrap(), &raw)
+        .unwrap();
+    for peer in [&mut a, &mut b] {
+        let frames = drain(peer);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(decode(&frames[0]).unwrap(), vec![Message::Update(&raw)]);
+    }
+    assert_eq!(
+        room.doc()
+            .get_or_insert_text("t")
+            .get_string(&room.doc().transact()),
+        "hello"
+    );
+}
+
+#[test]
+fn sync_step2_is_the_diff() {
+    let room = room();
+    let raw = text_update(5, "hello");
+    room.apply_update(validate::update(&raw).unwrap(), &raw)
+        .unwrap();
+    let frame = room.sync_step2(&StateVector::default());
+    let Message::SyncStep2(update) = decode(&frame).unwrap()[0] else {
+        panic!("step 2")
+    };
+    let doc = Doc::new();
+    doc.transact_mut()
+        .apply_update(validate::update(update).unwrap())
+        .unwrap();
+    assert_eq!(
+        doc.get_or_insert_text("t").get_string(&doc.transact()),
+        "hello"
+    );
+
+    // A client that has everything gets an update with nothing in it.
+    let sv = room.doc().transact().state_vector();
+    let frame = room.sync_step2(&sv);
+    let Message::SyncStep2(update) = decode(&frame).unwrap()[0] else {
+        panic!("step 2")
+    };
+    assert!(validate::update(update).unwrap().is_empty());
+}
+
+#[test]
+fn awareness_is_relayed_and_removed_on_leave() {
+    let room = room();
+    let mut a = join(&room, 1, 16);
+    let mut b = join(&room, 2, 16);
+    drain(&mut a);
+    drain(&mut b);
+    let out = room.apply_awareness(a.id, &awareness(&[(10, 1, r#"{"u":"a"}"#)]));
+    assert!(matches!(out, AwarenessOutcome::Changed(_)));
+    assert_eq!(drain(&mut a).len(), 1, "sender gets its own awareness back");
+    assert_eq!(drain(&mut b).len(), 1);
+    // A renewal (same state, higher clock) is relayed too.
+    room.apply_awareness(a.id, &awareness(&[(10, 2, r#"{"u":"a"}"#)]));
+    assert_eq!(drain(&mut b).len(), 1);
+
+    let removal = room.leave(a.id).expect("a owned client 10");
+    let update = AwarenessUpdate::decode(&removal).unwrap();
+    assert_eq!(update.entries.len(), 1);
+    assert!(update.entries[0].is_removal());
+    assert_eq!(update.entries[0].clock, 2);
+    assert_eq!(drain(&mut b).len(), 1);
+    assert_eq!(room.peer_count(), 1);
+    assert_eq!(
+        room.awareness_frame(),
+        Bytes::from(encode::empty_awareness())
+    );
+}
+
+#[test]
+fn slow_peer_is_kicked_not_skipped() {
+    let room = room();
+    let mut fast = join(&room, 1, 64);
+    let mut slow = join(&room, 2, 2);
+    drain(&mut fast);
+    // The slow peer holds its step 1 and never reads.
+    for i in 0..5 {
+        let raw = text_update(100 + i, "x");
+        room.apply_update(validate::update(&raw).unwrap(), &raw)
+            .unwrap();
+    }
+    assert_eq!(drain(&mut fast).len(), 5);
+    assert_eq!(slow.control.reason(), Some(CloseReason::TooSlow));
+    assert_eq!(
+        drain(&mut slow).len(),
+        2,
+        "queue held what fit, then the peer was closed"
+    );
+}
+
+#[test]
+fn bad_remote_update_changes_nothing() {
+    let room = room();
+    let mut a = join(&room, 1, 16);
+    drain(&mut a);
+    assert!(room.apply_remote_update(&[1, 2, 3, 4, 5]).is_err());
+    assert!(drain(&mut a).is_empty());
+    assert!(room.apply_remote_awareness(&[9, 9]).is_err());
+}
+
+#[test]
+fn too_many_awareness_clients_is_reported() {
+    let room = Room::new(
+        RoomName::new("r", 64).unwrap(),
+        RoomSettings {
+            max_awareness_clients_per_conn: 2,
+            ..RoomSettings::default()
+        },
+    );
+    let a = join(&room, 1, 64);
+    let out = room.apply_awareness(
+        a.id,
+        &awareness(&[(1, 1, "{}"), (2, 1, "{}"), (3, 1, "{}")]),
+    );
+    assert_eq!(out, AwarenessOutcome::TooManyClients);
+}
+
+#[test]
+fn remote_awareness_is_relayed() {
+    let room = room();
+    let mut a = join(&room, 1, 16);
+    drain(&mut a);
+    let payload = yws_protocol::awareness::encode_entries([yws_protocol::AwarenessEntry {
+        client_id: 77,
+        clock: 3,
+        state: "{}",
+    }]);
+    let change = room.apply_remote_awareness(&payload).unwrap();
+    assert_eq!(change.added, vec![77]);
+    assert_eq!(drain(&mut a).len(), 1);
+    // Remote states are not owned by any local connection.
+    assert_eq!(room.leave(a.id), None);
+}

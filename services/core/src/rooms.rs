@@ -1,0 +1,284 @@
+//! The registry of rooms loaded on this node.
+//!
+//! A connection takes a [`RoomLease`]; the first lease of a room creates and loads it (once,
+//! however many connections arrive together). When the last lease is gone the room becomes
+//! idle; [`Rooms::maintain`] unloads rooms idle longer than the backend's grace period and
+//! expires awareness states that were not renewed.
+
+use crate::backend::{BackendError, RoomBackend};
+use crate::room::{Room, RoomSettings};
+use crate::RoomName;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomsSettings {
+    /// Settings every room gets.
+    pub room: RoomSettings,
+    /// Awareness states not renewed within this time are removed (y-protocols: 30 s).
+    pub awareness_timeout: Duration,
+    /// How often maintenance runs.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for RoomsSettings {
+    fn default() -> Self {
+        RoomsSettings {
+            room: RoomSettings::default(),
+            awareness_timeout: Duration::from_secs(30),
+            maintenance_interval: Duration::from_secs(3),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    room: Arc<Room>,
+    leases: usize,
+    idle_since: Option<Instant>,
+}
+
+/// The rooms loaded on this node.
+#[derive(Debug)]
+pub struct Rooms {
+    backend: Arc<dyn RoomBackend>,
+    settings: RoomsSettings,
+    slots: Mutex<HashMap<RoomName, Slot>>,
+}
+
+/// A connection's hold on a loaded room. Dropping it releases the hold.
+#[derive(Debug)]
+pub struct RoomLease {
+    rooms: Arc<Rooms>,
+    room: Arc<Room>,
+}
+
+impl RoomLease {
+    /// The leased room.
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+}
+
+impl Drop for RoomLease {
+    fn drop(&mut self) {
+        self.rooms.release(&self.room);
+    }
+}
+
+impl Rooms {
+    /// An empty registry over `backend`.
+    pub fn new(backend: Arc<dyn RoomBackend>, settings: RoomsSettings) -> Arc<Self> {
+        Arc::new(Rooms {
+            backend,
+            settings,
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The backend rooms are loaded from.
+    pub fn backend(&self) -> &Arc<dyn RoomBackend> {
+        &self.backend
+    }
+
+    /// Takes a lease on `name`, creating and loading the room if needed.
+    pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, BackendError> {
+        let room = {
+            let mut slots = self.slots.lock();
+            let slot = slots.entry(name.clone()).or_insert_with(|| Slot {
+                room: Arc::new(Room::new(name.clone(), self.settings.room)),
+                leases: 0,
+                idle_since: None,
+            });
+            slot.leases += 1;
+            slot.idle_since = None;
+            slot.room.clone()
+        };
+        let lease = RoomLease {
+            rooms: self.clone(),
+            room,
+        };
+        let backend = self.backend.clone();
+        let room = lease.room.clone();
+        lease
+            .room
+            .ensure_loaded(|| async move { backend.open(&room).await })
+            .await?;
+        Ok(lease)
+    }
+
+    fn release(&self, room: &Arc<Room>) {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get_mut(room.name()) {
+            if Arc::ptr_eq(&slot.room, room) {
+                slot.leases = slot.leases.saturating_sub(1);
+                if slot.leases == 0 {
+                    slot.idle_since = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// The loaded room called `name`, if any (for remote deliveries and the HTTP API).
+    pub fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
+        self.slots
+            .lock()
+            .get(name)
+            .filter(|s| s.room.is_loaded())
+            .map(|s| s.room.clone())
+    }
+
+    /// Every loaded room.
+    pub fn all(&self) -> Vec<Arc<Room>> {
+        self.slots.lock().values().map(|s| s.room.clone()).collect()
+    }
+
+    /// Number of rooms in the registry.
+    pub fn len(&self) -> usize {
+        self.slots.lock().len()
+    }
+
+    /// Whether no room is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One maintenance pass: expires stale awareness states and unloads rooms idle past the
+    /// backend's grace period (rooms whose load failed are dropped at once). Returns the
+    /// number of rooms unloaded.
+    pub async fn maintain_once(&self) -> usize {
+        let timeout = self.settings.awareness_timeout;
+        for room in self.all() {
+            room.expire_awareness(timeout);
+        }
+        let grace = self.backend.unload_grace();
+        let now = Instant::now();
+        let unloaded: Vec<Arc<Room>> = {
+            let mut slots = self.slots.lock();
+            let expired: Vec<RoomName> = slots
+                .iter()
+                .filter(|(_, s)| match (s.idle_since, grace) {
+                    (Some(_), _) if !s.room.is_loaded() => true,
+                    (Some(since), Some(grace)) => now.saturating_duration_since(since) >= grace,
+                    _ => false,
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            expired
+                .iter()
+                .filter_map(|name| slots.remove(name))
+                .map(|slot| slot.room)
+                .collect()
+        };
+        for room in &unloaded {
+            if room.is_loaded() {
+                self.backend.close(room).await;
+            }
+        }
+        unloaded.len()
+    }
+
+    /// Runs maintenance every `maintenance_interval` until `cancel` fires.
+    pub async fn maintain(self: Arc<Self>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.maintenance_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    let unloaded = self.maintain_once().await;
+                    if unloaded > 0 {
+                        tracing::debug!(unloaded, "unloaded idle rooms");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every room on this node (shutdown): unsubscribes from the backend.
+    pub async fn close_all(&self) {
+        let rooms: Vec<Arc<Room>> = self.slots.lock().drain().map(|(_, s)| s.room).collect();
+        for room in rooms {
+            if room.is_loaded() {
+                self.backend.close(&room).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemoryBackend;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct CountingBackend {
+        opens: AtomicUsize,
+        closes: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl RoomBackend for CountingBackend {
+        async fn open(&self, _room: &Arc<Room>) -> Result<(), BackendError> {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(())
+        }
+        async fn append(&self, _: &Room, _: &[u8]) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn publish_awareness(&self, _: &Room, _: &[u8]) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn close(&self, _room: &Arc<Room>) {
+            self.closes.fetch_add(1, Ordering::SeqCst);
+        }
+        fn unload_grace(&self) -> Option<Duration> {
+            Some(Duration::from_secs(5))
+        }
+    }
+
+    fn name(s: &str) -> RoomName {
+        RoomName::new(s, 64).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_leases_load_once_and_unload_after_grace() {
+        let backend = Arc::new(CountingBackend::default());
+        let rooms = Rooms::new(backend.clone(), RoomsSettings::default());
+        let x = name("x");
+        let (a, b) = tokio::join!(rooms.lease(&x), rooms.lease(&x));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(Arc::ptr_eq(a.room(), b.room()));
+        assert_eq!(backend.opens.load(Ordering::SeqCst), 1);
+        drop(a);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(rooms.maintain_once().await, 0, "still leased");
+        drop(b);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(rooms.maintain_once().await, 0, "within grace");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(rooms.maintain_once().await, 1);
+        assert_eq!(backend.closes.load(Ordering::SeqCst), 1);
+        assert!(rooms.is_empty());
+        // A new lease loads a fresh room.
+        let c = rooms.lease(&name("x")).await.unwrap();
+        assert_eq!(backend.opens.load(Ordering::SeqCst), 2);
+        drop(c);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_rooms_live_forever() {
+        let rooms = Rooms::new(Arc::new(MemoryBackend), RoomsSettings::default());
+        drop(rooms.lease(&name("y")).await.unwrap());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(rooms.maintain_once().await, 0);
+        assert!(rooms.get(&name("y")).is_some());
+    }
+}

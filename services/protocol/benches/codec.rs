@@ -68,7 +68,7 @@ fn bench_sync_step2(c: &mut Criterion) {
 fn bench_awareness(c: &mut Criterion) {
     let mut group = c.benchmark_group("awareness_encode");
     let states: Vec<String> = (0..1000)
-        .map(|i| format!(r#"{{"user":{{"name":"user-{i}","color":"#30bced"}},"cursor":{{"anchor":{i},"head":{i}}}}}"#))
+        .map(|i| format!(r##"{{"user":{{"name":"user-{i}","color":"#30bced"}},"cursor":{{"anchor":{i},"head":{i}}}}}"##))
         .collect();
     for clients in [1usize, 100, 1000] {
         let entries: Vec<_> = (0..clients)

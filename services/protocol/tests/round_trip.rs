@@ -1,5 +1,6 @@
 //! Property tests: every encoder round-trips through `decode`, and `decode` never panics on
 //! arbitrary input.
+#![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
 use yws_protocol::{decode, encode, AwarenessEntry, Message};

@@ -1,1 +1,122 @@
-fn main() {}
+//! `yws-gateway`: loads configuration, sets up logging and metrics, picks the backend, serves
+//! until SIGTERM/SIGINT.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use yws_config::EXIT_CONFIG;
+use yws_core::MemoryBackend;
+use yws_gateway::config::GatewayConfig;
+use yws_gateway::gateway::{bind, Gateway};
+use yws_telemetry::Health;
+
+fn config_path() -> Result<Option<PathBuf>, String> {
+    let mut args = std::env::args().skip(1);
+    let mut path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                path = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
+            }
+            "--help" | "-h" => return Err("usage: yws-gateway [--config FILE]".into()),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: yws-gateway [--config FILE]"
+                ))
+            }
+        }
+    }
+    Ok(path)
+}
+
+fn main() {
+    let config = config_path()
+        .and_then(|path| GatewayConfig::load(path.as_deref()).map_err(|e| e.to_string()));
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("yws-gateway: {e}");
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    yws_telemetry::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(config)) {
+        tracing::error!(error = format!("{e:#}"), "gateway failed");
+        std::process::exit(1);
+    }
+}
+
+async fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    tracing::info!(config = ?config, "starting yws-gateway {}", env!("CARGO_PKG_VERSION"));
+    let registry = yws_telemetry::metrics::registry();
+    let health = Health::new();
+    let addr = config.listen_addr()?;
+    let metrics_port = config.server.metrics_port;
+    let gateway = Gateway::new(
+        config,
+        Arc::new(MemoryBackend),
+        registry.clone(),
+        health.clone(),
+    )?;
+    let listener = bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening (standalone: documents in memory)");
+
+    let admin_cancel = tokio_util::sync::CancellationToken::new();
+    let admin_tracker = tokio_util::task::TaskTracker::new();
+    if metrics_port != 0 {
+        let admin_addr = std::net::SocketAddr::new(addr.ip(), metrics_port);
+        let admin = yws_telemetry::admin::bind(admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on {admin_addr}"))?;
+        tracing::info!(addr = %admin_addr, "metrics and probes");
+        admin_tracker.spawn(yws_telemetry::admin::serve(
+            admin,
+            health.clone(),
+            registry,
+            admin_cancel.clone(),
+            admin_tracker.clone(),
+        ));
+    }
+    gateway.serve(listener, shutdown_signal()).await;
+    admin_cancel.cancel();
+    admin_tracker.close();
+    admin_tracker.wait().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

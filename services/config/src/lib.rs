@@ -1,0 +1,329 @@
+//! # yws-config
+//!
+//! Configuration is loaded once, at startup, into typed structs (`serde`, with
+//! `deny_unknown_fields` and a `validate()` on the caller's side). Layers, lowest first:
+//!
+//! 1. built-in defaults (`#[serde(default)]` on the caller's structs);
+//! 2. an optional TOML file (`--config FILE`);
+//! 3. the reference server's own environment names (`HOST`, `PORT`, `GC`, `REDIS_URL`, …),
+//!    mapped to config keys by a [`Legacy`] table;
+//! 4. `YWS__SECTION__KEY` environment variables (`__` nests).
+//!
+//! ## Layout
+//! - [`Loader`]: builds the layers and deserializes.
+//! - [`Legacy`]: one reference environment name and the key it sets.
+//! - [`Secret`]: a string that never appears in logs.
+//! - [`EXIT_CONFIG`]: the exit code for invalid configuration (64, `EX_USAGE`).
+
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use thiserror::Error;
+
+/// Exit code of a binary whose configuration is invalid (`EX_USAGE`).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// The prefix of structured environment variables: `YWS__SERVER__PORT`.
+pub const ENV_PREFIX: &str = "YWS";
+
+/// Why configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A layer could not be read or a value has the wrong type or an unknown key.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    /// A legacy environment variable has a value we cannot use.
+    #[error("environment variable {var}: {reason}")]
+    Legacy {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The values are well-formed but inconsistent (reported by the caller's `validate`).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A reference-server environment variable and the config key it sets.
+#[derive(Debug, Clone, Copy)]
+pub struct Legacy {
+    /// The environment variable, e.g. `PORT`.
+    pub var: &'static str,
+    /// The dotted config key, e.g. `server.port`.
+    pub key: &'static str,
+    /// How the value is read.
+    pub kind: LegacyKind,
+}
+
+/// How a legacy variable's value is turned into a config value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyKind {
+    /// Taken as is (numbers are parsed by the target type).
+    Plain,
+    /// A boolean where `false` and `0` mean false and anything else true (the reference's `GC`).
+    FlagUnlessFalse,
+    /// A comma-separated list.
+    List,
+}
+
+impl Legacy {
+    /// A plain mapping.
+    pub const fn plain(var: &'static str, key: &'static str) -> Self {
+        Legacy {
+            var,
+            key,
+            kind: LegacyKind::Plain,
+        }
+    }
+
+    /// A comma-separated list mapping.
+    pub const fn list(var: &'static str, key: &'static str) -> Self {
+        Legacy {
+            var,
+            key,
+            kind: LegacyKind::List,
+        }
+    }
+
+    /// A flag that is true unless `false` or `0`.
+    pub const fn flag(var: &'static str, key: &'static str) -> Self {
+        Legacy {
+            var,
+            key,
+            kind: LegacyKind::FlagUnlessFalse,
+        }
+    }
+}
+
+/// Loads configuration from the layers described in the crate docs.
+#[derive(Debug, Clone)]
+pub struct Loader<'a> {
+    file: Option<&'a Path>,
+    env: HashMap<String, String>,
+    legacy: &'a [Legacy],
+    list_keys: Vec<String>,
+}
+
+impl<'a> Loader<'a> {
+    /// A loader reading the process environment.
+    pub fn new(legacy: &'a [Legacy]) -> Self {
+        Loader {
+            file: None,
+            env: std::env::vars().collect(),
+            legacy,
+            list_keys: Vec::new(),
+        }
+    }
+
+    /// Uses `env` instead of the process environment (tests).
+    pub fn with_env(mut self, env: HashMap<String, String>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Reads `file` (TOML) as the second layer.
+    pub fn with_file(mut self, file: Option<&'a Path>) -> Self {
+        self.file = file;
+        self
+    }
+
+    /// Declares dotted keys whose `YWS__` environment values are comma-separated lists.
+    pub fn with_list_keys(mut self, keys: &[&str]) -> Self {
+        self.list_keys.extend(keys.iter().map(|k| k.to_string()));
+        self
+    }
+
+    /// Builds the layers and deserializes them into `T`.
+    pub fn load<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = self.file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        // Legacy names become synthetic `YWS__…` variables of a lower layer.
+        let mut legacy_env = HashMap::new();
+        let mut legacy_lists = Vec::new();
+        for l in self.legacy {
+            let Some(value) = self.env.get(l.var) else {
+                continue;
+            };
+            let value = match l.kind {
+                LegacyKind::Plain => value.clone(),
+                LegacyKind::List => {
+                    legacy_lists.push(l.key.to_string());
+                    value.clone()
+                }
+                LegacyKind::FlagUnlessFalse => {
+                    let off = matches!(value.trim(), "false" | "0");
+                    (!off).to_string()
+                }
+            };
+            legacy_env.insert(env_name(l.key), value);
+        }
+        builder = builder.add_source(self.environment(legacy_env, &legacy_lists));
+        let own: HashMap<String, String> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(self.environment(own, &[]));
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    fn environment(
+        &self,
+        vars: HashMap<String, String>,
+        extra_lists: &[String],
+    ) -> config::Environment {
+        let mut env = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(vars.into_iter().collect()));
+        // Only declared keys are split on commas (otherwise every value would become a list).
+        let mut lists = self.list_keys.iter().chain(extra_lists).peekable();
+        if lists.peek().is_some() {
+            env = env.list_separator(",");
+            for key in lists {
+                env = env.with_list_parse_key(key);
+            }
+        }
+        env
+    }
+}
+
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
+}
+
+/// A secret string: deserializes from plain text, never prints.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Server {
+        host: String,
+        port: u16,
+        tags: Vec<String>,
+    }
+    impl Default for Server {
+        fn default() -> Self {
+            Server {
+                host: "localhost".into(),
+                port: 1234,
+                tags: vec![],
+            }
+        }
+    }
+    #[derive(Debug, Deserialize, PartialEq, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Rooms {
+        gc: bool,
+    }
+    #[derive(Debug, Deserialize, PartialEq, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Top {
+        server: Server,
+        rooms: Rooms,
+        token: Option<Secret>,
+    }
+
+    const LEGACY: &[Legacy] = &[
+        Legacy::plain("HOST", "server.host"),
+        Legacy::plain("PORT", "server.port"),
+        Legacy::flag("GC", "rooms.gc"),
+        Legacy::list("TAGS", "server.tags"),
+    ];
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_legacy_then_own_env() {
+        let top: Top = Loader::new(LEGACY).with_env(env(&[])).load().unwrap();
+        assert_eq!(top.server, Server::default());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nport = 2000\nhost = \"file\"\n").unwrap();
+        let top: Top = Loader::new(LEGACY)
+            .with_env(env(&[("PORT", "3000"), ("GC", "false"), ("TAGS", "a,b")]))
+            .with_file(Some(&path))
+            .load()
+            .unwrap();
+        assert_eq!(top.server.port, 3000, "legacy env beats the file");
+        assert_eq!(top.server.host, "file");
+        assert!(!top.rooms.gc);
+        assert_eq!(top.server.tags, vec!["a", "b"]);
+
+        let top: Top = Loader::new(LEGACY)
+            .with_env(env(&[
+                ("PORT", "3000"),
+                ("YWS__SERVER__PORT", "4000"),
+                ("GC", "yes"),
+            ]))
+            .load()
+            .unwrap();
+        assert_eq!(top.server.port, 4000, "YWS__ beats legacy names");
+        assert!(top.rooms.gc);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let err = Loader::new(LEGACY)
+            .with_env(env(&[("PORT", "not-a-port")]))
+            .load::<Top>()
+            .unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+        let err = Loader::new(LEGACY)
+            .with_env(env(&[("YWS__SERVER__PROT", "1")]))
+            .load::<Top>()
+            .unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let top: Top = Loader::new(LEGACY)
+            .with_env(env(&[("YWS__TOKEN", "hunter2")]))
+            .load()
+            .unwrap();
+        assert_eq!(top.token.as_ref().unwrap().expose(), "hunter2");
+        assert!(!format!("{top:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The gateway's configuration: typed, layered (see `yws-config`), validated once.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+use yws_config::{ConfigError, Legacy, Loader};
+use yws_core::{RoomSettings, RoomsSettings};
+use yws_telemetry::LogConfig;
+
+/// Reference-server environment names and the keys they set.
+pub const LEGACY_ENV: &[Legacy] = &[
+    Legacy::plain("HOST", "server.host"),
+    Legacy::plain("PORT", "server.port"),
+    Legacy::flag("GC", "rooms.gc"),
+    Legacy::plain("LOG_FORMAT", "log.format"),
+    Legacy::plain("LOG_LEVEL", "log.level"),
+];
+
+/// Everything the gateway reads at startup.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Listening, limits, keepalive, shutdown.
+    pub server: ServerConfig,
+    /// Room behaviour.
+    pub rooms: RoomsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Interface to listen on (reference: `HOST`, default `localhost`).
+    pub host: String,
+    /// Port to listen on (reference: `PORT`, default 1234).
+    pub port: u16,
+    /// Optional path prefix before the room name, e.g. `/collab` for `ws://host/collab/<room>`.
+    pub path_prefix: String,
+    /// Maximum WebSocket connections on this node; beyond it upgrades get HTTP 503.
+    pub max_connections: usize,
+    /// Maximum size of one incoming message in bytes; larger ones close the connection (1009).
+    pub max_message_bytes: usize,
+    /// Maximum length of a room name in bytes.
+    pub max_room_name_bytes: usize,
+    /// Frames queued for one connection before it counts as too slow and is closed (1013).
+    pub outbox_frames: usize,
+    /// Initial read buffer per connection (grows for large messages).
+    pub read_buffer_bytes: usize,
+    /// WebSocket ping interval; a connection that has not answered the previous ping by the
+    /// next one is closed.
+    pub ping_interval_ms: u64,
+    /// A connection sent nothing for this long gets an empty awareness update, so client
+    /// watchdogs (30 s in 3.x, 45 s in 4.x) never fire in a quiet room. 0 disables.
+    pub idle_message_ms: u64,
+    /// How long shutdown may take before remaining work is abandoned.
+    pub shutdown_timeout_ms: u64,
+    /// Optional separate port for `/metrics`, `/healthz`, `/readyz` (0: only the main port).
+    pub metrics_port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "localhost".into(),
+            port: 1234,
+            path_prefix: String::new(),
+            max_connections: 10_000,
+            max_message_bytes: 32 * 1024 * 1024,
+            max_room_name_bytes: 512,
+            outbox_frames: 512,
+            read_buffer_bytes: 1024,
+            ping_interval_ms: 30_000,
+            idle_message_ms: 20_000,
+            shutdown_timeout_ms: 10_000,
+            metrics_port: 0,
+        }
+    }
+}
+
+/// The `[rooms]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Garbage-collect deleted content (reference: `GC`, default on).
+    pub gc: bool,
+    /// Awareness states not renewed within this time are removed (y-protocols: 30 s).
+    pub awareness_timeout_ms: u64,
+    /// Awareness client ids one connection may own before it is closed (1008).
+    pub max_awareness_clients_per_conn: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            gc: true,
+            awareness_timeout_ms: 30_000,
+            max_awareness_clients_per_conn: 32,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Loads and validates the configuration.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: GatewayConfig = Loader::new(LEGACY_ENV).with_file(file).load()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if s.max_connections == 0 {
+            return invalid("server.max_connections must be at least 1");
+        }
+        if s.max_message_bytes < 1024 {
+            return invalid("server.max_message_bytes must be at least 1024");
+        }
+        if s.outbox_frames < 4 {
+            return invalid("server.outbox_frames must be at least 4");
+        }
+        if s.read_buffer_bytes < 64 {
+            return invalid("server.read_buffer_bytes must be at least 64");
+        }
+        if s.ping_interval_ms < 100 {
+            return invalid("server.ping_interval_ms must be at least 100");
+        }
+        if !s.path_prefix.is_empty()
+            && (!s.path_prefix.starts_with('/') || s.path_prefix.ends_with('/'))
+        {
+            return invalid(
+                "server.path_prefix must start with '/' and not end with '/' (e.g. \"/collab\")",
+            );
+        }
+        if self.rooms.awareness_timeout_ms < 1000 {
+            return invalid("rooms.awareness_timeout_ms must be at least 1000");
+        }
+        self.listen_addr()?;
+        Ok(())
+    }
+
+    /// The address to listen on (`localhost` resolves to the loopback address).
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let host = self
+            .server
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, self.server.port));
+        }
+        (host, self.server.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ConfigError::Invalid(format!("server.host {host:?} does not resolve")))
+    }
+
+    /// Settings for the room registry.
+    pub fn rooms_settings(&self) -> RoomsSettings {
+        let timeout = Duration::from_millis(self.rooms.awareness_timeout_ms);
+        RoomsSettings {
+            room: RoomSettings {
+                gc: self.rooms.gc,
+                max_awareness_clients_per_conn: self.rooms.max_awareness_clients_per_conn,
+            },
+            awareness_timeout: timeout,
+            maintenance_interval: (timeout / 10).max(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)]) -> Result<GatewayConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c: GatewayConfig = Loader::new(LEGACY_ENV).with_env(env).load()?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn reference_defaults_and_names() {
+        let c = load(&[]).unwrap();
+        assert_eq!((c.server.host.as_str(), c.server.port), ("localhost", 1234));
+        assert!(c.rooms.gc);
+        let c = load(&[("HOST", "127.0.0.1"), ("PORT", "4321"), ("GC", "0")]).unwrap();
+        assert_eq!(c.listen_addr().unwrap(), "127.0.0.1:4321".parse().unwrap());
+        assert!(!c.rooms.gc);
+    }
+
+    #[test]
+    fn invalid_values_are_reported() {
+        assert!(load(&[("YWS__SERVER__MAX_CONNECTIONS", "0")]).is_err());
+        assert!(load(&[("YWS__SERVER__PATH_PREFIX", "collab/")]).is_err());
+        assert!(load(&[("YWS__SERVER__NOPE", "1")]).is_err());
+        assert!(load(&[("PORT", "99999")]).is_err());
+    }
+}

@@ -1,0 +1,40 @@
+//! HTTP routing on the main port: WebSocket upgrades (any path: the path is the room),
+//! probes, metrics; anything else is 404 or 426.
+
+use crate::gateway::Gateway;
+use crate::upgrade;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use std::sync::Arc;
+use yws_telemetry::admin::{probe_response, text};
+
+/// Routes one request.
+pub async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    // A WebSocket upgrade always names a room, even `/healthz`.
+    if upgrade::is_upgrade(req.headers()) {
+        return upgrade::handle(gw, req).await;
+    }
+    if let Some(response) = probe_response(&req, &gw.health, &gw.registry) {
+        return response;
+    }
+    let prefix = &gw.config.server.path_prefix;
+    let in_rooms = req
+        .uri()
+        .path()
+        .strip_prefix(prefix.as_str())
+        .is_some_and(|r| r.len() > 1);
+    if req.method() == http::Method::GET && in_rooms {
+        let mut response = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "this is a y-websocket endpoint: connect with a WebSocket client\n",
+        );
+        response.headers_mut().insert(
+            http::header::UPGRADE,
+            http::HeaderValue::from_static("websocket"),
+        );
+        return response;
+    }
+    text(StatusCode::NOT_FOUND, "not found\n")
+}

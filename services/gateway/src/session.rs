@@ -1,0 +1,400 @@
+//! One WebSocket connection, from the first frame to the close frame.
+//!
+//! The loop is generic over a `Sink + Stream` of WebSocket messages, so tests drive it over an
+//! in-memory duplex pipe. It `select!`s (biased, in this order) on: being asked to close (room
+//! kicked us, token expiry, node shutdown), frames queued for us, frames from the client, the
+//! ping timer and the idle timer.
+
+use crate::metrics::{frame_type, Metrics};
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use yws_core::room::AwarenessOutcome;
+use yws_core::{Access, CloseReason, ConnId, PeerControl, Room, RoomBackend, RoomLease};
+use yws_protocol::{decode, encode, validate, DecodeError, Message};
+
+/// Outgoing messages larger than this are sent as WebSocket fragments of this size, so a
+/// connection's write buffer never has to hold a whole multi-megabyte document.
+pub const FRAGMENT_BYTES: usize = 64 * 1024;
+
+/// Frames written per flush.
+const WRITE_BATCH: usize = 64;
+
+/// How long to wait for the client's close frame after sending ours.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Timeouts and intervals of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// Frames queued for a connection before it is closed as too slow.
+    pub outbox_frames: usize,
+    /// WebSocket ping interval (a missing pong by the next ping closes the connection).
+    pub ping_interval: Duration,
+    /// Send an empty awareness update after this long without sending anything.
+    pub idle_message: Option<Duration>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The server closed it with this reason.
+    Server(CloseReason),
+    /// The client closed it (close frame or end of stream).
+    ClientClosed,
+    /// The socket failed.
+    Io,
+}
+
+impl End {
+    /// The metric label of this ending.
+    pub fn label(self) -> &'static str {
+        match self {
+            End::Server(reason) => reason.label(),
+            End::ClientClosed => "client_closed",
+            End::Io => "io_error",
+        }
+    }
+}
+
+/// What a session needs besides its socket.
+#[derive(Debug)]
+pub struct Session {
+    /// This connection's id.
+    pub conn: ConnId,
+    /// The room, held for the life of the session.
+    pub lease: RoomLease,
+    /// Lets the room and the node end the session.
+    pub control: Arc<PeerControl>,
+    /// What the client may do.
+    pub access: Access,
+    /// When the client's credentials expire (closes with 4401).
+    pub expires_at: Option<Instant>,
+}
+
+/// Shared by every session of the node.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    /// Where updates are written before they are applied.
+    pub backend: Arc<dyn RoomBackend>,
+    /// Gateway metrics.
+    pub metrics: Metrics,
+    /// Timeouts and limits.
+    pub settings: SessionSettings,
+}
+
+/// Removes the connection from its room even if the session panics.
+struct Membership<'a> {
+    room: &'a Room,
+    conn: ConnId,
+    active: bool,
+}
+
+impl Membership<'_> {
+    fn leave(mut self) -> Option<Vec<u8>> {
+        self.active = false;
+        self.room.leave(self.conn)
+    }
+}
+
+impl Drop for Membership<'_> {
+    fn drop(&mut self) {
+        if self.active {
+            self.room.leave(self.conn);
+        }
+    }
+}
+
+/// Runs a session to its end and returns how it ended.
+pub async fn run<S>(mut ws: S, session: Session, ctx: &SessionContext) -> End
+where
+    S: Stream<Item = Result<WsMessage, WsError>> + Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let room = session.lease.room().clone();
+    let (outbox, mut queued) = mpsc::channel::<Bytes>(ctx.settings.outbox_frames);
+    room.join(
+        session.conn,
+        outbox.clone(),
+        session.control.clone(),
+        session.access,
+    );
+    let membership = Membership {
+        room: &room,
+        conn: session.conn,
+        active: true,
+    };
+    let mut handler = Handler {
+        room: &room,
+        conn: session.conn,
+        access: session.access,
+        outbox,
+        ctx,
+    };
+
+    let ping_every = ctx.settings.ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut awaiting_pong = false;
+    let mut last_sent = Instant::now();
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+
+    let end = loop {
+        let idle_at = ctx.settings.idle_message.map_or(far, |d| last_sent + d);
+        tokio::select! {
+            biased;
+            _ = session.control.kicked() => {
+                break End::Server(session.control.reason().unwrap_or(CloseReason::ServiceRestart));
+            }
+            _ = sleep_until(session.expires_at.unwrap_or(far)), if session.expires_at.is_some() => {
+                break End::Server(CloseReason::TokenExpired);
+            }
+            frame = queued.recv() => {
+                // The handler holds a sender, so the queue never closes while we run.
+                let Some(frame) = frame else { break End::Server(CloseReason::InternalError) };
+                if write_batch(&mut ws, frame, &mut queued, &ctx.metrics).await.is_err() {
+                    break End::Io;
+                }
+                last_sent = Instant::now();
+            }
+            incoming = ws.next() => {
+                awaiting_pong = false;
+                match incoming {
+                    Some(Ok(WsMessage::Binary(data))) => {
+                        if let Err(reason) = handler.frame(&data).await {
+                            break End::Server(reason);
+                        }
+                    }
+                    Some(Ok(WsMessage::Text(_))) => {
+                        tracing::info!("text frame from client; y-websocket is binary");
+                        break End::Server(CloseReason::UnsupportedData);
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None => break End::ClientClosed,
+                    Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
+                    Some(Err(e)) => break read_error(e),
+                }
+            }
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    tracing::info!("no pong since the last ping; closing");
+                    break End::Server(CloseReason::PingTimeout);
+                }
+                awaiting_pong = true;
+                if ws.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                    break End::Io;
+                }
+            }
+            _ = sleep_until(idle_at), if ctx.settings.idle_message.is_some() => {
+                // Client watchdogs ignore pings; an empty awareness update is a message.
+                let frame = Bytes::from(encode::empty_awareness());
+                if write_batch(&mut ws, frame, &mut queued, &ctx.metrics).await.is_err() {
+                    break End::Io;
+                }
+                last_sent = Instant::now();
+            }
+        }
+    };
+
+    if let Some(removal) = membership.leave() {
+        if let Err(e) = ctx.backend.publish_awareness(&room, &removal).await {
+            tracing::debug!(error = %e, "could not share awareness removal; other nodes expire it");
+        }
+    }
+    if let End::Server(reason) = end {
+        close(&mut ws, reason).await;
+    }
+    end
+}
+
+fn read_error(e: WsError) -> End {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            tracing::info!(size, max_size, "message too big");
+            End::Server(CloseReason::MessageTooBig)
+        }
+        WsError::Capacity(e) => {
+            tracing::info!(error = %e, "frame over capacity");
+            End::Server(CloseReason::MessageTooBig)
+        }
+        WsError::Protocol(e) => {
+            tracing::info!(error = %e, "WebSocket protocol violation");
+            End::Server(CloseReason::ProtocolError)
+        }
+        WsError::Utf8(_) => End::Server(CloseReason::InvalidPayload),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => End::ClientClosed,
+        e => {
+            tracing::debug!(error = %e, "read failed");
+            End::Io
+        }
+    }
+}
+
+/// Sends the close frame and waits briefly for the client's answer, so the client sees our
+/// close code rather than a reset.
+async fn close<S>(ws: &mut S, reason: CloseReason)
+where
+    S: Stream<Item = Result<WsMessage, WsError>> + Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::from(reason.code()),
+        reason: reason.message().into(),
+    };
+    if ws.send(WsMessage::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Writes `first` and whatever else is queued (up to a batch), then flushes once.
+async fn write_batch<S>(
+    ws: &mut S,
+    first: Bytes,
+    queued: &mut mpsc::Receiver<Bytes>,
+    metrics: &Metrics,
+) -> Result<(), WsError>
+where
+    S: Sink<WsMessage, Error = WsError> + Unpin,
+{
+    feed(ws, first, metrics).await?;
+    for _ in 1..WRITE_BATCH {
+        match queued.try_recv() {
+            Ok(frame) => feed(ws, frame, metrics).await?,
+            Err(_) => break,
+        }
+    }
+    ws.flush().await
+}
+
+async fn feed<S>(ws: &mut S, frame: Bytes, metrics: &Metrics) -> Result<(), WsError>
+where
+    S: Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let kind = frame_type(&frame);
+    metrics.messages_sent.with_label_values(&[kind]).inc();
+    metrics
+        .sent_bytes
+        .with_label_values(&[kind])
+        .inc_by(frame.len() as u64);
+    if frame.len() <= FRAGMENT_BYTES {
+        return ws.feed(WsMessage::Binary(frame)).await;
+    }
+    let total = frame.len();
+    let mut offset = 0;
+    while offset < total {
+        let end = (offset + FRAGMENT_BYTES).min(total);
+        let opcode = if offset == 0 {
+            OpCode::Data(Data::Binary)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        let fragment = Frame::message(frame.slice(offset..end), opcode, end == total);
+        ws.feed(WsMessage::Frame(fragment)).await?;
+        offset = end;
+    }
+    Ok(())
+}
+
+/// Handles the messages of incoming frames for one connection.
+struct Handler<'a> {
+    room: &'a Room,
+    conn: ConnId,
+    access: Access,
+    outbox: mpsc::Sender<Bytes>,
+    ctx: &'a SessionContext,
+}
+
+impl Handler<'_> {
+    async fn frame(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+        let metrics = &self.ctx.metrics;
+        let messages = decode(data).map_err(|e| self.malformed(e))?;
+        for message in messages {
+            let kind = message.kind();
+            metrics.messages_received.with_label_values(&[kind]).inc();
+            metrics
+                .received_bytes
+                .with_label_values(&[kind])
+                .inc_by(data.len() as u64);
+            match message {
+                Message::SyncStep1(sv) => self.reply(self.room.sync_step2(&sv))?,
+                Message::SyncStep2(update) | Message::Update(update) => self.update(update).await?,
+                Message::Awareness(update) => match self.room.apply_awareness(self.conn, &update) {
+                    AwarenessOutcome::Unchanged => {}
+                    AwarenessOutcome::Changed(payload) => {
+                        if let Err(e) = self
+                            .ctx
+                            .backend
+                            .publish_awareness(self.room, &payload)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "awareness not shared with other nodes");
+                        }
+                    }
+                    AwarenessOutcome::TooManyClients => {
+                        tracing::info!("connection owns too many awareness client ids");
+                        return Err(CloseReason::PolicyViolation);
+                    }
+                },
+                Message::QueryAwareness => self.reply(self.room.awareness_frame())?,
+                Message::Auth { .. } => {} // server-to-client only; ignored like the reference
+            }
+        }
+        Ok(())
+    }
+
+    async fn update(&mut self, raw: &[u8]) -> Result<(), CloseReason> {
+        if self.access == Access::ReadOnly {
+            self.ctx.metrics.readonly_updates_dropped.inc();
+            return Ok(());
+        }
+        let update = validate::update(raw).map_err(|e| self.malformed(e))?;
+        if update.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        if let Err(e) = self.ctx.backend.append(self.room, raw).await {
+            tracing::warn!(error = %e, "update not written; closing so the client retries");
+            return Err(CloseReason::BackendUnavailable);
+        }
+        self.ctx
+            .metrics
+            .append_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.room.apply_update(update, raw).map_err(|e| {
+            tracing::warn!(error = %e, "update decoded but could not be applied");
+            CloseReason::InvalidPayload
+        })
+    }
+
+    fn reply(&self, frame: Bytes) -> Result<(), CloseReason> {
+        self.outbox
+            .try_send(frame)
+            .map_err(|_| CloseReason::TooSlow)
+    }
+
+    fn malformed(&self, e: DecodeError) -> CloseReason {
+        tracing::info!(error = %e, "malformed message; closing this connection");
+        self.ctx
+            .metrics
+            .malformed_messages
+            .with_label_values(&[e.kind()])
+            .inc();
+        match e {
+            DecodeError::InvalidUpdate(_)
+            | DecodeError::InvalidStateVector(_)
+            | DecodeError::InvalidAwareness(_) => CloseReason::InvalidPayload,
+            _ => CloseReason::ProtocolError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

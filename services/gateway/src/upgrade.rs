@@ -1,0 +1,282 @@
+//! The WebSocket upgrade: request checks, room name, capacity, room load — everything that
+//! can refuse a client happens here, *before* the 101 response.
+
+use crate::gateway::Gateway;
+use crate::session::{self, End, Session};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+use yws_core::{Access, NameError, PeerControl, RoomName};
+use yws_telemetry::admin::text;
+
+/// Whether `req` asks for a WebSocket upgrade.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    header_has_token(headers, UPGRADE, "websocket")
+}
+
+fn header_has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// The room named by `path`: strip the configured prefix and the leading `/`, percent-decode,
+/// validate. `None` when the path is outside the prefix.
+pub fn room_from_path(
+    path: &str,
+    prefix: &str,
+    max_bytes: usize,
+) -> Option<Result<RoomName, NameError>> {
+    let rest = path.strip_prefix(prefix)?;
+    let rest = rest.strip_prefix('/')?;
+    let decoded = match percent_decode_str(rest).decode_utf8() {
+        Ok(name) => name,
+        Err(_) => return Some(Err(NameError::NotUtf8)),
+    };
+    Some(RoomName::new(&decoded, max_bytes))
+}
+
+fn refuse(
+    gw: &Gateway,
+    status: StatusCode,
+    reason: &'static str,
+    body: &str,
+) -> Response<Full<Bytes>> {
+    gw.metrics
+        .upgrades_rejected
+        .with_label_values(&[reason])
+        .inc();
+    tracing::info!(
+        status = status.as_u16(),
+        reason,
+        detail = body,
+        "upgrade refused"
+    );
+    text(status, &format!("{body}\n"))
+}
+
+/// Handles an upgrade request end to end: answers 101 and spawns the session, or refuses.
+pub async fn handle(gw: Arc<Gateway>, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let settings = &gw.config.server;
+    let room = match room_from_path(
+        req.uri().path(),
+        &settings.path_prefix,
+        settings.max_room_name_bytes,
+    ) {
+        None => {
+            return refuse(
+                &gw,
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no room at this path",
+            )
+        }
+        Some(Err(e)) => {
+            return refuse(
+                &gw,
+                StatusCode::BAD_REQUEST,
+                "bad_room_name",
+                &e.to_string(),
+            )
+        }
+        Some(Ok(room)) => room,
+    };
+    if req.method() != http::Method::GET || !header_has_token(req.headers(), CONNECTION, "upgrade")
+    {
+        return refuse(
+            &gw,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "not a WebSocket upgrade request",
+        );
+    }
+    if req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        let mut response = refuse(
+            &gw,
+            StatusCode::UPGRADE_REQUIRED,
+            "bad_request",
+            "WebSocket version 13 required",
+        );
+        response
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return response;
+    }
+    let Some(key) = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()))
+    else {
+        return refuse(
+            &gw,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "missing Sec-WebSocket-Key",
+        );
+    };
+    if !gw.health.is_ready() {
+        let reason = gw.health.not_ready_reason().unwrap_or("not ready");
+        return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason);
+    }
+    let Ok(permit) = gw.connection_slots.clone().try_acquire_owned() else {
+        return refuse(
+            &gw,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "over_capacity",
+            "node at its connection limit",
+        );
+    };
+
+    // Later: authentication decides access and expiry here.
+    let access = Access::ReadWrite;
+    let expires_at: Option<Instant> = None;
+
+    let started = Instant::now();
+    let lease = match gw.rooms.lease(&room).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            tracing::warn!(room = %room, error = %e, "room could not be loaded");
+            return refuse(
+                &gw,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend_unavailable",
+                "room storage unavailable",
+            );
+        }
+    };
+    gw.metrics
+        .room_load_seconds
+        .observe(started.elapsed().as_secs_f64());
+
+    let protocol = req
+        .headers()
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty());
+
+    let conn = gw.next_conn_id();
+    let control = PeerControl::child_of(&gw.connections_cancel);
+    let span = tracing::info_span!("conn", room = %room, conn_id = conn.0);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let task_gw = gw.clone();
+    gw.tracker.spawn(
+        async move {
+            let _permit = permit;
+            let upgraded = match upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => {
+                    tracing::info!(error = %e, "upgrade did not complete");
+                    return;
+                }
+            };
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(task_gw.ws_config),
+            )
+            .await;
+            let metrics = task_gw.metrics.clone();
+            metrics.connections_opened.inc();
+            metrics.connections.inc();
+            tracing::debug!("connected");
+            let session = Session {
+                conn,
+                lease,
+                control,
+                access,
+                expires_at,
+            };
+            let ctx = task_gw.session_context.clone();
+            let outcome = AssertUnwindSafe(session::run(ws, session, &ctx))
+                .catch_unwind()
+                .await;
+            metrics.connections.dec();
+            match outcome {
+                Ok(end) => {
+                    metrics.closed(end.label());
+                    tracing::debug!(end = end.label(), "disconnected");
+                    if let End::Server(reason) = end {
+                        if reason == yws_core::CloseReason::TooSlow {
+                            tracing::info!("client too slow; closed with 1013");
+                        }
+                    }
+                }
+                Err(_) => {
+                    metrics.panics.inc();
+                    metrics.closed("panic");
+                    tracing::error!(
+                        "connection task panicked; connection dropped, node carries on"
+                    );
+                }
+            }
+            task_gw.metrics.rooms.set(task_gw.rooms.len() as i64);
+        }
+        .instrument(span),
+    );
+    gw.metrics.rooms.set(gw.rooms.len() as i64);
+
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&key) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(protocol) = protocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_from_paths() {
+        let ok = |p: &str, prefix: &str| room_from_path(p, prefix, 64).unwrap().unwrap();
+        assert_eq!(ok("/my-room", "").as_str(), "my-room");
+        assert_eq!(ok("/a/b%20c", "").as_str(), "a/b c");
+        assert_eq!(ok("/collab/doc", "/collab").as_str(), "doc");
+        assert!(room_from_path("/other/doc", "/collab", 64).is_none());
+        assert!(room_from_path("/collabdoc", "/collab", 64).is_none());
+        assert_eq!(room_from_path("/", "", 64), Some(Err(NameError::Empty)));
+        assert_eq!(
+            room_from_path("/%0A", "", 64),
+            Some(Err(NameError::ControlCharacter))
+        );
+        assert_eq!(
+            room_from_path("/%FF", "", 64),
+            Some(Err(NameError::NotUtf8))
+        );
+        assert!(matches!(
+            room_from_path(&format!("/{}", "x".repeat(65)), "", 64),
+            Some(Err(NameError::TooLong { .. }))
+        ));
+    }
+}

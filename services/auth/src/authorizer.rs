@@ -119,9 +119,22 @@ mod tests {
 
     fn assert_send_sync<T: Send + Sync>() {}
 
+    fn assert_send<T: Send>(_: &T) {}
+
     #[test]
-    fn authorizer_is_send_and_sync() {
+    fn authorizer_is_send_and_sync_and_its_future_is_send() {
         assert_send_sync::<Authorizer>();
+        let config = AuthConfig {
+            jwt_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            webhook_url: Some("http://127.0.0.1:9/auth".to_owned()),
+            ..AuthConfig::default()
+        };
+        // Built outside any tokio runtime: no IO, no spawning at construction.
+        let auth = Authorizer::new(&config).unwrap();
+        assert!(auth.enabled());
+        let head = http::Request::new(()).into_parts().0;
+        let future = auth.authorize("room", &head);
+        assert_send(&future);
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! [`Authorizer`]: the one entry point the gateway calls per upgrade or API request.
+
+use http::request::Parts;
+
+use crate::config::AuthConfig;
+use crate::credentials::TokenSources;
+use crate::error::AuthError;
+use crate::grant::{Grant, Refusal, RefusalReason};
+use crate::jwt::JwtVerifier;
+use crate::origin::OriginPolicy;
+use crate::webhook::Webhook;
+
+/// Decides whether a request (a WebSocket upgrade or a document API call) may use a room.
+///
+/// Built once at startup from a validated [`AuthConfig`]; `Send + Sync`, share it in an `Arc`.
+/// Checks run in this order, the first failure refusing the request:
+///
+/// 1. `Origin` against `allowed_origins`, when that list is set;
+/// 2. the JWT, when configured: a token is required and must verify and cover the room;
+/// 3. the webhook, when configured.
+///
+/// The resulting access is the most restrictive of the JWT's and the webhook's, the expiry the
+/// earliest of both, the subject the JWT's `sub` (else the webhook's `subject`). With neither
+/// configured, every request gets a read-write [`Grant`] without expiry.
+#[derive(Debug)]
+pub struct Authorizer {
+    origins: Option<OriginPolicy>,
+    tokens: TokenSources,
+    jwt: Option<JwtVerifier>,
+    webhook: Option<Webhook>,
+}
+
+impl Authorizer {
+    /// Validates `config`, reads the JWT key file once and builds the webhook HTTP client.
+    /// No network IO happens here.
+    pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
+        config.validate_settings()?;
+        let jwt = if config.jwt_enabled() {
+            Some(JwtVerifier::new(config)?)
+        } else {
+            None
+        };
+        let origins = OriginPolicy::new(&config.allowed_origins)
+            .map_err(|reason| AuthError::invalid("allowed_origins", reason))?;
+        Ok(Authorizer {
+            origins,
+            tokens: TokenSources::new(&config.token_query_param, config.token_cookie.as_deref()),
+            jwt,
+            webhook: Webhook::new(config)?,
+        })
+    }
+
+    /// Whether [`Self::authorize`] can refuse anything (JWT, webhook or an origin allow-list
+    /// is configured). When `false`, the gateway may skip calling it.
+    pub fn enabled(&self) -> bool {
+        self.jwt.is_some() || self.webhook.is_some() || self.origins.is_some()
+    }
+
+    /// Authorizes a request for `room` (the room name as given, already percent-decoded) from
+    /// its head. Refusals are answered before any upgrade, with [`Refusal::status`] and
+    /// [`Refusal::message`].
+    pub async fn authorize(&self, room: &str, head: &Parts) -> Result<Grant, Refusal> {
+        let result = self.decide(room, head).await;
+        match &result {
+            Ok(grant) => tracing::debug!(
+                room,
+                access = grant.access.as_str(),
+                subject = grant.subject.as_deref(),
+                "request authorized"
+            ),
+            Err(refusal) => tracing::debug!(
+                room,
+                status = refusal.status.as_u16(),
+                reason = refusal.reason.as_str(),
+                "request refused"
+            ),
+        }
+        result
+    }
+
+    async fn decide(&self, room: &str, head: &Parts) -> Result<Grant, Refusal> {
+        if let Some(origins) = &self.origins {
+            origins.check(&head.headers)?;
+        }
+        let token = self.tokens.find(head);
+        let mut grant = Grant::anonymous();
+        if let Some(jwt) = &self.jwt {
+            let token = token
+                .as_deref()
+                .ok_or_else(|| Refusal::new(RefusalReason::MissingToken, "missing token"))?;
+            grant = jwt.verify(token, room)?;
+        }
+        if let Some(webhook) = &self.webhook {
+            let answer = webhook.authorize(room, head, token.as_deref()).await?;
+            grant = combine(grant, answer);
+        }
+        Ok(grant)
+    }
+}
+
+/// JWT grant (or the anonymous one) + webhook grant → the more restrictive of both.
+fn combine(first: Grant, second: Grant) -> Grant {
+    Grant {
+        access: first.access.most_restrictive(second.access),
+        expires_at: match (first.expires_at, second.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+        subject: first.subject.or(second.subject),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::grant::Access;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn authorizer_is_send_and_sync_and_its_future_is_send() {
+        assert_send_sync::<Authorizer>();
+        let config = AuthConfig {
+            jwt_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            webhook_url: Some("http://127.0.0.1:9/auth".to_owned()),
+            ..AuthConfig::default()
+        };
+        // Built outside any tokio runtime: no IO, no spawning at construction.
+        let auth = Authorizer::new(&config).unwrap();
+        assert!(auth.enabled());
+        let head = http::Request::new(()).into_parts().0;
+        let future = auth.authorize("room", &head);
+        assert_send(&future);
+    }
+
+    #[test]
+    fn combine_takes_the_most_restrictive() {
+        let soon = SystemTime::now() + Duration::from_secs(10);
+        let later = soon + Duration::from_secs(10);
+        let jwt = Grant {
+            access: Access::ReadWrite,
+            expires_at: Some(later),
+            subject: Some("jwt".to_owned()),
+        };
+        let hook = Grant {
+            access: Access::ReadOnly,
+            expires_at: Some(soon),
+            subject: Some("hook".to_owned()),
+        };
+        let both = combine(jwt.clone(), hook.clone());
+        assert_eq!(both.access, Access::ReadOnly);
+        assert_eq!(both.expires_at, Some(soon));
+        assert_eq!(both.subject.as_deref(), Some("jwt"));
+        assert_eq!(combine(Grant::anonymous(), hook.clone()), hook);
+        assert_eq!(combine(jwt.clone(), Grant::anonymous()), jwt);
+    }
+}

@@ -1,0 +1,346 @@
+//! The auth webhook: `POST` the room and the chosen request credentials to the app, which
+//! answers with the access it grants.
+//!
+//! Request body (JSON): `{"room": "...", "headers": {"<name>": "<value>", ...},
+//! "cookie": "<raw Cookie header>", "token": "<token>"}` — `headers` holds the configured
+//! `webhook_forward_headers` that are present (lowercase names), `cookie` is sent only with
+//! `webhook_forward_cookies`, `token` only when the request carries one (query, bearer or
+//! cookie, as for JWT).
+//!
+//! Answer: 2xx with `{"access": "rw" | "read", "expires_in_secs": N, "subject": "..."}` (all
+//! optional; an empty body means `rw`, no expiry) → grant; 401/403 → refusal with that status;
+//! anything else, an unparsable 2xx body, a transport error or the timeout → 503 (fail closed)
+//! and a `warn` log line. Plain `http://` only: this crate carries no TLS client.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, USER_AGENT};
+use http::request::Parts;
+use http::{HeaderName, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::cache::GrantCache;
+use crate::config::AuthConfig;
+use crate::credentials::raw_cookie;
+use crate::error::AuthError;
+use crate::grant::{Access, Grant, Refusal, RefusalReason};
+
+/// Largest webhook answer body read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Idle keep-alive connections kept to the webhook host.
+const MAX_IDLE_CONNECTIONS: usize = 16;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Checks a webhook URL: absolute `http://` with a host, no user info.
+pub(crate) fn parse_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(
+                "https webhook URLs are not supported: yws-auth has no TLS client (it \
+                        would need a C toolchain). Reach the webhook over plain http inside your \
+                        network, or through a local TLS-originating proxy"
+                    .to_owned(),
+            )
+        }
+        _ => return Err(format!("`{url}` must be an absolute http:// URL")),
+    }
+    match uri.authority() {
+        Some(authority) if authority.as_str().contains('@') => {
+            Err("credentials in the webhook URL are not supported".to_owned())
+        }
+        Some(authority) if !authority.host().is_empty() => Ok(uri),
+        _ => Err(format!("`{url}` has no host")),
+    }
+}
+
+#[derive(Serialize)]
+struct WebhookRequest<'a> {
+    room: &'a str,
+    headers: BTreeMap<&'a str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookie: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WebhookAnswer {
+    #[serde(default)]
+    access: Option<String>,
+    #[serde(default)]
+    expires_in_secs: Option<u64>,
+    #[serde(default)]
+    subject: Option<String>,
+}
+
+/// The webhook client with its cache and concurrency limit.
+pub(crate) struct Webhook {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    /// `host[:port]/path`: what logs show (never the query, which may hold a key).
+    log_target: String,
+    timeout: Duration,
+    forward_headers: Vec<HeaderName>,
+    forward_cookies: bool,
+    cache: Option<GrantCache>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("target", &self.log_target)
+            .field("timeout", &self.timeout)
+            .field("forward_headers", &self.forward_headers)
+            .field("forward_cookies", &self.forward_cookies)
+            .field("cache", &self.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    /// `None` when no webhook is configured. Builds the HTTP client (no IO yet).
+    pub(crate) fn new(config: &AuthConfig) -> Result<Option<Self>, AuthError> {
+        let Some(url) = &config.webhook_url else {
+            return Ok(None);
+        };
+        let uri = parse_url(url).map_err(|reason| AuthError::invalid("webhook_url", reason))?;
+        let forward_headers = config
+            .webhook_forward_headers
+            .iter()
+            .map(|name| {
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    AuthError::invalid(
+                        "webhook_forward_headers",
+                        format!("`{name}` is not a valid header name"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timeout = Duration::from_millis(config.webhook_timeout_ms);
+
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
+            .build(connector);
+
+        let log_target = format!(
+            "{}{}",
+            uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+            uri.path()
+        );
+        Ok(Some(Webhook {
+            client,
+            uri,
+            log_target,
+            timeout,
+            forward_headers,
+            forward_cookies: config.webhook_forward_cookies,
+            cache: GrantCache::new(
+                Duration::from_millis(config.webhook_cache_ttl_ms),
+                config.webhook_cache_max_entries,
+            ),
+            permits: Semaphore::new(config.webhook_max_concurrency),
+        }))
+    }
+
+    /// Asks the webhook (or the cache) whether the request may use `room`.
+    pub(crate) async fn authorize(
+        &self,
+        room: &str,
+        head: &Parts,
+        token: Option<&str>,
+    ) -> Result<Grant, Refusal> {
+        let body = self.request_body(room, head, token)?;
+        let key: [u8; 32] = Sha256::digest(&body).into();
+        if let Some(grant) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            return Ok(grant);
+        }
+        let grant = match tokio::time::timeout(self.timeout, self.call(body)).await {
+            Ok(Ok(grant)) => grant,
+            Ok(Err(Failure::Denied(status))) => {
+                let message = if status == StatusCode::UNAUTHORIZED {
+                    "not authenticated"
+                } else {
+                    "access denied"
+                };
+                return Err(Refusal {
+                    status,
+                    reason: RefusalReason::WebhookDenied,
+                    message: message.to_owned(),
+                });
+            }
+            Ok(Err(Failure::Unavailable(cause))) => return Err(self.unavailable(room, &cause)),
+            Err(_elapsed) => {
+                let cause = format!("no answer within {} ms", self.timeout.as_millis());
+                return Err(self.unavailable(room, &cause));
+            }
+        };
+        if let Some(cache) = &self.cache {
+            cache.insert(key, grant.clone());
+        }
+        Ok(grant)
+    }
+
+    fn request_body(
+        &self,
+        room: &str,
+        head: &Parts,
+        token: Option<&str>,
+    ) -> Result<Vec<u8>, Refusal> {
+        let mut headers = BTreeMap::new();
+        for name in &self.forward_headers {
+            let values: Vec<&str> = head
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if !values.is_empty() {
+                headers.insert(name.as_str(), values.join(", "));
+            }
+        }
+        let request = WebhookRequest {
+            room,
+            headers,
+            cookie: self
+                .forward_cookies
+                .then(|| raw_cookie(&head.headers))
+                .flatten(),
+            token,
+        };
+        serde_json::to_vec(&request).map_err(|e| self.unavailable(room, &e.to_string()))
+    }
+
+    async fn call(&self, body: Vec<u8>) -> Result<Grant, Failure> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Failure::Unavailable("webhook client closed".to_owned()))?;
+        let request = Request::post(self.uri.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, concat!("yws-auth/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Failure::Unavailable(format!("cannot build request: {e}")))?;
+        let response =
+            self.client.request(request).await.map_err(|e| {
+                Failure::Unavailable(format!("request failed: {}", error_chain(&e)))
+            })?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Failure::Denied(status));
+        }
+        if !status.is_success() {
+            return Err(Failure::Unavailable(format!("answered {status}")));
+        }
+        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| Failure::Unavailable(format!("cannot read answer: {e}")))?
+            .to_bytes();
+        parse_answer(&body).map_err(Failure::Unavailable)
+    }
+
+    fn unavailable(&self, room: &str, cause: &str) -> Refusal {
+        tracing::warn!(
+            webhook = %self.log_target,
+            room,
+            cause,
+            "auth webhook unavailable; refusing the request with 503 (fail closed)"
+        );
+        Refusal::new(
+            RefusalReason::WebhookUnavailable,
+            "authorization service unavailable",
+        )
+    }
+}
+
+enum Failure {
+    Denied(StatusCode),
+    Unavailable(String),
+}
+
+/// A 2xx answer body → grant. Empty (or whitespace) means read-write without expiry.
+fn parse_answer(body: &[u8]) -> Result<Grant, String> {
+    let answer = if body.iter().all(u8::is_ascii_whitespace) {
+        WebhookAnswer::default()
+    } else {
+        serde_json::from_slice::<WebhookAnswer>(body)
+            .map_err(|e| format!("unparsable answer: {e}"))?
+    };
+    let access = match answer.access.as_deref() {
+        None => Access::ReadWrite,
+        Some(value) => {
+            Access::parse(value).ok_or_else(|| format!("unknown access `{value}` in answer"))?
+        }
+    };
+    Ok(Grant {
+        access,
+        expires_at: answer
+            .expires_in_secs
+            .and_then(|secs| SystemTime::now().checked_add(Duration::from_secs(secs))),
+        subject: answer.subject,
+    })
+}
+
+/// `err: source: source...` (hyper-util's client error hides the cause in its sources).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(parse_url("http://127.0.0.1:8080/auth?key=1").is_ok());
+        assert!(parse_url("https://auth.example.com/")
+            .unwrap_err()
+            .contains("https"));
+        assert!(parse_url("/auth").is_err());
+        assert!(parse_url("ftp://host/").is_err());
+        assert!(parse_url("http://user:pw@host/").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn answers() {
+        let rw = parse_answer(b"").unwrap();
+        assert_eq!(
+            (rw.access, rw.expires_at, rw.subject),
+            (Access::ReadWrite, None, None)
+        );
+        let read = parse_answer(br#"{"access":"read","subject":"u1","extra":1}"#).unwrap();
+        assert_eq!(read.access, Access::ReadOnly);
+        assert_eq!(read.subject.as_deref(), Some("u1"));
+        let expiring = parse_answer(br#"{"expires_in_secs": 60}"#).unwrap();
+        assert!(expiring.expires_at.is_some_and(|at| at > SystemTime::now()));
+        assert!(parse_answer(br#"{"access":"admin"}"#).is_err());
+        assert!(parse_answer(b"ok").is_err());
+    }
+}

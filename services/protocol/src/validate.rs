@@ -8,8 +8,17 @@ use yrs::updates::decoder::Decode;
 use yrs::{StateVector, Update};
 
 /// Decodes a v1 Yjs update. The returned [`Update`] can be applied without decoding again.
+///
+/// Decoding touches nothing shared, so a panic inside yrs (it `debug_assert`s on client ids
+/// wider than 53 bits, for one) is caught and reported as an invalid update.
 pub fn update(bytes: &[u8]) -> Result<Update, DecodeError> {
-    Update::decode_v1(bytes).map_err(|e| DecodeError::InvalidUpdate(e.to_string()))
+    match std::panic::catch_unwind(|| Update::decode_v1(bytes)) {
+        Ok(Ok(update)) => Ok(update),
+        Ok(Err(e)) => Err(DecodeError::InvalidUpdate(e.to_string())),
+        Err(_) => Err(DecodeError::InvalidUpdate(
+            "decoder rejected the update".into(),
+        )),
+    }
 }
 
 /// Yjs client ids are JavaScript safe integers: at most 53 bits.
@@ -53,6 +62,15 @@ mod tests {
     use super::*;
     use yrs::updates::encoder::Encode;
     use yrs::{Doc, GetString, ReadTxn, Text, Transact};
+
+    #[test]
+    fn client_ids_beyond_53_bits_are_invalid_not_a_crash() {
+        // One client, one GC struct, client id 2^60, then an empty delete set.
+        let mut bytes = vec![1, 1];
+        crate::varint::write_var_u64(&mut bytes, 1 << 60);
+        bytes.extend([0, 0, 1, 0]);
+        let _ = update(&bytes); // must return (Ok in release builds, Err in debug), not unwind
+    }
 
     #[test]
     fn accepts_real_updates_and_rejects_garbage() {

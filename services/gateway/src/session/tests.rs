@@ -324,3 +324,63 @@ async fn large_messages_go_out_in_fragments_and_arrive_whole() {
     let echo = next_binary(&mut a).await;
     assert_eq!(decode(&echo).unwrap(), vec![Message::Update(&update)]);
 }
+
+#[derive(Debug)]
+struct PanickingBackend;
+
+#[async_trait::async_trait]
+impl RoomBackend for PanickingBackend {
+    async fn open(&self, _: &Arc<yws_core::Room>) -> Result<(), yws_core::BackendError> {
+        Ok(())
+    }
+    async fn append(&self, _: &yws_core::Room, _: &[u8]) -> Result<(), yws_core::BackendError> {
+        panic!("injected fault");
+    }
+    async fn publish_awareness(
+        &self,
+        _: &yws_core::Room,
+        _: &[u8],
+    ) -> Result<(), yws_core::BackendError> {
+        Ok(())
+    }
+    async fn close(&self, _: &Arc<yws_core::Room>) {}
+    fn unload_grace(&self) -> Option<Duration> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_session_leaves_its_room_clean() {
+    let mut h = Harness::new();
+    h.ctx.backend = Arc::new(PanickingBackend);
+    h.rooms = Rooms::new(h.ctx.backend.clone(), RoomsSettings::default());
+    let (mut victim, _, task) = h.connect("panic", Access::ReadWrite).await;
+    let (mut other, _, _) = h.connect("panic", Access::ReadWrite).await;
+    next_binary(&mut victim).await;
+    next_binary(&mut other).await;
+    let state = AwarenessEntry {
+        client_id: 5,
+        clock: 1,
+        state: "{}",
+    };
+    victim
+        .send(WsMessage::Binary(encode::awareness([state]).into()))
+        .await
+        .unwrap();
+    next_binary(&mut other).await;
+    victim
+        .send(WsMessage::Binary(
+            encode::update(&text_update(6, "boom")).into(),
+        ))
+        .await
+        .unwrap();
+    assert!(task.await.is_err(), "the session task panicked");
+    // Its awareness state was removed by the membership guard during unwinding.
+    let frame = next_binary(&mut other).await;
+    let Message::Awareness(aw) = &decode(&frame).unwrap()[0] else {
+        panic!("awareness")
+    };
+    assert!(aw.entries[0].is_removal());
+    let room = h.rooms.get(&RoomName::new("panic", 64).unwrap()).unwrap();
+    assert_eq!(room.peer_count(), 1);
+}

@@ -1,0 +1,46 @@
+//! # yws-e2e
+//!
+//! Helpers for end-to-end tests that run the real binaries: a `yws-gateway` or
+//! `yws-compactor` process on a free loopback port, a real `redis-server` (single or a
+//! 3-master cluster), and the real npm `y-websocket` client through the scenarios in
+//! `tests/interop`. Everything listens on 127.0.0.1 only, and every wait has a timeout.
+//!
+//! ## Layout
+//! - [`process`]: spawning our binaries, reading their logs, signals.
+//! - [`redis`]: `redis-server` instances and a local Redis Cluster.
+//! - [`interop`]: running a Node interop scenario and reading its JSON verdict.
+//! - [`http`]: a tiny HTTP/1.1 client for probes, metrics and the document API.
+//! - [`ws`]: a raw y-websocket client (tokio-tungstenite) for byte-level checks.
+// Real processes are polled from plain threads here: `std::thread::sleep` is fine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::disallowed_methods)]
+
+pub mod http;
+pub mod interop;
+pub mod process;
+pub mod redis;
+pub mod ws;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root exists")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A room name unique to this test run.
+pub fn unique_room(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}

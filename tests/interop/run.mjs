@@ -88,6 +88,7 @@ const parse = () => {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`)
     return n
   }
+  if (scenarioName === 'auth-params' && values.token === undefined) throw new Error('auth-params needs --token')
   const quietMs = int('quiet-ms', values['quiet-ms'], 0)
   const expectStatus = int('expect-status', values['expect-status'], 100)
   const seed = int('seed', values.seed, 0) ?? randomBytes(4).readUInt32LE(0)

@@ -8,7 +8,7 @@ import * as Y from 'yjs'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as prng from 'lib0/prng'
-import { RawClient, decodeMessage, describe, round } from './raw.mjs'
+import { RawClient, bytesEqual, decodeMessage, describe, round } from './raw.mjs'
 
 export * from './raw.mjs'
 export { Y, WebSocket, WebsocketProvider, prng }
@@ -241,11 +241,16 @@ export const content = (doc) => ({ text: doc.getText('text').toString(), map: do
 export const canonical = (value) => JSON.stringify(value, (_k, v) =>
   v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v)
 
-/** True when all docs have identical state vectors and identical content. */
+/**
+ * True when all docs are in the same state: byte-identical encoded state vectors, equal snapshots
+ * (state vector and delete set) and identical content.
+ */
 export const converged = (docs) => {
-  const sv0 = canonical(stateVector(docs[0]))
+  const sv0 = Y.encodeStateVector(docs[0])
+  const snap0 = Y.snapshot(docs[0])
   const c0 = canonical(content(docs[0]))
-  return docs.every(d => canonical(stateVector(d)) === sv0 && canonical(content(d)) === c0)
+  return docs.every(d => bytesEqual(Y.encodeStateVector(d), sv0) && Y.equalSnapshots(Y.snapshot(d), snap0) &&
+    canonical(content(d)) === c0)
 }
 
 /** Describes how docs differ (for failure reasons). */

@@ -50,7 +50,7 @@ export default async function offline (ctx) {
     resync_ms: resyncMs,
     converge_after_reconnect_ms: Math.round((performance.now() - t0) * 10) / 10,
     a_connects: a.connects,
-    b_frames_while_a_offline_and_after: b.frames.length - bFramesOffline,
+    b_frames_since_a_offline: b.frames.length - bFramesOffline,
     text: a.doc.getText('text').toString()
   }
 }

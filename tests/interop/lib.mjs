@@ -57,7 +57,7 @@ export class Context {
 
   /** The room URL as the provider builds it: `<url>/<room>[?token=...]`. */
   roomUrl (base) {
-    const q = this.token != null ? `?${new URLSearchParams({ token: this.token })}` : ''
+    const q = this.token != null ? `?token=${encodeURIComponent(this.token)}` : ''
     return `${base.replace(/\/+$/, '')}/${this.room}${q}`
   }
 

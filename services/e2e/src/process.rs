@@ -104,11 +104,7 @@ impl ServiceBuilder {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains(marker) {
-                    if let Some(addr) = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("addr="))
-                        .and_then(|a| a.parse::<SocketAddr>().ok())
-                    {
+                    if let Some(addr) = listening_addr(&line) {
                         let _ = tx.send(addr);
                     }
                 }
@@ -230,6 +226,16 @@ impl Drop for Service {
             eprintln!("---- {} logs ----\n{}", self.name, self.logs());
         }
     }
+}
+
+/// The `addr` field of a log line, in text (`addr=…`) or JSON (`"addr":"…"`) format.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line
+        .split_once("addr=")
+        .map(|(_, r)| r)
+        .or_else(|| line.split_once("\"addr\":\"").map(|(_, r)| r))?;
+    let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 /// Sends a signal by name (`TERM`, `KILL`, `STOP`, `CONT`) with the system `kill`.

@@ -45,6 +45,11 @@ export default async function awareness (ctx) {
   if (c) {
     ctx.step('C queries awareness')
     await waitFrame(ctx, 'C receives the broadcast of A\'s state', c, f => hasState(f, aId, nonce), { limitMs: STEP_LIMIT_MS })
+    // y-protocols ignores a first state at clock 0 (a provider's initial `{}`), so B is only
+    // known to the server once it changes its state: do that, so the reply must list both.
+    const bNonce = randomText(ctx.rng, 12)
+    b.awareness.setLocalState({ user: { name: 'B' }, nonce: bNonce })
+    await waitFrame(ctx, 'C receives the broadcast of B\'s state', c, f => hasState(f, bId, bNonce), { limitMs: STEP_LIMIT_MS })
     const from = c.frames.length
     const tq = performance.now()
     c.send(encodeQueryAwareness())

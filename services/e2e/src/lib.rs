@@ -12,7 +12,12 @@
 //! - [`http`]: a tiny HTTP/1.1 client for probes, metrics and the document API.
 //! - [`ws`]: a raw y-websocket client (tokio-tungstenite) for byte-level checks.
 // Real processes are polled from plain threads here: `std::thread::sleep` is fine.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods
+)]
 
 pub mod http;
 pub mod interop;

@@ -234,7 +234,9 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         .split_once("addr=")
         .map(|(_, r)| r)
         .or_else(|| line.split_once("\"addr\":\"").map(|(_, r)| r))?;
-    let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 

@@ -73,6 +73,13 @@ pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
     fn is_ready(&self) -> bool {
         true
     }
+
+    /// Availability changes of a shared backend: when it turns `false`, the node stops being
+    /// ready and closes the clients of every room (their in-memory state can no longer be
+    /// kept in step with other nodes); `None` for backends that are always available.
+    fn availability(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
 }
 
 /// Documents in process memory only, for the life of the process, like the reference server

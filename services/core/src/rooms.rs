@@ -199,6 +199,20 @@ impl Rooms {
         }
     }
 
+    /// Drops every room at once, asking their connections to close with `reason`: used when
+    /// the shared backend became unavailable and in-memory state may fall behind other nodes.
+    /// Rooms load afresh when clients come back.
+    pub async fn evict_all(&self, reason: crate::CloseReason) -> usize {
+        let rooms: Vec<Arc<Room>> = self.slots.lock().drain().map(|(_, s)| s.room).collect();
+        for room in &rooms {
+            room.kick_all(reason);
+            if room.is_loaded() {
+                self.backend.close(room).await;
+            }
+        }
+        rooms.len()
+    }
+
     /// Closes every room on this node (shutdown): unsubscribes from the backend.
     pub async fn close_all(&self) {
         let rooms: Vec<Arc<Room>> = self.slots.lock().drain().map(|(_, s)| s.room).collect();

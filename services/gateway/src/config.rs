@@ -6,10 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 use yws_config::{ConfigError, Legacy, Loader};
 use yws_core::{RoomSettings, RoomsSettings};
+use yws_redis::RedisConfig;
 use yws_telemetry::LogConfig;
 
 /// Reference-server environment names and the keys they set.
 pub const LEGACY_ENV: &[Legacy] = &[
+    Legacy::plain("REDIS_URL", "redis.url"),
+    Legacy::list("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
+    Legacy::plain("YWS_REDIS_PREFIX", "redis.prefix"),
     Legacy::plain("HOST", "server.host"),
     Legacy::plain("PORT", "server.port"),
     Legacy::flag("GC", "rooms.gc"),
@@ -25,6 +29,8 @@ pub struct GatewayConfig {
     pub server: ServerConfig,
     /// Room behaviour.
     pub rooms: RoomsConfig,
+    /// Redis: set `url` or `cluster_nodes` for cluster mode.
+    pub redis: RedisConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -105,7 +111,10 @@ impl Default for RoomsConfig {
 impl GatewayConfig {
     /// Loads and validates the configuration.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: GatewayConfig = Loader::new(LEGACY_ENV).with_file(file).load()?;
+        let config: GatewayConfig = Loader::new(LEGACY_ENV)
+            .with_file(file)
+            .with_list_keys(yws_redis::config::LIST_KEYS)
+            .load()?;
         config.validate()?;
         Ok(config)
     }
@@ -139,6 +148,7 @@ impl GatewayConfig {
         if self.rooms.awareness_timeout_ms < 1000 {
             return invalid("rooms.awareness_timeout_ms must be at least 1000");
         }
+        self.redis.validate()?;
         self.listen_addr()?;
         Ok(())
     }
@@ -184,7 +194,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let c: GatewayConfig = Loader::new(LEGACY_ENV).with_env(env).load()?;
+        let c: GatewayConfig = Loader::new(LEGACY_ENV)
+            .with_env(env)
+            .with_list_keys(yws_redis::config::LIST_KEYS)
+            .load()?;
         c.validate()?;
         Ok(c)
     }
@@ -197,6 +210,20 @@ mod tests {
         let c = load(&[("HOST", "127.0.0.1"), ("PORT", "4321"), ("GC", "0")]).unwrap();
         assert_eq!(c.listen_addr().unwrap(), "127.0.0.1:4321".parse().unwrap());
         assert!(!c.rooms.gc);
+    }
+
+    #[test]
+    fn redis_settings_from_reference_style_names() {
+        let c = load(&[
+            ("REDIS_URL", "redis://:pw@127.0.0.1:6379"),
+            ("REDIS_CLUSTER_NODES", "10.0.0.1:7000,10.0.0.2:7000"),
+            ("YWS_REDIS_PREFIX", "team-a"),
+        ])
+        .unwrap();
+        assert!(c.redis.enabled());
+        assert_eq!(c.redis.cluster_nodes.len(), 2);
+        assert_eq!(c.redis.prefix, "team-a");
+        assert!(load(&[("REDIS_URL", "http://nope")]).is_err());
     }
 
     #[test]

@@ -154,6 +154,35 @@ impl Gateway {
         tracing::info!("shutdown complete");
     }
 
+    /// Follows a shared backend's availability: when it goes away the node stops being ready
+    /// and closes every client (1013) so they reconnect — possibly elsewhere — and rooms load
+    /// afresh; when it comes back the node is ready again.
+    pub async fn watch_backend(
+        self: Arc<Self>,
+        mut availability: tokio::sync::watch::Receiver<bool>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = availability.changed() => if changed.is_err() { return },
+            }
+            let up = *availability.borrow_and_update();
+            self.health.set_dependency_down(!up);
+            if !up {
+                let evicted = self
+                    .rooms
+                    .evict_all(yws_core::CloseReason::BackendUnavailable)
+                    .await;
+                self.metrics.rooms.set(self.rooms.len() as i64);
+                tracing::warn!(
+                    evicted,
+                    "backend unavailable: rooms evicted, clients closed with 1013"
+                );
+            }
+        }
+    }
+
     async fn accept_loop(
         self: Arc<Self>,
         listener: TcpListener,

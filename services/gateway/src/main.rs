@@ -1,13 +1,17 @@
-//! `yws-gateway`: loads configuration, sets up logging and metrics, picks the backend, serves
-//! until SIGTERM/SIGINT.
+//! `yws-gateway`: loads configuration, sets up logging and metrics, picks the backend
+//! (memory, or Redis when configured), serves until SIGTERM/SIGINT.
 
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use yws_config::EXIT_CONFIG;
-use yws_core::MemoryBackend;
+use yws_core::{MemoryBackend, RoomBackend};
 use yws_gateway::config::GatewayConfig;
 use yws_gateway::gateway::{bind, Gateway};
+use yws_redis::{RedisBackend, RedisMetrics};
 use yws_telemetry::Health;
 
 fn config_path() -> Result<Option<PathBuf>, String> {
@@ -62,37 +66,61 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let health = Health::new();
     let addr = config.listen_addr()?;
     let metrics_port = config.server.metrics_port;
-    let gateway = Gateway::new(
-        config,
-        Arc::new(MemoryBackend),
-        registry.clone(),
-        health.clone(),
-    )?;
+    let background = TaskTracker::new();
+    let background_cancel = CancellationToken::new();
+
+    let backend: Arc<dyn RoomBackend> = if config.redis.enabled() {
+        let metrics = RedisMetrics::new(&registry)?;
+        let timeout = Duration::from_millis(config.rooms.awareness_timeout_ms);
+        let backend = RedisBackend::connect(
+            config.redis.clone(),
+            metrics,
+            timeout,
+            &background,
+            background_cancel.clone(),
+        )
+        .await
+        .context("cannot connect to redis")?;
+        backend
+    } else {
+        Arc::new(MemoryBackend)
+    };
+    let mode = if config.redis.enabled() {
+        "cluster: rooms shared through redis"
+    } else {
+        "standalone: documents in memory"
+    };
+    let gateway = Gateway::new(config, backend.clone(), registry.clone(), health.clone())?;
+    if let Some(availability) = backend.availability() {
+        background.spawn(
+            gateway
+                .clone()
+                .watch_backend(availability, background_cancel.clone()),
+        );
+    }
     let listener = bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "listening (standalone: documents in memory)");
+    tracing::info!(addr = %listener.local_addr()?, mode, "listening");
 
-    let admin_cancel = tokio_util::sync::CancellationToken::new();
-    let admin_tracker = tokio_util::task::TaskTracker::new();
     if metrics_port != 0 {
         let admin_addr = std::net::SocketAddr::new(addr.ip(), metrics_port);
         let admin = yws_telemetry::admin::bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on {admin_addr}"))?;
-        tracing::info!(addr = %admin_addr, "metrics and probes");
-        admin_tracker.spawn(yws_telemetry::admin::serve(
+        tracing::info!(metrics_addr = %admin_addr, "metrics and probes");
+        background.spawn(yws_telemetry::admin::serve(
             admin,
             health.clone(),
             registry,
-            admin_cancel.clone(),
-            admin_tracker.clone(),
+            background_cancel.clone(),
+            background.clone(),
         ));
     }
     gateway.serve(listener, shutdown_signal()).await;
-    admin_cancel.cancel();
-    admin_tracker.close();
-    admin_tracker.wait().await;
+    background_cancel.cancel();
+    background.close();
+    background.wait().await;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -222,6 +222,7 @@ fn read_error(e: WsError) -> End {
             tracing::info!(error = %e, "frame over capacity");
             End::Server(CloseReason::MessageTooBig)
         }
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Io,
         WsError::Protocol(e) => {
             tracing::info!(error = %e, "WebSocket protocol violation");
             End::Server(CloseReason::ProtocolError)

@@ -1,0 +1,202 @@
+//! Pooled Redis connections (deadpool-redis; single server or Redis Cluster) with a timeout
+//! and metrics around every call.
+
+use crate::config::{RedisConfig, Topology};
+use crate::metrics::RedisMetrics;
+use deadpool_redis::{PoolConfig, Runtime, Timeouts};
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+use yws_core::BackendError;
+
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pool::Single(_) => "Pool::Single",
+            Pool::Cluster(_) => "Pool::Cluster",
+        })
+    }
+}
+
+/// A pooled connection to either kind of deployment.
+#[allow(missing_debug_implementations)]
+pub enum Conn {
+    /// One server.
+    Single(deadpool_redis::Connection),
+    /// A cluster (routes by key slot).
+    Cluster(deadpool_redis::cluster::Connection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The Redis client: a connection pool, a per-call timeout, metrics.
+#[derive(Debug)]
+pub struct Redis {
+    pool: Pool,
+    timeout: Duration,
+    prefix: String,
+    cluster: bool,
+    /// Client metrics.
+    pub metrics: RedisMetrics,
+}
+
+impl Redis {
+    /// Builds the pool (connections are opened lazily).
+    pub fn new(config: &RedisConfig, metrics: RedisMetrics) -> Result<Self, BackendError> {
+        let unavailable = |e: String| BackendError::Unavailable(e);
+        let timeout = Duration::from_millis(config.command_timeout_ms);
+        let connect = Duration::from_millis(config.connect_timeout_ms);
+        let pool_config = PoolConfig {
+            max_size: config.pool_size,
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(connect),
+                recycle: Some(timeout),
+            },
+            ..PoolConfig::default()
+        };
+        let topology = config.topology().map_err(|e| unavailable(e.to_string()))?;
+        let (pool, cluster) = match topology {
+            Topology::Single(url) => {
+                let mut cfg = deadpool_redis::Config::from_url(url);
+                cfg.pool = Some(pool_config);
+                let pool = cfg
+                    .create_pool(Some(Runtime::Tokio1))
+                    .map_err(|e| unavailable(e.to_string()))?;
+                (Pool::Single(pool), false)
+            }
+            Topology::Cluster(urls) => {
+                let mut cfg = deadpool_redis::cluster::Config::from_urls(urls);
+                cfg.pool = Some(pool_config);
+                let pool = cfg
+                    .create_pool(Some(Runtime::Tokio1))
+                    .map_err(|e| unavailable(e.to_string()))?;
+                (Pool::Cluster(pool), true)
+            }
+        };
+        Ok(Redis {
+            pool,
+            timeout,
+            prefix: config.prefix.clone(),
+            cluster,
+            metrics,
+        })
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The publish command scripts use: sharded pub/sub in a cluster (stays on the room's
+    /// shard), plain pub/sub on a single server.
+    pub fn publish_command(&self) -> &'static str {
+        if self.cluster {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
+    async fn conn(&self) -> RedisResult<Conn> {
+        let io = |e: String| redis::RedisError::from(std::io::Error::other(e));
+        match &self.pool {
+            Pool::Single(p) => p
+                .get()
+                .await
+                .map(Conn::Single)
+                .map_err(|e| io(e.to_string())),
+            Pool::Cluster(p) => p
+                .get()
+                .await
+                .map(Conn::Cluster)
+                .map_err(|e| io(e.to_string())),
+        }
+    }
+
+    /// Runs `f` on a pooled connection under the call timeout, recording latency and errors
+    /// under `op`.
+    pub async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, BackendError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            let conn = self.conn().await?;
+            f(conn).await
+        })
+        .await;
+        self.metrics
+            .command_seconds
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                self.metrics.errors.with_label_values(&[op]).inc();
+                tracing::debug!(op, error = %e, "redis call failed");
+                Err(BackendError::Unavailable(format!("{op}: {e}")))
+            }
+            Err(_) => {
+                self.metrics.errors.with_label_values(&[op]).inc();
+                tracing::debug!(op, "redis call timed out");
+                Err(BackendError::Timeout(op))
+            }
+        }
+    }
+
+    /// `PING`.
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        self.call("ping", |mut c| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+}

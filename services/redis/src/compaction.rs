@@ -1,0 +1,1 @@
+//! The compactor's side of the data model (filled in next).

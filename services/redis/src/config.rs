@@ -1,0 +1,217 @@
+//! The `[redis]` config section, shared by the gateway and the compactor.
+
+use serde::Deserialize;
+use yws_config::{ConfigError, Legacy, Secret};
+
+/// Environment names for this section.
+pub const LEGACY_ENV: &[Legacy] = &[
+    Legacy::plain("REDIS_URL", "redis.url"),
+    Legacy::list("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
+    Legacy::plain("YWS_REDIS_PREFIX", "redis.prefix"),
+];
+
+/// List-valued keys (comma-separated in `YWS__REDIS__…`).
+pub const LIST_KEYS: &[&str] = &["redis.cluster_nodes"];
+
+/// Redis settings. Cluster mode is on when `url` or `cluster_nodes` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (`REDIS_URL`).
+    pub url: Option<Secret>,
+    /// Redis Cluster seed nodes, `host:port` (`REDIS_CLUSTER_NODES`); credentials and TLS are
+    /// taken from `url` when it is set.
+    pub cluster_nodes: Vec<String>,
+    /// Namespace of every key (`YWS_REDIS_PREFIX`), so deployments can share a Redis.
+    pub prefix: String,
+    /// Pooled connections for commands.
+    pub pool_size: usize,
+    /// Timeout of every Redis call.
+    pub command_timeout_ms: u64,
+    /// Timeout to establish a connection.
+    pub connect_timeout_ms: u64,
+    /// Appends in flight per node; more wait (up to the command timeout) — backpressure.
+    pub max_inflight_writes: usize,
+    /// Entries read per page when loading a room's log tail.
+    pub load_page_entries: usize,
+    /// How long a gateway keeps a room in memory after its last local client left.
+    pub unload_grace_ms: u64,
+    /// A room is queued for compaction this long after its log was created or last compacted.
+    pub compact_after_ms: u64,
+    /// A room is queued for immediate compaction when its log reaches this many entries.
+    pub compact_max_entries: u64,
+    /// … or this many bytes.
+    pub compact_max_bytes: u64,
+    /// How often the connection is checked (PING); failures make `/readyz` fail.
+    pub health_interval_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            cluster_nodes: Vec::new(),
+            prefix: "yws".into(),
+            pool_size: 16,
+            command_timeout_ms: 2000,
+            connect_timeout_ms: 2000,
+            max_inflight_writes: 1024,
+            load_page_entries: 1000,
+            unload_grace_ms: 30_000,
+            compact_after_ms: 10_000,
+            compact_max_entries: 1000,
+            compact_max_bytes: 8 * 1024 * 1024,
+            health_interval_ms: 1000,
+        }
+    }
+}
+
+/// How to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// One Redis server.
+    Single(String),
+    /// A Redis Cluster, by seed node URLs.
+    Cluster(Vec<String>),
+}
+
+impl RedisConfig {
+    /// Whether Redis is configured at all (otherwise the gateway runs standalone).
+    pub fn enabled(&self) -> bool {
+        self.url.is_some() || !self.cluster_nodes.is_empty()
+    }
+
+    /// Checks values and URLs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.prefix.is_empty() || self.prefix.contains(['{', '}', ' ']) {
+            return invalid("redis.prefix must be non-empty without '{', '}' or spaces".into());
+        }
+        if self.pool_size == 0 || self.max_inflight_writes == 0 || self.load_page_entries == 0 {
+            return invalid(
+                "redis.pool_size, max_inflight_writes and load_page_entries must be at least 1"
+                    .into(),
+            );
+        }
+        if self.command_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return invalid("redis timeouts must be at least 1 ms".into());
+        }
+        if let Some(url) = &self.url {
+            let url = url.expose();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return invalid("redis.url must start with redis:// or rediss://".into());
+            }
+        }
+        for node in &self.cluster_nodes {
+            if node.trim().is_empty() {
+                return invalid("redis.cluster_nodes has an empty entry".into());
+            }
+        }
+        if self.enabled() {
+            self.topology()?;
+        }
+        Ok(())
+    }
+
+    /// The topology to connect to.
+    pub fn topology(&self) -> Result<Topology, ConfigError> {
+        if self.cluster_nodes.is_empty() {
+            let url = self
+                .url
+                .as_ref()
+                .ok_or_else(|| ConfigError::Invalid("redis.url is not set".into()))?;
+            return Ok(Topology::Single(url.expose().to_string()));
+        }
+        // Seeds without a scheme take scheme and credentials from `url`.
+        let (scheme, auth) = match &self.url {
+            Some(url) => {
+                let url = url.expose();
+                let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+                let auth = rest
+                    .split_once('@')
+                    .map(|(a, _)| format!("{a}@"))
+                    .unwrap_or_default();
+                (scheme.to_string(), auth)
+            }
+            None => ("redis".to_string(), String::new()),
+        };
+        Ok(Topology::Cluster(
+            self.cluster_nodes
+                .iter()
+                .map(|n| n.trim())
+                .map(|n| {
+                    if n.contains("://") {
+                        n.to_string()
+                    } else {
+                        format!("{scheme}://{auth}{n}")
+                    }
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// A URL with its password replaced, for logs.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_and_credentials() {
+        let c = RedisConfig {
+            url: Some(Secret::new("rediss://user:pw@redis.example:6380")),
+            cluster_nodes: vec!["10.0.0.1:7000".into(), "redis://10.0.0.2:7001".into()],
+            ..RedisConfig::default()
+        };
+        assert_eq!(
+            c.topology().unwrap(),
+            Topology::Cluster(vec![
+                "rediss://user:pw@10.0.0.1:7000".into(),
+                "redis://10.0.0.2:7001".into()
+            ])
+        );
+        let c = RedisConfig {
+            url: Some(Secret::new("redis://localhost:6379")),
+            ..RedisConfig::default()
+        };
+        assert_eq!(
+            c.topology().unwrap(),
+            Topology::Single("redis://localhost:6379".into())
+        );
+        assert!(c.validate().is_ok());
+        assert!(!RedisConfig::default().enabled());
+    }
+
+    #[test]
+    fn validation() {
+        let bad = RedisConfig {
+            url: Some(Secret::new("http://x")),
+            ..RedisConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = RedisConfig {
+            prefix: "a{b".into(),
+            ..RedisConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        assert_eq!(redact("redis://:hunter2@h:1/0"), "redis://***@h:1/0");
+        assert!(!format!(
+            "{:?}",
+            RedisConfig {
+                url: Some(Secret::new("redis://:hunter2@h")),
+                ..RedisConfig::default()
+            }
+        )
+        .contains("hunter2"));
+    }
+}

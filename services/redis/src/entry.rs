@@ -1,0 +1,203 @@
+//! Stream ids, log entries and live (pub/sub) messages — pure parsing, unit-tested.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A Redis stream id `ms-seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// `0-0`, before every entry.
+    pub const ZERO: StreamId = StreamId { ms: 0, seq: 0 };
+
+    /// The smallest id greater than this one (for `MINID` trims and exclusive ranges).
+    pub fn next(self) -> StreamId {
+        match self.seq.checked_add(1) {
+            Some(seq) => StreamId { ms: self.ms, seq },
+            None => StreamId {
+                ms: self.ms + 1,
+                seq: 0,
+            },
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// An unparsable stream id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadStreamId;
+
+impl FromStr for StreamId {
+    type Err = BadStreamId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+        Ok(StreamId {
+            ms: ms.parse().map_err(|_| BadStreamId)?,
+            seq: seq.parse().map_err(|_| BadStreamId)?,
+        })
+    }
+}
+
+/// A live message published on a room's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveMessage<'a> {
+    /// A log entry was appended: `u<prev> <id> <node> <ms>\n<update>`.
+    Update {
+        /// The id of the entry before it (gap detection).
+        prev: StreamId,
+        /// The new entry's id.
+        id: StreamId,
+        /// The node that wrote it.
+        node: &'a str,
+        /// Wall-clock ms when it was written (fan-out latency).
+        ms: u64,
+        /// The v1 update.
+        update: &'a [u8],
+    },
+    /// Awareness states changed on a node: `a<node> <ms>\n<awareness payload>`.
+    Awareness {
+        /// The node that published it.
+        node: &'a str,
+        /// Wall-clock ms when it was published.
+        ms: u64,
+        /// The awareness payload (y-protocols format).
+        payload: &'a [u8],
+    },
+}
+
+/// Why a live message could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadMessage(pub &'static str);
+
+impl<'a> LiveMessage<'a> {
+    /// Parses a message as published by the scripts in [`crate::scripts`].
+    pub fn parse(raw: &'a [u8]) -> Result<Self, BadMessage> {
+        let (&kind, rest) = raw.split_first().ok_or(BadMessage("empty"))?;
+        let nl = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or(BadMessage("no header"))?;
+        let header =
+            std::str::from_utf8(&rest[..nl]).map_err(|_| BadMessage("header not UTF-8"))?;
+        let body = &rest[nl + 1..];
+        let mut fields = header.split(' ');
+        let mut next = |what: &'static str| fields.next().ok_or(BadMessage(what));
+        match kind {
+            b'u' => {
+                let prev = next("prev")?.parse().map_err(|_| BadMessage("prev id"))?;
+                let id = next("id")?.parse().map_err(|_| BadMessage("id"))?;
+                let node = next("node")?;
+                let ms = next("ms")?.parse().map_err(|_| BadMessage("ms"))?;
+                Ok(LiveMessage::Update {
+                    prev,
+                    id,
+                    node,
+                    ms,
+                    update: body,
+                })
+            }
+            b'a' => {
+                let node = next("node")?;
+                let ms = next("ms")?.parse().map_err(|_| BadMessage("ms"))?;
+                Ok(LiveMessage::Awareness {
+                    node,
+                    ms,
+                    payload: body,
+                })
+            }
+            _ => Err(BadMessage("unknown kind")),
+        }
+    }
+}
+
+/// Builds an awareness live message (updates are built inside the append script).
+pub fn awareness_message(node: &str, ms: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(node.len() + payload.len() + 24);
+    out.push(b'a');
+    out.extend_from_slice(node.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(ms.to_string().as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Wall-clock milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids() {
+        let id: StreamId = "1700000000000-5".parse().unwrap();
+        assert_eq!(
+            id,
+            StreamId {
+                ms: 1_700_000_000_000,
+                seq: 5
+            }
+        );
+        assert_eq!(id.to_string(), "1700000000000-5");
+        assert_eq!(id.next().to_string(), "1700000000000-6");
+        assert!(StreamId { ms: 1, seq: 9 } < StreamId { ms: 2, seq: 0 });
+        assert_eq!(
+            "12".parse::<StreamId>().unwrap(),
+            StreamId { ms: 12, seq: 0 }
+        );
+        assert!("x-1".parse::<StreamId>().is_err());
+        assert_eq!(
+            StreamId {
+                ms: 3,
+                seq: u64::MAX
+            }
+            .next(),
+            StreamId { ms: 4, seq: 0 }
+        );
+    }
+
+    #[test]
+    fn live_messages() {
+        let raw = b"u1-0 2-0 node-a 1234\n\x01\x02\x00";
+        assert_eq!(
+            LiveMessage::parse(raw).unwrap(),
+            LiveMessage::Update {
+                prev: StreamId { ms: 1, seq: 0 },
+                id: StreamId { ms: 2, seq: 0 },
+                node: "node-a",
+                ms: 1234,
+                update: &[1, 2, 0],
+            }
+        );
+        let raw = awareness_message("n1", 99, &[1, 2, 3, b'\n']);
+        assert_eq!(
+            LiveMessage::parse(&raw).unwrap(),
+            LiveMessage::Awareness {
+                node: "n1",
+                ms: 99,
+                payload: &[1, 2, 3, b'\n']
+            }
+        );
+        assert!(LiveMessage::parse(b"").is_err());
+        assert!(LiveMessage::parse(b"x\n").is_err());
+        assert!(LiveMessage::parse(b"u1-0\n").is_err());
+        assert!(LiveMessage::parse(b"ubad 2-0 n 1\nx").is_err());
+    }
+}

@@ -1,0 +1,444 @@
+//! Live delivery of other nodes' changes to the rooms this node serves.
+//!
+//! One pub/sub connection per node (per shard in a Redis Cluster, where sharded pub/sub keeps
+//! a room's messages on its shard) carries every room's channel — never a connection per room.
+//! Each update message names the log entry before it, so a gap (a message lost while a
+//! connection dropped, a queue overflow, the moment between loading and subscribing) is
+//! detected and closed by reading the log from the last applied id. One dispatcher task owns
+//! the per-room sequence state, so deliveries of a room are applied in log order.
+
+use crate::client::Redis;
+use crate::entry::{now_ms, LiveMessage, StreamId};
+use crate::keys::RoomKeys;
+use crate::store::{self, LogEntry};
+use parking_lot::Mutex;
+use redis::{PushInfo, PushKind, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use yws_core::Room;
+
+/// Buffered live messages per room while it loads; beyond this it catches up from the log.
+const LOADING_BUFFER: usize = 1024;
+
+/// What the dispatcher is asked to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Register {
+        channel: String,
+        room: Arc<Room>,
+    },
+    Live {
+        channel: String,
+        room: Arc<Room>,
+        last: StreamId,
+    },
+    Unregister {
+        channel: String,
+        room: Arc<Room>,
+    },
+    Message {
+        channel: String,
+        payload: Vec<u8>,
+    },
+    Resubscribed {
+        channel: String,
+    },
+    Disconnected,
+    ApplyOwn {
+        channel: String,
+    },
+}
+
+#[derive(Debug)]
+struct Pending {
+    prev: StreamId,
+    id: StreamId,
+    node: String,
+    ms: u64,
+    update: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Sub {
+    room: Arc<Room>,
+    keys: RoomKeys,
+    last: StreamId,
+    live: bool,
+    buffer: Vec<Pending>,
+    overflowed: bool,
+    apply_own: bool,
+    needs_catch_up: bool,
+}
+
+/// The pub/sub connection.
+#[allow(missing_debug_implementations)]
+pub(crate) enum PubSub {
+    Single(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl PubSub {
+    pub(crate) async fn subscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            PubSub::Single(c) => c.subscribe(channel).await,
+            PubSub::Cluster(c) => c.ssubscribe(channel).await,
+        }
+    }
+
+    pub(crate) async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            PubSub::Single(c) => c.unsubscribe(channel).await,
+            PubSub::Cluster(c) => c.sunsubscribe(channel).await,
+        }
+    }
+}
+
+/// Where pushes from the Redis connection go: a bounded queue, and when it is full, a set of
+/// channels to catch up from the log (so nothing is lost, only delayed).
+#[derive(Debug, Clone)]
+pub(crate) struct PushSink {
+    tx: mpsc::Sender<Command>,
+    overflow: Arc<Mutex<HashSet<String>>>,
+    notify: Arc<Notify>,
+}
+
+impl PushSink {
+    pub(crate) fn push(&self, info: PushInfo) {
+        let channel = |data: &[Value]| match data.first() {
+            Some(Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        };
+        let command = match info.kind {
+            PushKind::Message | PushKind::SMessage => {
+                let (Some(channel), Some(Value::BulkString(payload))) =
+                    (channel(&info.data), info.data.get(1))
+                else {
+                    return;
+                };
+                Command::Message {
+                    channel,
+                    payload: payload.clone(),
+                }
+            }
+            PushKind::Subscribe | PushKind::SSubscribe => match channel(&info.data) {
+                Some(channel) => Command::Resubscribed { channel },
+                None => return,
+            },
+            PushKind::Disconnection => Command::Disconnected,
+            _ => return,
+        };
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.tx.try_send(command) {
+            match command {
+                Command::Message { channel, .. } | Command::Resubscribed { channel } => {
+                    self.overflow.lock().insert(channel);
+                }
+                _ => {
+                    self.overflow.lock().insert(String::new());
+                }
+            }
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// The dispatcher: owns per-room sequencing.
+pub(crate) struct Dispatcher {
+    node: String,
+    redis: Arc<Redis>,
+    page: usize,
+    subs: HashMap<String, Sub>,
+    rx: mpsc::Receiver<Command>,
+    overflow: Arc<Mutex<HashSet<String>>>,
+    notify: Arc<Notify>,
+}
+
+/// Builds the queue between the Redis connection and the dispatcher.
+pub(crate) fn channel(
+    node: String,
+    redis: Arc<Redis>,
+    page: usize,
+    capacity: usize,
+) -> (PushSink, mpsc::Sender<Command>, Dispatcher) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let overflow = Arc::new(Mutex::new(HashSet::new()));
+    let notify = Arc::new(Notify::new());
+    let sink = PushSink {
+        tx: tx.clone(),
+        overflow: overflow.clone(),
+        notify: notify.clone(),
+    };
+    let dispatcher = Dispatcher {
+        node,
+        redis,
+        page,
+        subs: HashMap::new(),
+        rx,
+        overflow,
+        notify,
+    };
+    (sink, tx, dispatcher)
+}
+
+impl Dispatcher {
+    /// Runs until `cancel` fires.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) {
+        let mut repair = tokio::time::interval(Duration::from_secs(1));
+        repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                command = self.rx.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => return,
+                },
+                _ = self.notify.notified() => {
+                    let channels: Vec<String> = self.overflow.lock().drain().collect();
+                    for channel in channels {
+                        if channel.is_empty() {
+                            self.mark_all();
+                        } else {
+                            self.catch_up(&channel).await;
+                        }
+                    }
+                }
+                _ = repair.tick() => {
+                    let stale: Vec<String> = self
+                        .subs
+                        .iter()
+                        .filter(|(_, s)| s.live && s.needs_catch_up)
+                        .map(|(c, _)| c.clone())
+                        .collect();
+                    for channel in stale {
+                        self.catch_up(&channel).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_all(&mut self) {
+        for sub in self.subs.values_mut() {
+            sub.needs_catch_up = true;
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Register { channel, room } => {
+                let keys = RoomKeys::new(self.redis.prefix(), room.name().as_str());
+                self.subs.insert(
+                    channel,
+                    Sub {
+                        room,
+                        keys,
+                        last: StreamId::ZERO,
+                        live: false,
+                        buffer: Vec::new(),
+                        overflowed: false,
+                        apply_own: false,
+                        needs_catch_up: false,
+                    },
+                );
+            }
+            Command::Live {
+                channel,
+                room,
+                last,
+            } => {
+                let Some(sub) = self
+                    .subs
+                    .get_mut(&channel)
+                    .filter(|s| Arc::ptr_eq(&s.room, &room))
+                else {
+                    return;
+                };
+                sub.live = true;
+                sub.last = last;
+                let buffered = std::mem::take(&mut sub.buffer);
+                if std::mem::take(&mut sub.overflowed) {
+                    self.catch_up(&channel).await;
+                }
+                for p in buffered {
+                    self.update(&channel, p).await;
+                }
+            }
+            Command::Unregister { channel, room } => {
+                if self
+                    .subs
+                    .get(&channel)
+                    .is_some_and(|s| Arc::ptr_eq(&s.room, &room))
+                {
+                    self.subs.remove(&channel);
+                }
+            }
+            Command::Message { channel, payload } => self.message(&channel, &payload).await,
+            Command::Resubscribed { channel } => {
+                // After a reconnect the subscription is back: read what was published meanwhile.
+                if self
+                    .subs
+                    .get(&channel)
+                    .is_some_and(|s| s.live && s.needs_catch_up)
+                {
+                    self.catch_up(&channel).await;
+                }
+            }
+            Command::Disconnected => {
+                tracing::warn!(
+                    "redis pub/sub connection lost; rooms catch up from their logs when it is back"
+                );
+                self.mark_all();
+            }
+            Command::ApplyOwn { channel } => {
+                if let Some(sub) = self.subs.get_mut(&channel) {
+                    sub.apply_own = true;
+                }
+            }
+        }
+    }
+
+    async fn message(&mut self, channel: &str, payload: &[u8]) {
+        let metrics = &self.redis.metrics;
+        let message = match LiveMessage::parse(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                metrics
+                    .entries_skipped
+                    .with_label_values(&["bad_message"])
+                    .inc();
+                tracing::warn!(channel, reason = e.0, "unreadable live message skipped");
+                return;
+            }
+        };
+        match message {
+            LiveMessage::Update {
+                prev,
+                id,
+                node,
+                ms,
+                update,
+            } => {
+                let pending = Pending {
+                    prev,
+                    id,
+                    node: node.to_string(),
+                    ms,
+                    update: update.to_vec(),
+                };
+                self.update(channel, pending).await;
+            }
+            LiveMessage::Awareness { node, payload, .. } => {
+                if node == self.node {
+                    return;
+                }
+                if let Some(sub) = self.subs.get(channel) {
+                    if let Err(e) = sub.room.apply_remote_awareness(payload) {
+                        metrics
+                            .entries_skipped
+                            .with_label_values(&["bad_awareness"])
+                            .inc();
+                        tracing::warn!(room = %sub.room.name(), error = %e, "unreadable awareness message skipped");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn update(&mut self, channel: &str, p: Pending) {
+        let Some(sub) = self.subs.get_mut(channel) else {
+            return;
+        };
+        if !sub.live {
+            if sub.buffer.len() < LOADING_BUFFER {
+                sub.buffer.push(p);
+            } else {
+                sub.overflowed = true;
+            }
+            return;
+        }
+        if p.id <= sub.last {
+            return; // already applied (loaded, or read while catching up)
+        }
+        if p.prev != sub.last {
+            self.catch_up(channel).await;
+            return;
+        }
+        sub.last = p.id;
+        let entry = LogEntry {
+            id: p.id,
+            update: p.update,
+            node: p.node,
+            ms: p.ms,
+        };
+        apply(&self.node, &self.redis, sub, &entry);
+    }
+
+    /// Reads everything after the room's last applied entry from its log.
+    async fn catch_up(&mut self, channel: &str) {
+        let Some(sub) = self.subs.get_mut(channel) else {
+            return;
+        };
+        if !sub.live {
+            sub.overflowed = true;
+            return;
+        }
+        sub.needs_catch_up = false;
+        loop {
+            match store::read_after(&self.redis, &sub.keys, sub.last, self.page, "catch_up").await {
+                Ok((entries, bad)) => {
+                    let count = entries.len() + bad.len();
+                    for b in &bad {
+                        self.redis
+                            .metrics
+                            .entries_skipped
+                            .with_label_values(&[b.reason])
+                            .inc();
+                        tracing::warn!(room = %sub.room.name(), id = ?b.id, reason = b.reason, "unreadable log entry skipped");
+                        if let Some(id) = b.id {
+                            sub.last = sub.last.max(id);
+                        }
+                    }
+                    for entry in entries {
+                        sub.last = sub.last.max(entry.id);
+                        apply(&self.node, &self.redis, sub, &entry);
+                    }
+                    if count < self.page {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(room = %sub.room.name(), error = %e, "catch-up failed; will retry");
+                    sub.needs_catch_up = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry) {
+    let own = entry.node == node;
+    if own && !sub.apply_own {
+        return; // applied locally when it was written
+    }
+    match sub.room.apply_remote_update(&entry.update) {
+        Ok(()) => {
+            if !own && entry.ms > 0 {
+                let lag = now_ms().saturating_sub(entry.ms) as f64 / 1000.0;
+                redis.metrics.read_lag_seconds.observe(lag);
+                redis.metrics.fanout_seconds.observe(lag);
+            }
+        }
+        Err(e) => {
+            redis
+                .metrics
+                .entries_skipped
+                .with_label_values(&["bad_update"])
+                .inc();
+            tracing::warn!(room = %sub.room.name(), id = %entry.id, error = %e, "log entry could not be applied; skipped");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The key layout. Every key of a room carries the room in one hash tag, so all of a room's
+//! keys live in one Redis Cluster slot and multi-key scripts touch one slot only:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `{p}:{<room>}:log` | stream | the room's update log: fields `u` (v1 update), `n` (origin node), `t` (ms) |
+//! | `{p}:{<room>}:snap` | hash | `doc` (merged v1 state), `upto` (last log id it covers), `epoch` (fencing counter) |
+//! | `{p}:{<room>}:meta` | hash | `last` (id of the newest log entry, for gap detection), `bytes` (log bytes since the last snapshot) |
+//! | `{p}:{<room>}:aw` | hash | awareness: client id → `clock node ms state` (expires when unused) |
+//! | `{p}:{<room>}:lease` | string | compactor lease token (`PX`) |
+//! | `{p}:{<room>}:ch` | (sharded) pub/sub channel | live updates and awareness for gateways serving the room |
+//! | `{p}:compact` | sorted set | compaction queue: room → due time (ms); one member per room |
+//!
+//! The room inside the tag is percent-encoded for `%`, `{` and `}` so a room name can never end
+//! the tag early.
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+
+const TAG: &AsciiSet = &CONTROLS.add(b'%').add(b'{').add(b'}');
+
+/// The keys of one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomKeys {
+    /// The update log (stream).
+    pub log: String,
+    /// The snapshot (hash).
+    pub snap: String,
+    /// Log metadata (hash).
+    pub meta: String,
+    /// Awareness states (hash).
+    pub awareness: String,
+    /// Compactor lease (string).
+    pub lease: String,
+    /// The live channel.
+    pub channel: String,
+}
+
+impl RoomKeys {
+    /// The keys of `room` under `prefix`.
+    pub fn new(prefix: &str, room: &str) -> Self {
+        let base = format!("{prefix}:{{{}}}", utf8_percent_encode(room, TAG));
+        RoomKeys {
+            log: format!("{base}:log"),
+            snap: format!("{base}:snap"),
+            meta: format!("{base}:meta"),
+            awareness: format!("{base}:aw"),
+            lease: format!("{base}:lease"),
+            channel: format!("{base}:ch"),
+        }
+    }
+}
+
+/// The compaction queue key.
+pub fn queue_key(prefix: &str) -> String {
+    format!("{prefix}:compact")
+}
+
+/// The room name from a room key or channel (`{p}:{<room>}:…`), if it has this prefix.
+pub fn room_of(prefix: &str, key: &str) -> Option<String> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix(":{")?;
+    let end = rest.find('}')?;
+    percent_decode_str(&rest[..end])
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// The Redis Cluster slot of a key (CRC16 of the hash tag, mod 16384).
+pub fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tag = match (
+        key.find('{'),
+        key.find('{')
+            .and_then(|s| key[s + 1..].find('}').map(|e| s + 1 + e)),
+    ) {
+        (Some(start), Some(end)) if end > start + 1 => &bytes[start + 1..end],
+        _ => bytes,
+    };
+    crc16(tag) % 16384
+}
+
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn layout() {
+        let k = RoomKeys::new("yws", "team/doc 1");
+        assert_eq!(k.log, "yws:{team/doc 1}:log");
+        assert_eq!(k.channel, "yws:{team/doc 1}:ch");
+        assert_eq!(room_of("yws", &k.snap).as_deref(), Some("team/doc 1"));
+        assert_eq!(room_of("other", &k.snap), None);
+    }
+
+    #[test]
+    fn braces_cannot_break_the_tag() {
+        let k = RoomKeys::new("yws", "}{evil}");
+        assert_eq!(k.log, "yws:{%7D%7Bevil%7D}:log");
+        assert_eq!(room_of("yws", &k.log).as_deref(), Some("}{evil}"));
+        assert_eq!(slot(&k.log), slot(&k.lease));
+    }
+
+    #[test]
+    fn crc16_matches_redis() {
+        // Values from the Redis Cluster specification.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("foo"), 12182);
+    }
+
+    proptest! {
+        #[test]
+        fn all_keys_of_a_room_share_a_slot(room in "\\PC{1,40}") {
+            let k = RoomKeys::new("yws", &room);
+            let s = slot(&k.log);
+            for key in [&k.snap, &k.meta, &k.awareness, &k.lease, &k.channel] {
+                prop_assert_eq!(slot(key), s);
+            }
+            prop_assert_eq!(room_of("yws", &k.log), Some(room));
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! # yws-redis
+//!
+//! Rooms shared between gateways through Redis — a single server or a Redis Cluster.
+//!
+//! ## Layout
+//! - [`config`]: the `[redis]` section (`REDIS_URL`, `REDIS_CLUSTER_NODES`, `YWS_REDIS_PREFIX`).
+//! - [`keys`]: the key layout; every room key carries the room in one hash tag.
+//! - [`entry`]: stream ids and the live (pub/sub) message format.
+//! - [`scripts`]: the Lua scripts (append, load, awareness); each touches one slot.
+//! - [`client`]: the deadpool-redis pool with a timeout and metrics around every call.
+//! - [`store`]: reading a room's snapshot and log consistently.
+//! - [`backend`]: [`RedisBackend`], the gateway's `RoomBackend` for cluster mode.
+//! - [`compaction`]: the compaction queue, leases and fenced snapshot writes (the compactor).
+//! - [`metrics`]: Redis client metrics.
+//! - `feed` (private): live delivery of other nodes' changes, with gap detection.
+
+pub mod backend;
+pub mod client;
+pub mod compaction;
+pub mod config;
+pub mod entry;
+pub mod keys;
+pub mod metrics;
+pub mod scripts;
+pub mod store;
+
+mod feed;
+
+pub use backend::RedisBackend;
+pub use client::Redis;
+pub use config::RedisConfig;
+pub use metrics::RedisMetrics;

@@ -1,0 +1,86 @@
+//! Metrics of the Redis client, shared by the gateway and the compactor.
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Operations, as labelled in metrics.
+pub const OPS: [&str; 14] = [
+    "append",
+    "awareness",
+    "load",
+    "catch_up",
+    "subscribe",
+    "ping",
+    "schedule",
+    "queue",
+    "lease",
+    "read_log",
+    "write_snapshot",
+    "trim",
+    "cleanup",
+    "sweep",
+];
+
+/// Redis client metrics.
+#[derive(Debug, Clone)]
+pub struct RedisMetrics {
+    /// Latency of Redis calls by operation.
+    pub command_seconds: HistogramVec,
+    /// Failed Redis calls by operation.
+    pub errors: IntCounterVec,
+    /// 1 while Redis answers, 0 otherwise.
+    pub up: IntGauge,
+    /// Time from a log entry's write to its processing by a reader.
+    pub read_lag_seconds: Histogram,
+    /// Cross-node fan-out: origin node's write → this node's send to local clients.
+    pub fanout_seconds: Histogram,
+    /// Log entries or live messages skipped as unreadable, by reason.
+    pub entries_skipped: IntCounterVec,
+    /// Appends in flight on this node.
+    pub inflight_writes: IntGauge,
+}
+
+impl RedisMetrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let latency_buckets = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5,
+        ];
+        let m = RedisMetrics {
+            command_seconds: HistogramVec::new(
+                HistogramOpts::new("yws_redis_command_duration_seconds", "Latency of Redis calls by operation")
+                    .buckets(latency_buckets.clone()),
+                &["op"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new("yws_redis_errors_total", "Failed Redis calls by operation"),
+                &["op"],
+            )?,
+            up: IntGauge::new("yws_redis_up", "1 while Redis answers, 0 otherwise")?,
+            read_lag_seconds: Histogram::with_opts(
+                HistogramOpts::new("yws_redis_stream_read_lag_seconds", "Time from a log entry's write to its processing by this node's reader")
+                    .buckets(latency_buckets.clone()),
+            )?,
+            fanout_seconds: Histogram::with_opts(
+                HistogramOpts::new("yws_gateway_fanout_latency_seconds", "Cross-node fan-out latency: origin node's write to this node's send to its clients")
+                    .buckets(latency_buckets),
+            )?,
+            entries_skipped: IntCounterVec::new(
+                Opts::new("yws_redis_entries_skipped_total", "Log entries or live messages skipped as unreadable, by reason"),
+                &["reason"],
+            )?,
+            inflight_writes: IntGauge::new("yws_redis_inflight_writes", "Appends in flight on this node")?,
+        };
+        registry.register(Box::new(m.command_seconds.clone()))?;
+        registry.register(Box::new(m.errors.clone()))?;
+        registry.register(Box::new(m.up.clone()))?;
+        registry.register(Box::new(m.read_lag_seconds.clone()))?;
+        registry.register(Box::new(m.fanout_seconds.clone()))?;
+        registry.register(Box::new(m.entries_skipped.clone()))?;
+        registry.register(Box::new(m.inflight_writes.clone()))?;
+        for op in OPS {
+            m.errors.with_label_values(&[op]);
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,90 @@
+//! Lua scripts. Each touches the keys of exactly one room (one cluster slot) or exactly one
+//! global key; none needs all rooms to share a slot.
+
+use redis::Script;
+use std::sync::LazyLock;
+
+/// Appends an update to a room's log and publishes it to the room's channel, atomically.
+///
+/// KEYS: log, meta, snap. ARGV: update, node, ms, channel, publish command.
+/// Returns `{id, log length, log bytes since the last snapshot, created (0|1)}`.
+///
+/// A log that does not exist yet (new, or deleted after full compaction) gets an id above the
+/// snapshot's `upto` even if the server clock went backwards, so no new entry can ever look
+/// "already covered by the snapshot".
+pub static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local created = 0
+local id
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  created = 1
+  local upto = redis.call('HGET', KEYS[3], 'upto')
+  if upto then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local ums, useq = string.match(upto, '^(%d+)-(%d+)$')
+    if ums and tonumber(ums) >= now then
+      id = redis.call('XADD', KEYS[1], ums .. '-' .. tostring(tonumber(useq) + 1), 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3])
+    end
+  end
+end
+if not id then
+  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3])
+end
+local prev = redis.call('HGET', KEYS[2], 'last') or '0-0'
+local bytes = redis.call('HINCRBY', KEYS[2], 'bytes', string.len(ARGV[1]))
+redis.call('HSET', KEYS[2], 'last', id)
+redis.call(ARGV[5], ARGV[4], 'u' .. prev .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. '\n' .. ARGV[1])
+return {id, redis.call('XLEN', KEYS[1]), bytes, created}
+"#,
+    )
+});
+
+/// Reads a room's snapshot and the first page of log entries after it, atomically.
+///
+/// KEYS: snap, log. ARGV: page size. Returns `{doc or '', upto, epoch, entries}`.
+pub static LOAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local s = redis.call('HMGET', KEYS[1], 'doc', 'upto', 'epoch')
+local upto = s[2] or '0-0'
+local entries = redis.call('XRANGE', KEYS[2], '(' .. upto, '+', 'COUNT', ARGV[1])
+return {s[1] or '', upto, s[3] or '0', entries}
+"#,
+    )
+});
+
+/// Stores awareness states of a room and publishes the change.
+///
+/// KEYS: awareness hash. ARGV: channel, publish command, message, ttl ms, stale-before ms,
+/// then pairs of (client id, `clock ms node state` or '' to delete).
+/// Stale fields are pruned when the hash grows, and the key expires when unused.
+pub static AWARENESS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for i = 6, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+if redis.call('HLEN', KEYS[1]) > 64 then
+  local all = redis.call('HGETALL', KEYS[1])
+  local stale = tonumber(ARGV[5])
+  for i = 1, #all, 2 do
+    local ms = string.match(all[i + 1], '^%d+ (%d+) ')
+    if not ms or tonumber(ms) < stale then
+      redis.call('HDEL', KEYS[1], all[i])
+    end
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+redis.call(ARGV[2], ARGV[1], ARGV[3])
+return 1
+"#,
+    )
+});

@@ -1,0 +1,290 @@
+//! Reading a room's stored state: the snapshot and the log after it.
+
+use crate::client::Redis;
+use crate::entry::StreamId;
+use crate::keys::RoomKeys;
+use crate::scripts;
+use redis::Value;
+use yws_core::BackendError;
+
+/// One log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its stream id.
+    pub id: StreamId,
+    /// The v1 update (`u`).
+    pub update: Vec<u8>,
+    /// The node that wrote it (`n`).
+    pub node: String,
+    /// Wall-clock ms of the write (`t`).
+    pub ms: u64,
+}
+
+/// An entry that could not be read; its id is known so readers can step over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadEntry {
+    /// Its stream id, if even that was unreadable `None`.
+    pub id: Option<StreamId>,
+    /// What was wrong.
+    pub reason: &'static str,
+}
+
+/// Parses an `XRANGE` reply. Unreadable entries are returned separately, never fatal.
+pub fn parse_entries(value: &Value) -> (Vec<LogEntry>, Vec<BadEntry>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let Value::Array(items) = value else {
+        return (good, bad);
+    };
+    for item in items {
+        match parse_entry(item) {
+            Ok(entry) => good.push(entry),
+            Err(e) => bad.push(e),
+        }
+    }
+    (good, bad)
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn parse_entry(item: &Value) -> Result<LogEntry, BadEntry> {
+    let Value::Array(pair) = item else {
+        return Err(BadEntry {
+            id: None,
+            reason: "not an entry",
+        });
+    };
+    let id = pair
+        .first()
+        .and_then(text)
+        .and_then(|s| s.parse::<StreamId>().ok())
+        .ok_or(BadEntry {
+            id: None,
+            reason: "bad id",
+        })?;
+    let bad = |reason| BadEntry {
+        id: Some(id),
+        reason,
+    };
+    let Some(Value::Array(fields)) = pair.get(1) else {
+        return Err(bad("no fields"));
+    };
+    let (mut update, mut node, mut ms) = (None, None, None);
+    for kv in fields.chunks(2) {
+        let [k, v] = kv else {
+            return Err(bad("odd fields"));
+        };
+        match text(k).as_deref() {
+            Some("u") => match v {
+                Value::BulkString(b) => update = Some(b.clone()),
+                _ => return Err(bad("update not binary")),
+            },
+            Some("n") => node = text(v),
+            Some("t") => ms = text(v).and_then(|t| t.parse().ok()),
+            _ => {}
+        }
+    }
+    Ok(LogEntry {
+        id,
+        update: update.ok_or(bad("no update"))?,
+        node: node.unwrap_or_default(),
+        ms: ms.unwrap_or(0),
+    })
+}
+
+/// A room's stored state, read consistently.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// The snapshot (a v1 update of the merged state), if any.
+    pub snapshot: Option<Vec<u8>>,
+    /// The last log id the snapshot covers.
+    pub upto: StreamId,
+    /// The snapshot's fencing epoch.
+    pub epoch: u64,
+    /// Log entries after `upto`, in order.
+    pub entries: Vec<LogEntry>,
+    /// Unreadable entries that were skipped.
+    pub skipped: Vec<BadEntry>,
+    /// The id of the last entry read (or `upto`): where live reading continues.
+    pub last: StreamId,
+}
+
+fn invalid(what: &str) -> BackendError {
+    BackendError::Corrupt(what.to_string())
+}
+
+/// Reads snapshot + log tail so that no entry can fall into a gap between the two, even
+/// while a compactor writes a new snapshot and trims: the snapshot and the first page are
+/// read in one script; later pages are read after it; if the snapshot's epoch changed by the
+/// end (a trim may have removed entries not yet read), the read starts over.
+pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored, BackendError> {
+    for _attempt in 0..5 {
+        let (snap, log) = (keys.snap.clone(), keys.log.clone());
+        let reply: Value = redis
+            .call("load", |mut c| async move {
+                scripts::LOAD
+                    .key(&snap)
+                    .key(&log)
+                    .arg(page)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Value::Array(parts) = reply else {
+            return Err(invalid("load reply"));
+        };
+        let [doc, upto, epoch, entries] = &parts[..] else {
+            return Err(invalid("load reply shape"));
+        };
+        let snapshot = match doc {
+            Value::BulkString(b) if !b.is_empty() => Some(b.clone()),
+            _ => None,
+        };
+        let upto: StreamId = text(upto)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("snapshot upto"))?;
+        let epoch: u64 = text(epoch)
+            .and_then(|s| s.parse().ok())
+            .or(match epoch {
+                Value::Int(i) => Some(*i as u64),
+                _ => None,
+            })
+            .ok_or_else(|| invalid("snapshot epoch"))?;
+        let (mut good, mut bad) = parse_entries(entries);
+        let mut count = good.len() + bad.len();
+        let mut last = last_id(upto, &good, &bad);
+        while count == page {
+            let (more, more_bad) = read_after(redis, keys, last, page, "load").await?;
+            count = more.len() + more_bad.len();
+            last = last_id(last, &more, &more_bad);
+            good.extend(more);
+            bad.extend(more_bad);
+        }
+        let now_epoch = current_epoch(redis, keys).await?;
+        if now_epoch != epoch {
+            tracing::debug!(
+                epoch,
+                now_epoch,
+                "snapshot changed during load; reading again"
+            );
+            continue;
+        }
+        return Ok(Stored {
+            snapshot,
+            upto,
+            epoch,
+            entries: good,
+            skipped: bad,
+            last,
+        });
+    }
+    Err(BackendError::Unavailable(
+        "room kept changing while loading".into(),
+    ))
+}
+
+fn last_id(start: StreamId, good: &[LogEntry], bad: &[BadEntry]) -> StreamId {
+    good.iter()
+        .map(|e| e.id)
+        .chain(bad.iter().filter_map(|b| b.id))
+        .fold(start, StreamId::max)
+}
+
+/// The snapshot's current epoch (0 when there is none).
+pub async fn current_epoch(redis: &Redis, keys: &RoomKeys) -> Result<u64, BackendError> {
+    let snap = keys.snap.clone();
+    let epoch: Option<u64> = redis
+        .call("load", |mut c| async move {
+            redis::cmd("HGET")
+                .arg(&snap)
+                .arg("epoch")
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    Ok(epoch.unwrap_or(0))
+}
+
+/// Up to `count` log entries after `after` (exclusive).
+pub async fn read_after(
+    redis: &Redis,
+    keys: &RoomKeys,
+    after: StreamId,
+    count: usize,
+    op: &'static str,
+) -> Result<(Vec<LogEntry>, Vec<BadEntry>), BackendError> {
+    let log = keys.log.clone();
+    let reply: Value = redis
+        .call(op, |mut c| async move {
+            redis::cmd("XRANGE")
+                .arg(&log)
+                .arg(format!("({after}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    Ok(parse_entries(&reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &[u8]) -> Value {
+        Value::BulkString(s.to_vec())
+    }
+
+    #[test]
+    fn parses_entries_and_isolates_bad_ones() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk(b"5-0"),
+                Value::Array(vec![
+                    bulk(b"u"),
+                    bulk(&[1, 2]),
+                    bulk(b"n"),
+                    bulk(b"g1"),
+                    bulk(b"t"),
+                    bulk(b"77"),
+                ]),
+            ]),
+            Value::Array(vec![
+                bulk(b"6-0"),
+                Value::Array(vec![bulk(b"x"), bulk(b"y")]),
+            ]),
+            Value::Array(vec![bulk(b"nonsense")]),
+            Value::Int(3),
+        ]);
+        let (good, bad) = parse_entries(&reply);
+        assert_eq!(
+            good,
+            vec![LogEntry {
+                id: StreamId { ms: 5, seq: 0 },
+                update: vec![1, 2],
+                node: "g1".into(),
+                ms: 77
+            }]
+        );
+        assert_eq!(bad.len(), 3);
+        assert_eq!(
+            bad[0],
+            BadEntry {
+                id: Some(StreamId { ms: 6, seq: 0 }),
+                reason: "no update"
+            }
+        );
+        assert_eq!(
+            last_id(StreamId::ZERO, &good, &bad),
+            StreamId { ms: 6, seq: 0 }
+        );
+    }
+}

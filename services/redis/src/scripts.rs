@@ -88,3 +88,89 @@ return 1
 "#,
     )
 });
+
+/// Claims a room for compaction: takes the lease and records the claim, returning the
+/// previous, unreleased claim (a replica that died mid-task) if there was one.
+///
+/// KEYS: lease, meta. ARGV: token, lease ms. Returns `{acquired (0|1), previous claim or ''}`.
+pub static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {0, ''}
+end
+local previous = redis.call('HGET', KEYS[2], 'claim') or ''
+redis.call('HSET', KEYS[2], 'claim', ARGV[1])
+return {1, previous}
+"#,
+    )
+});
+
+/// Extends a lease still held by `token`. KEYS: lease. ARGV: token, lease ms. Returns 0|1.
+pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#,
+    )
+});
+
+/// Writes a snapshot only if the writer still holds the lease and nobody wrote a snapshot
+/// since it read the old one (fencing by epoch).
+///
+/// KEYS: snap, lease, meta. ARGV: token, doc, upto, epoch read, bytes merged.
+/// Returns `ok`, `lease_lost` or `stale`.
+pub static WRITE_SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 'lease_lost'
+end
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if epoch ~= tonumber(ARGV[4]) then
+  return 'stale'
+end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'upto', ARGV[3], 'epoch', epoch + 1)
+local bytes = tonumber(redis.call('HGET', KEYS[3], 'bytes') or '0') - tonumber(ARGV[5])
+if bytes < 0 then bytes = 0 end
+redis.call('HSET', KEYS[3], 'bytes', bytes)
+return 'ok'
+"#,
+    )
+});
+
+/// Releases a lease held by `token` and clears the claim. KEYS: lease, meta. ARGV: token.
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+if redis.call('HGET', KEYS[2], 'claim') == ARGV[1] then
+  redis.call('HDEL', KEYS[2], 'claim')
+end
+return 1
+"#,
+    )
+});
+
+/// Deletes a fully compacted, empty log (and its metadata, keeping any foreign claim).
+/// KEYS: log, meta. Returns 1 when deleted, 0 when the log has entries again.
+pub static CLEANUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('XLEN', KEYS[1]) > 0 then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], 'last', 'bytes')
+if redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"#,
+    )
+});

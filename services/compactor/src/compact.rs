@@ -1,0 +1,244 @@
+//! Compacting one room, step by step:
+//!
+//! 1. claim the room's lease (another replica holds it → skip); push the task's due time past
+//!    the lease so other replicas leave it alone while this one works;
+//! 2. read the snapshot and the log after it in pages, applying everything to a yrs `Doc`
+//!    (at most `max_entries_per_run` / `max_bytes_per_run`; the rest waits for the next run);
+//! 3. write the merged state with the id of the last entry it covers — fenced: only while the
+//!    lease is held and only if no snapshot was written since step 2;
+//! 4. trim the log below that id (in steps, one per page read);
+//! 5. reschedule (entries remain), schedule a cleanup (log empty), or delete the empty log.
+//!
+//! A crash anywhere leaves either the old snapshot with the full log, or the new snapshot with
+//! an untrimmed log whose covered entries readers skip: nothing is lost, the next run finishes.
+
+use crate::config::Settings;
+use crate::fault::{self, Point};
+use crate::merge::Merger;
+use crate::metrics::CompactorMetrics;
+use std::sync::Arc;
+use tokio::time::{Duration, Instant};
+use yws_core::BackendError;
+use yws_redis::compaction::{new_token, Claim, Queue, RoomCompaction, Task, WriteOutcome};
+use yws_redis::entry::{now_ms, StreamId};
+use yws_redis::Redis;
+
+/// What one task did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Another replica holds the room.
+    Busy,
+    /// A snapshot was written.
+    Compacted {
+        /// Entries merged.
+        entries: u64,
+        /// Bytes merged.
+        bytes: u64,
+        /// Size of the new snapshot.
+        snapshot_bytes: usize,
+        /// Entries left in the log (arrived meanwhile, or over the per-run limit).
+        remaining: u64,
+        /// Whether the run stopped at the per-run limit (a backlog remains).
+        capped: bool,
+    },
+    /// Nothing new in the log.
+    Nothing {
+        /// Whether the empty log was deleted.
+        deleted: bool,
+    },
+    /// The lease was lost before the write: nothing written.
+    LeaseLost,
+    /// Another snapshot was written meanwhile: nothing written.
+    Stale,
+}
+
+/// What a task needs.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Redis.
+    pub redis: Arc<Redis>,
+    /// Settings.
+    pub settings: Settings,
+    /// Metrics.
+    pub metrics: CompactorMetrics,
+}
+
+/// Runs one task end to end (claim → compact → reschedule → release).
+pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, BackendError> {
+    let s = &ctx.settings;
+    let token = new_token();
+    let room = RoomCompaction::new(&ctx.redis, &task.room, &token, s.lease_ms);
+    let queue = Queue::new(&ctx.redis);
+    match room.claim().await? {
+        Claim::Busy => return Ok(Outcome::Busy),
+        Claim::Acquired { takeover } => {
+            if takeover {
+                ctx.metrics.lease_takeovers.inc();
+                tracing::info!(room = %task.room, "taking over a task whose replica died mid-compaction");
+            }
+        }
+    }
+    queue.set(&task.room, now_ms() + s.lease_ms, "XX").await?;
+    let result = compact(ctx, &room).await;
+    let finished = match &result {
+        Ok(outcome) => reschedule(ctx, &queue, &task.room, outcome).await,
+        Err(_) => {
+            queue
+                .set(&task.room, now_ms() + s.compact_after_ms, "")
+                .await
+        }
+    };
+    let released = room.release().await;
+    let outcome = result?;
+    finished?;
+    released?;
+    Ok(outcome)
+}
+
+/// When the room is due next: at once for a backlog, after `compact_after_ms` when entries
+/// arrived during the run, after `cleanup_after_ms` (to delete the empty log) otherwise.
+async fn reschedule(
+    ctx: &Context,
+    queue: &Queue<'_>,
+    name: &str,
+    outcome: &Outcome,
+) -> Result<(), BackendError> {
+    let s = &ctx.settings;
+    let now = now_ms();
+    match outcome {
+        Outcome::Compacted { capped: true, .. } => queue.set(name, now, "").await,
+        Outcome::Compacted { remaining, .. } if *remaining > 0 => {
+            queue.set(name, now + s.compact_after_ms, "").await
+        }
+        Outcome::Compacted { .. } => queue.set(name, now + s.cleanup_after_ms, "").await,
+        Outcome::LeaseLost | Outcome::Stale => {
+            queue.set(name, now + s.compact_after_ms, "LT").await
+        }
+        // `Nothing` handled its cleanup itself; `Busy` is not ours.
+        Outcome::Nothing { .. } | Outcome::Busy => Ok(()),
+    }
+}
+
+async fn compact(ctx: &Context, room: &RoomCompaction<'_>) -> Result<Outcome, BackendError> {
+    let s = &ctx.settings;
+    let started = Instant::now();
+    let snapshot = room.snapshot().await?;
+    let mut merger = Merger::new(s.gc);
+    if let Some(doc) = &snapshot.doc {
+        if !merger.apply(doc) {
+            // Never replace a snapshot we cannot read with one that lacks its content.
+            return Err(BackendError::Corrupt(format!(
+                "snapshot of {:?} is unreadable",
+                room.keys.snap
+            )));
+        }
+    }
+    let mut upto = snapshot.upto;
+    let mut checkpoints: Vec<StreamId> = Vec::new();
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    let mut capped = false;
+    let mut last_renewal = Instant::now();
+    let renew_every = Duration::from_millis(s.lease_ms / 3);
+    loop {
+        let (good, bad) = room.read(upto, s.page_entries).await?;
+        if good.is_empty() && bad.is_empty() {
+            break;
+        }
+        for b in &bad {
+            ctx.redis
+                .metrics
+                .entries_skipped
+                .with_label_values(&[b.reason])
+                .inc();
+            tracing::warn!(log = %room.keys.log, id = ?b.id, reason = b.reason, "unreadable log entry skipped");
+            if let Some(id) = b.id {
+                upto = upto.max(id);
+            }
+        }
+        for entry in &good {
+            if !merger.apply(&entry.update) {
+                ctx.redis
+                    .metrics
+                    .entries_skipped
+                    .with_label_values(&["bad_update"])
+                    .inc();
+                tracing::warn!(log = %room.keys.log, id = %entry.id, "log entry could not be applied; skipped");
+            }
+            upto = upto.max(entry.id);
+            entries += 1;
+            bytes += entry.update.len() as u64;
+        }
+        checkpoints.push(upto);
+        if entries as usize >= s.max_entries_per_run || bytes >= s.max_bytes_per_run {
+            capped = true;
+            break;
+        }
+        if last_renewal.elapsed() >= renew_every {
+            if !room.renew().await? {
+                return Ok(Outcome::LeaseLost);
+            }
+            last_renewal = Instant::now();
+        }
+    }
+
+    if upto == snapshot.upto {
+        // Nothing new. Entries the snapshot already covers may linger after a crash between
+        // write and trim: trim them. An empty log that stayed empty is deleted.
+        room.trim_below(snapshot.upto.next()).await?;
+        let deleted = if room.log_len().await? == 0 {
+            let queue = Queue::new(&ctx.redis);
+            // Dequeue first, then delete if still empty: an append racing with this either
+            // finds the log deleted (and queues the room itself) or keeps it non-empty (and
+            // the room is queued again here).
+            queue.remove(room.room()).await?;
+            let deleted = room.delete_if_empty().await?;
+            if deleted {
+                ctx.metrics.logs_deleted.inc();
+            } else {
+                queue
+                    .set(room.room(), now_ms() + s.compact_after_ms, "NX")
+                    .await?;
+            }
+            deleted
+        } else {
+            false
+        };
+        return Ok(Outcome::Nothing { deleted });
+    }
+
+    let state = merger.encode();
+    drop(merger);
+    let snapshot_bytes = state.len();
+    if !room.renew().await? {
+        return Ok(Outcome::LeaseLost);
+    }
+    fault::hit(Point::BeforeWrite);
+    match room.write(state, upto, snapshot.epoch, bytes).await? {
+        WriteOutcome::Written => {}
+        WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
+        WriteOutcome::Stale => return Ok(Outcome::Stale),
+    }
+    fault::hit(Point::AfterWrite);
+    for (i, checkpoint) in checkpoints.iter().enumerate() {
+        room.trim_below(checkpoint.next()).await?;
+        if i == 0 && checkpoints.len() > 1 {
+            fault::hit(Point::DuringTrim);
+        }
+    }
+    fault::hit(Point::AfterTrim);
+    let remaining = room.log_len().await?;
+    ctx.metrics.entries_merged.inc_by(entries);
+    ctx.metrics.log_bytes_merged.inc_by(bytes);
+    ctx.metrics.snapshot_bytes.observe(snapshot_bytes as f64);
+    ctx.metrics
+        .duration_seconds
+        .observe(started.elapsed().as_secs_f64());
+    tracing::debug!(log = %room.keys.log, entries, bytes, snapshot_bytes, remaining, "compacted");
+    Ok(Outcome::Compacted {
+        entries,
+        bytes,
+        snapshot_bytes,
+        remaining,
+        capped,
+    })
+}

@@ -1,0 +1,142 @@
+//! The compactor's configuration.
+
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use yws_config::{ConfigError, Legacy, Loader};
+use yws_redis::RedisConfig;
+use yws_telemetry::LogConfig;
+
+/// Environment names understood besides `YWS__…`.
+pub const LEGACY_ENV: &[Legacy] = &[
+    Legacy::plain("REDIS_URL", "redis.url"),
+    Legacy::list("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
+    Legacy::plain("YWS_REDIS_PREFIX", "redis.prefix"),
+    Legacy::flag("GC", "compactor.gc"),
+    Legacy::plain("LOG_FORMAT", "log.format"),
+    Legacy::plain("LOG_LEVEL", "log.level"),
+];
+
+/// Everything the compactor reads at startup.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactorConfig {
+    /// Compaction behaviour.
+    pub compactor: Settings,
+    /// The HTTP port for `/healthz`, `/readyz`, `/metrics`.
+    pub admin: AdminConfig,
+    /// Redis (required).
+    pub redis: RedisConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The `[compactor]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// How often the queue is polled.
+    pub poll_interval_ms: u64,
+    /// Tasks taken per poll.
+    pub batch: usize,
+    /// A room's lease; renewed while a compaction runs, taken over when a replica dies.
+    pub lease_ms: u64,
+    /// When entries remain after a run, the room is due again this much later.
+    pub compact_after_ms: u64,
+    /// A fully compacted log is deleted after it stayed empty this long.
+    pub cleanup_after_ms: u64,
+    /// Log entries merged per run at most (a larger backlog takes several runs).
+    pub max_entries_per_run: usize,
+    /// Log bytes merged per run at most.
+    pub max_bytes_per_run: u64,
+    /// Entries read per Redis call.
+    pub page_entries: usize,
+    /// Garbage-collect deleted content in snapshots (reference: `GC`, default on).
+    pub gc: bool,
+    /// How often logs without a queued task are looked for (0: never).
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            poll_interval_ms: 500,
+            batch: 16,
+            lease_ms: 30_000,
+            compact_after_ms: 10_000,
+            cleanup_after_ms: 15_000,
+            max_entries_per_run: 100_000,
+            max_bytes_per_run: 64 * 1024 * 1024,
+            page_entries: 1000,
+            gc: true,
+            sweep_interval_ms: 300_000,
+        }
+    }
+}
+
+/// The `[admin]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Interface for the admin port.
+    pub host: String,
+    /// Admin port (`/healthz`, `/readyz`, `/metrics`).
+    pub port: u16,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            host: "localhost".into(),
+            port: 9464,
+        }
+    }
+}
+
+impl CompactorConfig {
+    /// Loads and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: CompactorConfig = Loader::new(LEGACY_ENV)
+            .with_file(file)
+            .with_list_keys(yws_redis::config::LIST_KEYS)
+            .load()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if !self.redis.enabled() {
+            return invalid("the compactor needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES");
+        }
+        self.redis.validate()?;
+        let c = &self.compactor;
+        if c.poll_interval_ms == 0
+            || c.batch == 0
+            || c.page_entries == 0
+            || c.max_entries_per_run == 0
+        {
+            return invalid("compactor.poll_interval_ms, batch, page_entries and max_entries_per_run must be at least 1");
+        }
+        if c.lease_ms < 1000 {
+            return invalid("compactor.lease_ms must be at least 1000");
+        }
+        if c.lease_ms <= self.redis.command_timeout_ms * 3 {
+            return invalid("compactor.lease_ms must exceed three redis command timeouts (the lease is renewed between calls)");
+        }
+        self.admin_addr()?;
+        Ok(())
+    }
+
+    /// The admin listen address.
+    pub fn admin_addr(&self) -> Result<SocketAddr, ConfigError> {
+        (self.admin.host.as_str(), self.admin.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("admin.host {:?} does not resolve", self.admin.host))
+            })
+    }
+}

@@ -1,0 +1,51 @@
+//! Test-only fault points. With `YWS_COMPACTOR_FAULT=<point>` set, the process aborts (no
+//! cleanup, like SIGKILL) when a compaction reaches that point — how the crash-safety tests
+//! stop the real process at each step. Unset in production; a value names no other effect.
+
+use std::sync::OnceLock;
+
+/// Where a compaction can be interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// After merging, before the snapshot is written.
+    BeforeWrite,
+    /// After the snapshot was written, before the log is trimmed.
+    AfterWrite,
+    /// After the first part of a multi-part trim.
+    DuringTrim,
+    /// After the trim, before the lease is released and the task rescheduled.
+    AfterTrim,
+}
+
+impl Point {
+    fn name(self) -> &'static str {
+        match self {
+            Point::BeforeWrite => "before_write",
+            Point::AfterWrite => "after_write",
+            Point::DuringTrim => "during_trim",
+            Point::AfterTrim => "after_trim",
+        }
+    }
+}
+
+fn configured() -> Option<&'static str> {
+    static FAULT: OnceLock<Option<String>> = OnceLock::new();
+    FAULT
+        .get_or_init(|| {
+            std::env::var("YWS_COMPACTOR_FAULT")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .as_deref()
+}
+
+/// Aborts the process if `point` is the configured fault point.
+pub fn hit(point: Point) {
+    if configured() == Some(point.name()) {
+        tracing::error!(
+            point = point.name(),
+            "YWS_COMPACTOR_FAULT: aborting at fault point"
+        );
+        std::process::abort();
+    }
+}

@@ -1,0 +1,137 @@
+//! `yws-compactor`: merges room logs into snapshots until SIGTERM/SIGINT.
+
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use yws_compactor::compact::Context;
+use yws_compactor::config::CompactorConfig;
+use yws_compactor::metrics::CompactorMetrics;
+use yws_config::EXIT_CONFIG;
+use yws_redis::config::Topology;
+use yws_redis::{Redis, RedisMetrics};
+use yws_telemetry::Health;
+
+fn config_path() -> Result<Option<PathBuf>, String> {
+    let mut args = std::env::args().skip(1);
+    let mut path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                path = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: yws-compactor [--config FILE]"
+                ))
+            }
+        }
+    }
+    Ok(path)
+}
+
+fn main() {
+    let config =
+        config_path().and_then(|p| CompactorConfig::load(p.as_deref()).map_err(|e| e.to_string()));
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("yws-compactor: {e}");
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    yws_telemetry::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(config)) {
+        tracing::error!(error = format!("{e:#}"), "compactor failed");
+        std::process::exit(1);
+    }
+}
+
+async fn run(config: CompactorConfig) -> anyhow::Result<()> {
+    tracing::info!(config = ?config, "starting yws-compactor {}", env!("CARGO_PKG_VERSION"));
+    let registry = yws_telemetry::metrics::registry();
+    let health = Health::new();
+    let redis_metrics = RedisMetrics::new(&registry)?;
+    let metrics = CompactorMetrics::new(&registry)?;
+    let redis = Arc::new(Redis::new(&config.redis, redis_metrics)?);
+    let seeds = match config.redis.topology()? {
+        Topology::Single(url) => vec![url],
+        Topology::Cluster(urls) => urls,
+    };
+    let admin_addr = config.admin_addr()?;
+    let listener = yws_telemetry::admin::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {admin_addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening (/healthz /readyz /metrics)");
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(yws_telemetry::admin::serve(
+        listener,
+        health.clone(),
+        registry,
+        cancel.clone(),
+        tracker.clone(),
+    ));
+    let ctx = Context {
+        redis: redis.clone(),
+        settings: config.compactor.clone(),
+        metrics,
+    };
+    let worker = tokio::spawn(yws_compactor::worker::run(ctx, seeds, cancel.clone()));
+    tracker.spawn(readiness(redis, health.clone(), cancel.clone()));
+    health.set_started();
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing the current task");
+    health.set_draining();
+    cancel.cancel();
+    if let Err(e) = worker.await {
+        tracing::error!(error = %e, "worker ended abnormally");
+    }
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Keeps `/readyz` in step with Redis reachability.
+async fn readiness(redis: Arc<Redis>, health: Health, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let up = redis.ping().await.is_ok();
+        redis.metrics.up.set(i64::from(up));
+        health.set_dependency_down(!up);
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -73,7 +73,7 @@ async fn run(config: CompactorConfig) -> anyhow::Result<()> {
     let listener = yws_telemetry::admin::bind(admin_addr)
         .await
         .with_context(|| format!("cannot listen on {admin_addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "listening (/healthz /readyz /metrics)");
+    let local_addr = listener.local_addr()?;
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -92,6 +92,7 @@ async fn run(config: CompactorConfig) -> anyhow::Result<()> {
     let worker = tokio::spawn(yws_compactor::worker::run(ctx, seeds, cancel.clone()));
     tracker.spawn(readiness(redis, health.clone(), cancel.clone()));
     health.set_started();
+    tracing::info!(addr = %local_addr, "listening (/healthz /readyz /metrics)");
 
     shutdown_signal().await;
     tracing::info!("shutting down: finishing the current task");

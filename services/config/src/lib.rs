@@ -16,6 +16,7 @@
 //! - [`EXIT_CONFIG`]: the exit code for invalid configuration (64, `EX_USAGE`).
 
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -47,12 +48,12 @@ pub enum ConfigError {
 }
 
 /// A reference-server environment variable and the config key it sets.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Legacy {
     /// The environment variable, e.g. `PORT`.
     pub var: &'static str,
     /// The dotted config key, e.g. `server.port`.
-    pub key: &'static str,
+    pub key: Cow<'static, str>,
     /// How the value is read.
     pub kind: LegacyKind,
 }
@@ -73,7 +74,16 @@ impl Legacy {
     pub const fn plain(var: &'static str, key: &'static str) -> Self {
         Legacy {
             var,
-            key,
+            key: Cow::Borrowed(key),
+            kind: LegacyKind::Plain,
+        }
+    }
+
+    /// A plain mapping to the key `section.key`, for tables owned by a library crate.
+    pub fn in_section(var: &'static str, section: &str, key: &str) -> Self {
+        Legacy {
+            var,
+            key: Cow::Owned(format!("{section}.{key}")),
             kind: LegacyKind::Plain,
         }
     }
@@ -82,7 +92,7 @@ impl Legacy {
     pub const fn list(var: &'static str, key: &'static str) -> Self {
         Legacy {
             var,
-            key,
+            key: Cow::Borrowed(key),
             kind: LegacyKind::List,
         }
     }
@@ -91,7 +101,7 @@ impl Legacy {
     pub const fn flag(var: &'static str, key: &'static str) -> Self {
         Legacy {
             var,
-            key,
+            key: Cow::Borrowed(key),
             kind: LegacyKind::FlagUnlessFalse,
         }
     }
@@ -163,7 +173,7 @@ impl<'a> Loader<'a> {
                     (!off).to_string()
                 }
             };
-            legacy_env.insert(env_name(l.key), value);
+            legacy_env.insert(env_name(&l.key), value);
         }
         builder = builder.add_source(self.environment(legacy_env, &legacy_lists));
         let own: HashMap<String, String> = self

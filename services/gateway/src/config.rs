@@ -4,6 +4,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
+use yws_auth::AuthConfig;
 use yws_config::{ConfigError, Legacy, Loader};
 use yws_core::{RoomSettings, RoomsSettings};
 use yws_redis::RedisConfig;
@@ -21,6 +22,18 @@ pub const LEGACY_ENV: &[Legacy] = &[
     Legacy::plain("LOG_LEVEL", "log.level"),
 ];
 
+/// Every environment name the gateway understands besides `YWS__…`: the reference server's,
+/// Redis's, and the auth settings'.
+pub fn legacy_env() -> Vec<Legacy> {
+    let mut all = LEGACY_ENV.to_vec();
+    all.extend(
+        yws_auth::ENV_VARS
+            .iter()
+            .map(|(var, key)| Legacy::in_section(var, "auth", key)),
+    );
+    all
+}
+
 /// Everything the gateway reads at startup.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +44,8 @@ pub struct GatewayConfig {
     pub rooms: RoomsConfig,
     /// Redis: set `url` or `cluster_nodes` for cluster mode.
     pub redis: RedisConfig,
+    /// Authentication at the upgrade (off by default).
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -111,7 +126,8 @@ impl Default for RoomsConfig {
 impl GatewayConfig {
     /// Loads and validates the configuration.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: GatewayConfig = Loader::new(LEGACY_ENV)
+        let legacy = legacy_env();
+        let config: GatewayConfig = Loader::new(&legacy)
             .with_file(file)
             .with_list_keys(yws_redis::config::LIST_KEYS)
             .load()?;
@@ -149,6 +165,9 @@ impl GatewayConfig {
             return invalid("rooms.awareness_timeout_ms must be at least 1000");
         }
         self.redis.validate()?;
+        self.auth
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.listen_addr()?;
         Ok(())
     }
@@ -194,7 +213,8 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let c: GatewayConfig = Loader::new(LEGACY_ENV)
+        let legacy = legacy_env();
+        let c: GatewayConfig = Loader::new(&legacy)
             .with_env(env)
             .with_list_keys(yws_redis::config::LIST_KEYS)
             .load()?;
@@ -224,6 +244,15 @@ mod tests {
         assert_eq!(c.redis.cluster_nodes.len(), 2);
         assert_eq!(c.redis.prefix, "team-a");
         assert!(load(&[("REDIS_URL", "http://nope")]).is_err());
+    }
+
+    #[test]
+    fn auth_settings_from_their_env_names() {
+        let c = load(&[("AUTH_JWT_SECRET", "s3cret"), ("AUTH_JWT_ISSUER", "me")]).unwrap();
+        assert!(c.auth.jwt_enabled());
+        assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted");
+        // Cookie auth without an Origin allow-list is refused at startup.
+        assert!(load(&[("AUTH_JWT_SECRET", "s"), ("AUTH_TOKEN_COOKIE", "t")]).is_err());
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Gateway {
     pub ws_config: WebSocketConfig,
     /// What sessions share.
     pub session_context: SessionContext,
+    /// Decides who may open which room.
+    pub authorizer: yws_auth::Authorizer,
     next_conn: AtomicU64,
 }
 
@@ -57,6 +59,7 @@ impl Gateway {
         health: Health,
     ) -> anyhow::Result<Arc<Self>> {
         let metrics = Metrics::new(&registry)?;
+        let authorizer = yws_auth::Authorizer::new(&config.auth)?;
         let rooms = Rooms::new(backend.clone(), config.rooms_settings());
         let s = &config.server;
         let ws_config = WebSocketConfig::default()
@@ -85,6 +88,7 @@ impl Gateway {
             tracker: TaskTracker::new(),
             ws_config,
             session_context,
+            authorizer,
             next_conn: AtomicU64::new(1),
         }))
     }
@@ -102,13 +106,17 @@ impl Gateway {
         let http_tracker = TaskTracker::new();
         let maintenance_cancel = CancellationToken::new();
         let maintenance = tokio::spawn(self.rooms.clone().maintain(maintenance_cancel.clone()));
+        let listener_addr = listener.local_addr().ok();
         let accept = tokio::spawn(self.clone().accept_loop(
             listener,
             accept_cancel.clone(),
             http_tracker.clone(),
         ));
         self.health.set_started();
-        tracing::info!("ready");
+        match listener_addr {
+            Some(addr) => tracing::info!(%addr, "listening"),
+            None => tracing::info!("listening"),
+        }
 
         shutdown.await;
         let deadline = tokio::time::Instant::now()

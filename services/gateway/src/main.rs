@@ -101,7 +101,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let listener = bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, mode, "listening");
+    tracing::info!(mode, "serving");
 
     if metrics_port != 0 {
         let admin_addr = std::net::SocketAddr::new(addr.ip(), metrics_port);

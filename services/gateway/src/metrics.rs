@@ -44,6 +44,8 @@ pub struct Metrics {
     pub readonly_updates_dropped: IntCounter,
     /// Connection tasks that panicked (the process carried on).
     pub panics: IntCounter,
+    /// Upgrades (and API requests) refused by authentication, by reason.
+    pub auth_refusals: IntCounterVec,
     /// Time to load a room (snapshot + log) when it becomes active.
     pub room_load_seconds: Histogram,
     /// Time for the backend to accept an update (the shared log write).
@@ -121,6 +123,13 @@ impl Metrics {
                 "yws_gateway_connection_panics_total",
                 "Connection tasks that panicked",
             )?,
+            auth_refusals: IntCounterVec::new(
+                Opts::new(
+                    "yws_gateway_auth_refusals_total",
+                    "Requests refused by authentication, by reason",
+                ),
+                &["reason"],
+            )?,
             room_load_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "yws_gateway_room_load_seconds",
@@ -155,6 +164,7 @@ impl Metrics {
         registry.register(Box::new(m.slow_clients.clone()))?;
         registry.register(Box::new(m.readonly_updates_dropped.clone()))?;
         registry.register(Box::new(m.panics.clone()))?;
+        registry.register(Box::new(m.auth_refusals.clone()))?;
         registry.register(Box::new(m.room_load_seconds.clone()))?;
         registry.register(Box::new(m.append_seconds.clone()))?;
         // Make every bounded label visible from the start, so rates and alerts have series.
@@ -163,6 +173,9 @@ impl Metrics {
             m.messages_sent.with_label_values(&[t]);
             m.received_bytes.with_label_values(&[t]);
             m.sent_bytes.with_label_values(&[t]);
+        }
+        for r in yws_auth::RefusalReason::ALL {
+            m.auth_refusals.with_label_values(&[r.as_str()]);
         }
         for r in CLOSE_LABELS {
             m.connections_closed.with_label_values(&[r]);

@@ -72,8 +72,34 @@ fn refuse(
     text(status, &format!("{body}\n"))
 }
 
+/// Checks credentials for `room`; refusals are counted and answered with their status.
+pub async fn authorize(
+    gw: &Gateway,
+    room: &RoomName,
+    head: &http::request::Parts,
+) -> Result<yws_auth::Grant, Response<Full<Bytes>>> {
+    if !gw.authorizer.enabled() {
+        return Ok(yws_auth::Grant::anonymous());
+    }
+    gw.authorizer
+        .authorize(room.as_str(), head)
+        .await
+        .map_err(|refusal| {
+            gw.metrics
+                .auth_refusals
+                .with_label_values(&[refusal.reason.as_str()])
+                .inc();
+            let label = match refusal.status.as_u16() {
+                401 => "unauthorized",
+                403 => "forbidden",
+                _ => "auth_unavailable",
+            };
+            refuse(gw, refusal.status, label, &refusal.message)
+        })
+}
+
 /// Handles an upgrade request end to end: answers 101 and spawns the session, or refuses.
-pub async fn handle(gw: Arc<Gateway>, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let settings = &gw.config.server;
     let room = match room_from_path(
         req.uri().path(),
@@ -140,6 +166,12 @@ pub async fn handle(gw: Arc<Gateway>, mut req: Request<Incoming>) -> Response<Fu
         let reason = gw.health.not_ready_reason().unwrap_or("not ready");
         return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason);
     }
+    let (head, body) = req.into_parts();
+    let grant = match authorize(&gw, &room, &head).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
+    };
+    let mut req = Request::from_parts(head, body);
     let Ok(permit) = gw.connection_slots.clone().try_acquire_owned() else {
         return refuse(
             &gw,
@@ -148,10 +180,16 @@ pub async fn handle(gw: Arc<Gateway>, mut req: Request<Incoming>) -> Response<Fu
             "node at its connection limit",
         );
     };
-
-    // Later: authentication decides access and expiry here.
-    let access = Access::ReadWrite;
-    let expires_at: Option<Instant> = None;
+    let access = match grant.access {
+        yws_auth::Access::ReadWrite => Access::ReadWrite,
+        yws_auth::Access::ReadOnly => Access::ReadOnly,
+    };
+    let expires_at = grant.expires_at.map(|at| {
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Instant::now() + left
+    });
 
     let started = Instant::now();
     let lease = match gw.rooms.lease(&room).await {
@@ -180,7 +218,7 @@ pub async fn handle(gw: Arc<Gateway>, mut req: Request<Incoming>) -> Response<Fu
 
     let conn = gw.next_conn_id();
     let control = PeerControl::child_of(&gw.connections_cancel);
-    let span = tracing::info_span!("conn", room = %room, conn_id = conn.0);
+    let span = tracing::info_span!("conn", room = %room, conn_id = conn.0, subject = grant.subject.as_deref().unwrap_or(""));
     let upgrade = hyper::upgrade::on(&mut req);
     let task_gw = gw.clone();
     gw.tracker.spawn(

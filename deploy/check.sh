@@ -31,9 +31,20 @@ rm -f "$WORK"/*.log "$WORK"/render-* "$WORK"/dashboard-rules.yml
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=""
+# Packages are installed for their tools only: a temporary policy-rc.d keeps apt from starting
+# their services (prometheus, haproxy) when the machine has no policy of its own.
 apt_install() {
   if [ -z "$apt_updated" ]; then as_root apt-get update -qq >/dev/null; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  local policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+  if [ -n "$policy" ]; then as_root rm -f "$policy"; fi
+  return "$rc"
 }
 
 need_apt=()

@@ -24,7 +24,9 @@
 
 {{- define "yws.gatewayName" -}}{{ include "yws.fullname" . }}-gateway{{- end }}
 {{- define "yws.compactorName" -}}{{ include "yws.fullname" . }}-compactor{{- end }}
-{{- define "yws.redisName" -}}{{ include "yws.fullname" . }}-redis{{- end }}
+{{/* A StatefulSet's name is at most 52 characters (its pods get a controller-revision-hash
+label of name + 11 characters). */}}
+{{- define "yws.redisName" -}}{{ include "yws.fullname" . | trunc 46 | trimSuffix "-" }}-redis{{- end }}
 
 {{- define "yws.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}

@@ -128,11 +128,10 @@ export const within = (ctx, label, promise, limitMs = Infinity) => {
 /**
  * Creates a stock y-websocket provider for a fresh Y.Doc on the next URL. Incoming frames are
  * tapped (after the provider handled them) into `client.frames` and emitted as `frame` on
- * `client.tap`; outgoing bytes are counted. `connect: false` lets the caller prepare first.
+ * `client.tap`; outgoing bytes are counted. `connect: false` lets the caller prepare first;
+ * `doc` and `url` attach a new provider to an existing doc on a chosen server (a failover).
  */
-export const openClient = (ctx, name, { connect = true } = {}) => {
-  const url = ctx.takeUrl()
-  const doc = new Y.Doc()
+export const openClient = (ctx, name, { connect = true, doc = new Y.Doc(), url = ctx.takeUrl() } = {}) => {
   const opts = { WebSocketPolyfill: WebSocket, disableBc: true, connect: false }
   if (ctx.token != null) opts.params = { token: ctx.token }
   const provider = new WebsocketProvider(url, ctx.room, doc, opts)

@@ -3,7 +3,8 @@
 //
 //   node run.mjs <scenario> --urls ws://127.0.0.1:P1[,ws://127.0.0.1:P2,...] [--room NAME]
 //     [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N]
-//     [--skip-query-awareness]
+//     [--skip-query-awareness] [--text T] [--expect-text T] [--kill-pid PID] [--hold-ms N]
+//     [--expect-close CODE]
 //
 // Exit codes: 0 ok, 1 failed expectation, 2 timeout, 64 usage error. See README.md.
 
@@ -25,7 +26,12 @@ const SCENARIOS = {
   echo: './scenarios/echo.mjs',
   keepalive: './scenarios/keepalive.mjs',
   'auth-params': './scenarios/auth.mjs',
-  'expect-refused': './scenarios/auth.mjs'
+  'expect-refused': './scenarios/auth.mjs',
+  'write-doc': './scenarios/doc.mjs',
+  'check-doc': './scenarios/doc.mjs',
+  failover: './scenarios/failover.mjs',
+  'awareness-failover': './scenarios/failover.mjs',
+  outage: './scenarios/outage.mjs'
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000
@@ -48,7 +54,7 @@ const finish = async (code, fields) => {
 }
 
 const usage = (reason) => finish(EXIT.usage, {
-  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness]`
+  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness] [--text T] [--expect-text T] [--kill-pid PID] [--hold-ms N] [--expect-close CODE]`
 })
 
 const parse = () => {
@@ -63,7 +69,12 @@ const parse = () => {
       seed: { type: 'string' },
       'quiet-ms': { type: 'string', default: '35000' },
       'expect-status': { type: 'string' },
-      'skip-query-awareness': { type: 'boolean', default: false }
+      'skip-query-awareness': { type: 'boolean', default: false },
+      text: { type: 'string' },
+      'expect-text': { type: 'string' },
+      'kill-pid': { type: 'string' },
+      'hold-ms': { type: 'string' },
+      'expect-close': { type: 'string' }
     }
   })
   if (positionals.length !== 1) throw new Error('exactly one scenario expected')
@@ -89,6 +100,11 @@ const parse = () => {
     return n
   }
   if (scenarioName === 'auth-params' && values.token === undefined) throw new Error('auth-params needs --token')
+  const required = { 'write-doc': 'text', 'check-doc': 'expect-text', failover: 'kill-pid', 'awareness-failover': 'kill-pid', outage: 'expect-close' }
+  if (required[scenarioName] && values[required[scenarioName]] === undefined) throw new Error(`${scenarioName} needs --${required[scenarioName]}`)
+  const killPid = int('kill-pid', values['kill-pid'], 2)
+  const holdMs = int('hold-ms', values['hold-ms'], 0)
+  const expectClose = int('expect-close', values['expect-close'], 1000)
   const quietMs = int('quiet-ms', values['quiet-ms'], 0)
   const expectStatus = int('expect-status', values['expect-status'], 100)
   const seed = int('seed', values.seed, 0) ?? randomBytes(4).readUInt32LE(0)
@@ -104,7 +120,16 @@ const parse = () => {
     token: values.token ?? null,
     timeoutMs,
     seed,
-    options: { quietMs, expectStatus, skipQueryAwareness: values['skip-query-awareness'] }
+    options: {
+      quietMs,
+      expectStatus,
+      skipQueryAwareness: values['skip-query-awareness'],
+      text: values.text,
+      expectText: values['expect-text'],
+      killPid,
+      holdMs,
+      expectClose
+    }
   }
 }
 

@@ -62,6 +62,34 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, &[], &[])
 }
 
+/// The sum of every sample of metric `name` (all label sets) in a Prometheus text exposition;
+/// 0 when there is none. `name{label="v"}` sums only the samples with that label.
+pub fn metric_sum(exposition: &str, name: &str) -> f64 {
+    let (base, labels) = match name.split_once('{') {
+        Some((base, labels)) => (base, Some(labels.trim_end_matches('}'))),
+        None => (name, None),
+    };
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, series_labels) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let wanted = metric == base
+                && labels.is_none_or(|want| series_labels.split(',').any(|kv| kv == want));
+            wanted.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// `GET /metrics` from `addr` and [`metric_sum`] of `name`.
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    metric_sum(&get(addr, "/metrics").text(), name)
+}
+
 fn parse(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)

@@ -1,7 +1,10 @@
 //! The Node interop scenarios in `tests/interop` (the real npm `y-websocket` client).
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The scenario runner's directory.
 pub fn dir() -> PathBuf {
@@ -26,33 +29,127 @@ impl Verdict {
     }
 }
 
-/// Runs `node run.mjs <scenario> --urls <urls> <extra…>` and parses its verdict.
-pub fn run(scenario: &str, urls: &[String], extra: &[&str]) -> Verdict {
+fn command(scenario: &str, urls: &[String], extra: &[&str]) -> Command {
     let dir = dir();
     assert!(
         dir.join("node_modules/y-websocket").exists(),
         "tests/interop/node_modules is missing: run `npm ci` in tests/interop (scripts/test.sh does)"
     );
-    let output = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .current_dir(&dir)
         .arg("run.mjs")
         .arg(scenario)
         .arg("--urls")
         .arg(urls.join(","))
         .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .stdin(Stdio::null());
+    command
+}
+
+fn verdict(code: Option<i32>, stdout: &str, stderr: String) -> Verdict {
     let json = stdout
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .unwrap_or(serde_json::Value::Null);
     Verdict {
-        code: output.status.code().unwrap_or(-1),
+        code: code.unwrap_or(-1),
         json,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stderr,
+    }
+}
+
+/// Runs `node run.mjs <scenario> --urls <urls> <extra…>` and parses its verdict.
+pub fn run(scenario: &str, urls: &[String], extra: &[&str]) -> Verdict {
+    let output = command(scenario, urls, extra).output().expect("run node");
+    verdict(
+        output.status.code(),
+        &String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A scenario running in the background, for tests that act on the servers while it runs
+/// (the scenario tells them when on stderr). Killed if dropped unfinished.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+/// Starts a scenario like [`run`] without waiting for it.
+pub fn spawn(scenario: &str, urls: &[String], extra: &[&str]) -> Running {
+    let mut child = command(scenario, urls, extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let pipe = child.stderr.take().expect("piped stderr");
+    let sink = stderr.clone();
+    let stderr_reader = std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stdout.take().expect("piped stdout");
+    let sink = stdout.clone();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = pipe.read_to_string(&mut out);
+        *sink.lock().unwrap() = out;
+    });
+    Running {
+        child,
+        stderr,
+        readers: vec![stderr_reader, stdout_reader],
+        stdout,
+    }
+}
+
+impl Running {
+    /// Waits until the scenario printed a stderr line containing `needle`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        crate::wait_until(timeout, || {
+            self.stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+        })
+    }
+
+    /// Waits for the scenario to exit (killing it after `timeout`) and returns its verdict.
+    pub fn finish(mut self, timeout: Duration) -> Verdict {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for node") {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let stderr = self.stderr.lock().unwrap().join("\n");
+        let stdout = self.stdout.lock().unwrap().clone();
+        verdict(status.and_then(|s| s.code()), &stdout, stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

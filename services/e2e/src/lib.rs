@@ -7,10 +7,13 @@
 //!
 //! ## Layout
 //! - [`process`]: spawning our binaries, reading their logs, signals.
-//! - [`redis`]: `redis-server` instances and a local Redis Cluster.
-//! - [`interop`]: running a Node interop scenario and reading its JSON verdict.
+//! - [`redis`]: `redis-server` instances and a local Redis Cluster (which master owns a key).
+//! - [`interop`]: running a Node interop scenario (to completion, or in the background while
+//!   the test acts on the servers) and reading its JSON verdict.
 //! - [`http`]: a tiny HTTP/1.1 client for probes, metrics and the document API.
-//! - [`ws`]: a raw y-websocket client (tokio-tungstenite) for byte-level checks.
+//! - [`ws`]: a raw y-websocket client (tokio-tungstenite) for byte-level checks, and a
+//!   `Follower` that keeps its own copy of a room's document.
+//! - [`wait_until`]: bounded polling for conditions.
 // Real processes are polled from plain threads here: `std::thread::sleep` is fine.
 #![allow(
     clippy::unwrap_used,
@@ -40,6 +43,20 @@ pub fn repo_root() -> PathBuf {
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
+}
+
+/// Polls `condition` every 25 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
 }
 
 /// A room name unique to this test run.

@@ -90,6 +90,8 @@ impl ServiceBuilder {
             .args(&self.args)
             .env_remove("RUST_LOG")
             .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_NODES")
+            .env_remove("YWS_REDIS_PREFIX")
             .envs(&self.env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

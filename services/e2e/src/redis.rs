@@ -171,6 +171,38 @@ impl RedisCluster {
         panic!("redis cluster did not become ok");
     }
 
+    /// The index in [`nodes`](Self::nodes) of the master that owns `key`'s slot
+    /// (`CLUSTER KEYSLOT`, then the slot ranges of `CLUSTER NODES`).
+    pub fn owner_of(&self, key: &str) -> usize {
+        let first = &self.nodes[0];
+        let slot: u16 = first
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .and_then(|s| s.trim().parse().ok())
+            .expect("CLUSTER KEYSLOT");
+        let table = first.cli(&["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        for line in table.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some(port) = fields
+                .get(1)
+                .and_then(|a| a.split('@').next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            let owns = fields.iter().skip(8).any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= slot && slot <= hi)
+            });
+            if owns {
+                if let Some(i) = self.nodes.iter().position(|n| n.port == port) {
+                    return i;
+                }
+            }
+        }
+        panic!("no master owns slot {slot}:\n{table}");
+    }
+
     /// `host:port,host:port,…` for `REDIS_CLUSTER_NODES`.
     pub fn seeds(&self) -> String {
         self.nodes

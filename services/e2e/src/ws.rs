@@ -53,3 +53,69 @@ pub async fn close_code(socket: &mut Socket) -> Option<u16> {
         }
     }
 }
+
+/// A raw client that keeps its own copy of the room's document: on connect it asks for the
+/// whole state (sync step 1 with an empty state vector); it applies every sync step 2 and
+/// update it reads. Lets a test wait until a node has *delivered* something to its clients.
+#[derive(Debug)]
+pub struct Follower {
+    /// The connection.
+    pub socket: Socket,
+    doc: yrs::Doc,
+}
+
+impl Follower {
+    /// Connects to `url` and asks for the room's state.
+    pub async fn connect(url: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut socket = connect(url).await?;
+        send(
+            &mut socket,
+            yws_protocol::encode::sync_step1(&yrs::StateVector::default()),
+        )
+        .await;
+        Ok(Follower {
+            socket,
+            doc: yrs::Doc::new(),
+        })
+    }
+
+    /// The `Y.Text` named `text` (what the interop scenarios write) as received so far.
+    pub fn text(&self) -> String {
+        use yrs::{GetString, Transact};
+        self.doc
+            .get_or_insert_text("text")
+            .get_string(&self.doc.transact())
+    }
+
+    /// Reads and applies frames until `done(text)` holds; false if the connection ends or
+    /// `timeout` passes first.
+    pub async fn wait_text(&mut self, timeout: Duration, done: impl Fn(&str) -> bool) -> bool {
+        use yrs::updates::decoder::Decode;
+        use yrs::{Transact, Update};
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if done(&self.text()) {
+                return true;
+            }
+            let frame = match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => b,
+                Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return false,
+                Ok(Some(Ok(_))) => continue,
+            };
+            let Ok(messages) = yws_protocol::decode(&frame) else {
+                continue;
+            };
+            for message in messages {
+                if let yws_protocol::Message::SyncStep2(u) | yws_protocol::Message::Update(u) =
+                    message
+                {
+                    let update = Update::decode_v1(u).expect("the server sends valid updates");
+                    self.doc
+                        .transact_mut()
+                        .apply_update(update)
+                        .expect("apply update");
+                }
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //!   message and push frames into outboxes; they never await.
 //! - [`backend`]: [`RoomBackend`], where updates go and come from: [`MemoryBackend`] for a
 //!   standalone node; Redis Streams (crate `yws-redis`) for a cluster.
+//! - [`export`]: a document as JSON of named shared objects (`CALLBACK_OBJECTS` syntax).
 //! - [`rooms`]: [`Rooms`], the registry of loaded rooms: load once, share, unload after a grace
 //!   period, sweep stale awareness.
 //!
@@ -22,6 +23,7 @@
 
 pub mod awareness;
 pub mod backend;
+pub mod export;
 pub mod name;
 pub mod peer;
 pub mod room;

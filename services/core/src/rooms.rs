@@ -204,12 +204,15 @@ impl Rooms {
     /// Rooms load afresh when clients come back.
     pub async fn evict_all(&self, reason: crate::CloseReason) -> usize {
         let rooms: Vec<Arc<Room>> = self.slots.lock().drain().map(|(_, s)| s.room).collect();
+        // Every client is asked to leave first; closing rooms may wait on a backend that is down.
         for room in &rooms {
             room.kick_all(reason);
-            if room.is_loaded() {
-                self.backend.close(room).await;
-            }
         }
+        let closes = rooms
+            .iter()
+            .filter(|room| room.is_loaded())
+            .map(|room| self.backend.close(room));
+        futures_util::future::join_all(closes).await;
         rooms.len()
     }
 

@@ -327,7 +327,6 @@ fn redis_restart_closes_clients_with_1013_and_recovers() {
 }
 
 #[test]
-#[ignore = "bug: Rooms::evict_all kicks room by room, awaiting a 2 s unsubscribe per room while Redis is down"]
 fn redis_outage_closes_the_clients_of_every_room_promptly() {
     let _serial = serial();
     let mut redis = RedisServer::start();
@@ -500,7 +499,6 @@ fn poison_in_the_log_and_on_the_channel_is_skipped() {
 }
 
 #[test]
-#[ignore = "bug: a live message with an undecodable update still advances the room's position in the log (feed.rs Dispatcher::update)"]
 fn a_corrupt_live_message_does_not_stop_live_delivery() {
     let _serial = serial();
     let redis = RedisServer::start();

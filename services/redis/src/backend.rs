@@ -9,6 +9,7 @@ use crate::metrics::RedisMetrics;
 use crate::{scripts, store};
 use async_trait::async_trait;
 use redis::Value;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -30,8 +31,15 @@ pub struct RedisBackend {
     awareness_timeout: Duration,
 }
 
-/// Debug wrapper around the pub/sub connection.
-struct PubSubHandle(PubSub);
+/// The pub/sub connection and which room each subscription is for. Subscribing, deciding to
+/// unsubscribe and unsubscribing all happen under one lock, so closing an old room can never
+/// unsubscribe a newer room of the same name.
+struct PubSubHandle {
+    conn: PubSub,
+    rooms: HashMap<String, Arc<Room>>,
+    /// Channels left subscribed while Redis was down; unsubscribed when it is back.
+    orphaned: HashSet<String>,
+}
 
 impl std::fmt::Debug for PubSubHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +66,11 @@ impl RedisBackend {
         let backend = Arc::new(RedisBackend {
             redis: redis.clone(),
             node,
-            pubsub: Arc::new(tokio::sync::Mutex::new(PubSubHandle(pubsub))),
+            pubsub: Arc::new(tokio::sync::Mutex::new(PubSubHandle {
+                conn: pubsub,
+                rooms: HashMap::new(),
+                orphaned: HashSet::new(),
+            })),
             commands,
             inflight: Semaphore::new(config.max_inflight_writes),
             up,
@@ -82,15 +94,21 @@ impl RedisBackend {
         RoomKeys::new(self.redis.prefix(), room.name().as_str())
     }
 
-    async fn subscribe(&self, channel: &str) -> Result<(), BackendError> {
+    async fn subscribe(&self, room: &Arc<Room>, channel: &str) -> Result<(), BackendError> {
         let started = tokio::time::Instant::now();
         let mut pubsub = self.pubsub.lock().await;
-        let result =
-            match tokio::time::timeout(self.redis.timeout(), pubsub.0.subscribe(channel)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(BackendError::Unavailable(format!("subscribe: {e}"))),
-                Err(_) => Err(BackendError::Timeout("subscribe")),
-            };
+        pubsub.rooms.insert(channel.to_string(), room.clone());
+        pubsub.orphaned.remove(channel);
+        let result = match tokio::time::timeout(
+            self.redis.timeout(),
+            pubsub.conn.subscribe(channel),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(BackendError::Unavailable(format!("subscribe: {e}"))),
+            Err(_) => Err(BackendError::Timeout("subscribe")),
+        };
         self.redis
             .metrics
             .command_seconds
@@ -104,6 +122,53 @@ impl RedisBackend {
                 .inc();
         }
         result
+    }
+
+    /// Unsubscribes `channel` unless a newer room of the same name uses it. While Redis is
+    /// down the channel is only remembered (waiting on it would hold up every other room).
+    async fn unsubscribe(&self, room: &Arc<Room>, channel: &str) {
+        let mut pubsub = self.pubsub.lock().await;
+        if pubsub
+            .rooms
+            .get(channel)
+            .is_some_and(|r| Arc::ptr_eq(r, room))
+        {
+            pubsub.rooms.remove(channel);
+        }
+        if pubsub.rooms.contains_key(channel) {
+            return;
+        }
+        if !self.is_ready() {
+            pubsub.orphaned.insert(channel.to_string());
+            return;
+        }
+        match tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(channel)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(channel, error = %e, "unsubscribe failed");
+                pubsub.orphaned.insert(channel.to_string());
+            }
+            Err(_) => {
+                pubsub.orphaned.insert(channel.to_string());
+            }
+        }
+    }
+
+    /// Unsubscribes channels whose rooms closed while Redis was down.
+    async fn unsubscribe_orphans(&self) {
+        let mut pubsub = self.pubsub.lock().await;
+        let orphans: Vec<String> = pubsub.orphaned.drain().collect();
+        for channel in orphans {
+            if pubsub.rooms.contains_key(&channel) {
+                continue;
+            }
+            if !matches!(
+                tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(&channel)).await,
+                Ok(Ok(()))
+            ) {
+                pubsub.orphaned.insert(channel);
+            }
+        }
     }
 
     async fn load_awareness(&self, room: &Room, keys: &RoomKeys) -> Result<(), BackendError> {
@@ -235,6 +300,7 @@ async fn health(backend: Arc<RedisBackend>, up: watch::Sender<bool>, cancel: Can
                     tracing::info!("redis is reachable again");
                     backend.redis.metrics.up.set(1);
                     let _ = up.send(true);
+                    backend.unsubscribe_orphans().await;
                 }
             }
             Err(e) => {
@@ -262,7 +328,7 @@ impl RoomBackend for RedisBackend {
             .await
             .map_err(|_| BackendError::Unavailable("dispatcher stopped".into()))?;
         let result = async {
-            self.subscribe(&keys.channel).await?;
+            self.subscribe(room, &keys.channel).await?;
             let stored = store::load(&self.redis, &keys, self.config.load_page_entries).await?;
             if let Some(snapshot) = &stored.snapshot {
                 room.load_update(snapshot).map_err(|e| {
@@ -402,12 +468,7 @@ impl RoomBackend for RedisBackend {
             room: room.clone(),
         };
         let _ = self.commands.send(unregister).await;
-        let mut pubsub = self.pubsub.lock().await;
-        if let Ok(Err(e)) =
-            tokio::time::timeout(self.redis.timeout(), pubsub.0.unsubscribe(&keys.channel)).await
-        {
-            tracing::debug!(room = %room.name(), error = %e, "unsubscribe failed");
-        }
+        self.unsubscribe(room, &keys.channel).await;
     }
 
     fn unload_grace(&self) -> Option<Duration> {

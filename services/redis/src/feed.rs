@@ -366,14 +366,19 @@ impl Dispatcher {
             self.catch_up(channel).await;
             return;
         }
-        sub.last = p.id;
         let entry = LogEntry {
             id: p.id,
             update: p.update,
             node: p.node,
             ms: p.ms,
         };
-        apply(&self.node, &self.redis, sub, &entry);
+        if apply(&self.node, &self.redis, sub, &entry) {
+            sub.last = p.id;
+        } else {
+            // A live message is only a hint; the log decides. Read the entry from there (a
+            // corrupt one is stepped over by its real id) instead of trusting this id.
+            self.catch_up(channel).await;
+        }
     }
 
     /// Reads everything after the room's last applied entry from its log.
@@ -419,10 +424,11 @@ impl Dispatcher {
     }
 }
 
-fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry) {
+/// Applies an entry to the room; `false` when it could not be applied (counted, logged).
+fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry) -> bool {
     let own = entry.node == node;
     if own && !sub.apply_own {
-        return; // applied locally when it was written
+        return true; // applied locally when it was written
     }
     match sub.room.apply_remote_update(&entry.update) {
         Ok(()) => {
@@ -431,6 +437,7 @@ fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry) {
                 redis.metrics.read_lag_seconds.observe(lag);
                 redis.metrics.fanout_seconds.observe(lag);
             }
+            true
         }
         Err(e) => {
             redis
@@ -439,6 +446,7 @@ fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry) {
                 .with_label_values(&["bad_update"])
                 .inc();
             tracing::warn!(room = %sub.room.name(), id = %entry.id, error = %e, "log entry could not be applied; skipped");
+            false
         }
     }
 }

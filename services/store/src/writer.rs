@@ -107,8 +107,31 @@ impl Batch {
 
 impl Writer {
     /// Runs until cancelled (or every sender is gone), then commits what is still queued.
-    /// Returns an error only if that final commit failed.
+    /// Returns an error only if that final commit failed (after logging what was lost).
     pub(crate) async fn run(mut self) -> Result<(), StoreError> {
+        let result = self.serve().await;
+        if result.is_err() {
+            self.rx.close();
+            let mut lost = 0usize;
+            while let Ok(cmd) = self.rx.try_recv() {
+                if let Command::Op {
+                    op: Op::Append { room, .. },
+                    ..
+                } = cmd
+                {
+                    self.tracker.dequeued(&room);
+                    lost += 1;
+                }
+            }
+            if lost > 0 {
+                self.metrics.pending_updates.sub(lost as i64);
+                tracing::error!(lost_updates = lost, "updates still queued were not saved");
+            }
+        }
+        result
+    }
+
+    async fn serve(&mut self) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         loop {
             if batch.is_empty() {

@@ -251,7 +251,9 @@ impl Writer {
             }
         };
         self.healthy.store(true, Ordering::Relaxed);
-        self.metrics.batch_updates.observe(appends as f64);
+        if appends > 0 {
+            self.metrics.batch_updates.observe(appends as f64);
+        }
         self.settle(ops, &committed.installed);
         self.next_seq = committed.next_seq;
         for reply in replies {

@@ -47,8 +47,9 @@ impl BackendError {
 ///   [`Room::load_update`]) and, for shared backends, starts applying other nodes' changes with
 ///   [`Room::apply_remote_update`] / [`Room::apply_remote_awareness`] — with no gap between
 ///   the loaded state and the first delivered change.
-/// - [`append`](RoomBackend::append) returns only once the update is durable (or shared); the
-///   caller applies and broadcasts it afterwards.
+/// - [`append`](RoomBackend::append) returns once the update is shared (Redis) or accepted
+///   for the backend's documented durability window (the embedded store's group commit);
+///   the caller applies and broadcasts it afterwards.
 /// - [`close`](RoomBackend::close) stops deliveries for that `Arc<Room>` only: a newer `Room`
 ///   of the same name may already be open.
 #[async_trait]

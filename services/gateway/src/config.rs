@@ -8,6 +8,7 @@ use yws_auth::AuthConfig;
 use yws_config::{ConfigError, Legacy, Loader};
 use yws_core::{RoomSettings, RoomsSettings};
 use yws_redis::RedisConfig;
+use yws_store::StoreConfig;
 use yws_telemetry::LogConfig;
 
 /// Reference-server environment names and the keys they set.
@@ -31,6 +32,11 @@ pub fn legacy_env() -> Vec<Legacy> {
             .iter()
             .map(|(var, key)| Legacy::in_section(var, "auth", key)),
     );
+    all.extend(
+        yws_store::LEGACY_ENV
+            .iter()
+            .map(|(var, key)| Legacy::in_section(var, "persistence", key)),
+    );
     all
 }
 
@@ -46,6 +52,8 @@ pub struct GatewayConfig {
     pub redis: RedisConfig,
     /// Authentication at the upgrade (off by default).
     pub auth: AuthConfig,
+    /// Durable documents for a single node (`YPERSISTENCE`).
+    pub persistence: StoreConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -168,6 +176,12 @@ impl GatewayConfig {
         self.auth
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.persistence
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.persistence.enabled() && self.redis.enabled() {
+            return invalid("YPERSISTENCE (persistence.dir) is for a standalone node; with Redis configured, Redis stores the documents — set one of them");
+        }
         self.listen_addr()?;
         Ok(())
     }
@@ -253,6 +267,17 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted");
         // Cookie auth without an Origin allow-list is refused at startup.
         assert!(load(&[("AUTH_JWT_SECRET", "s"), ("AUTH_TOKEN_COOKIE", "t")]).is_err());
+    }
+
+    #[test]
+    fn persistence_from_ypersistence() {
+        let c = load(&[("YPERSISTENCE", "/tmp/yws-data")]).unwrap();
+        assert!(c.persistence.enabled());
+        assert!(load(&[
+            ("YPERSISTENCE", "/tmp/x"),
+            ("REDIS_URL", "redis://127.0.0.1:6379")
+        ])
+        .is_err());
     }
 
     #[test]

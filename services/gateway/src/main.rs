@@ -12,6 +12,7 @@ use yws_core::{MemoryBackend, RoomBackend};
 use yws_gateway::config::GatewayConfig;
 use yws_gateway::gateway::{bind, Gateway};
 use yws_redis::{RedisBackend, RedisMetrics};
+use yws_store::{StoreBackend, StoreMetrics};
 use yws_telemetry::Health;
 
 fn config_path() -> Result<Option<PathBuf>, String> {
@@ -69,7 +70,8 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let background = TaskTracker::new();
     let background_cancel = CancellationToken::new();
 
-    let backend: Arc<dyn RoomBackend> = if config.redis.enabled() {
+    let mut store: Option<Arc<StoreBackend>> = None;
+    let (backend, mode): (Arc<dyn RoomBackend>, &str) = if config.redis.enabled() {
         let metrics = RedisMetrics::new(&registry)?;
         let timeout = Duration::from_millis(config.rooms.awareness_timeout_ms);
         let backend = RedisBackend::connect(
@@ -81,14 +83,19 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
         )
         .await
         .context("cannot connect to redis")?;
-        backend
+        (backend, "cluster: rooms shared through redis")
+    } else if config.persistence.enabled() {
+        let metrics = StoreMetrics::new(&registry)?;
+        let backend = Arc::new(
+            StoreBackend::start(config.persistence.clone(), metrics)
+                .await
+                .context("cannot open the document store (YPERSISTENCE)")?,
+        );
+        tracing::info!(path = %backend.path().display(), "documents persisted");
+        store = Some(backend.clone());
+        (backend, "standalone: documents persisted on disk")
     } else {
-        Arc::new(MemoryBackend)
-    };
-    let mode = if config.redis.enabled() {
-        "cluster: rooms shared through redis"
-    } else {
-        "standalone: documents in memory"
+        (Arc::new(MemoryBackend), "standalone: documents in memory")
     };
     let gateway = Gateway::new(config, backend.clone(), registry.clone(), health.clone())?;
     if let Some(availability) = backend.availability() {
@@ -118,6 +125,12 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
         ));
     }
     gateway.serve(listener, shutdown_signal()).await;
+    if let Some(store) = store {
+        // Rooms are closed (their updates queued); commit everything before exiting.
+        if let Err(e) = store.shutdown().await {
+            tracing::error!(error = %e, "document store did not shut down cleanly");
+        }
+    }
     background_cancel.cancel();
     background.close();
     background.wait().await;

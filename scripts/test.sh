@@ -39,6 +39,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build (binaries for the end-to-end tests)"
 cargo build --workspace --bins --locked
 
+step "deployment checks (Helm chart, compose file, Prometheus rules, dashboard queries)"
+deploy/check.sh
+
 step "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 

@@ -7,7 +7,7 @@
 //! ## Layout
 //!
 //! - [`varint`]: lib0 variable-length integers, byte arrays and strings.
-//! - [`decode`]: one incoming WebSocket frame → the [`Message`]s it carries. A frame may hold
+//! - [`mod@decode`]: one incoming WebSocket frame → the [`Message`]s it carries. A frame may hold
 //!   several messages; trailing lone sync headers (sent by the 4.x client) are ignored.
 //! - [`encode`]: outgoing messages, exactly one message per frame (3.x clients decode only the
 //!   first message of a frame).

@@ -6,6 +6,7 @@
 //! gives a single node durability (`YPERSISTENCE`).
 
 use crate::room::Room;
+use crate::RoomName;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,12 +76,52 @@ pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
         true
     }
 
+    /// Whether the room has stored state (the document API answers 404 otherwise).
+    async fn exists(&self, _room: &RoomName) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+
+    /// Removes the room's stored state and, for shared backends, makes every other node close
+    /// its connections (4404) and drop its copy.
+    async fn delete(&self, _room: &RoomName) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// Rooms known beyond this node — stored rooms, or rooms served by other nodes — with
+    /// their connection counts where known, sorted by name, after `after`, at most `limit`.
+    async fn list(&self, _after: Option<&str>, _limit: usize) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// This node's rooms and their local connection counts, for cluster-wide listings.
+    async fn report_presence(&self, _rooms: &[(RoomName, usize)]) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// For HTTP callbacks in a cluster: claims the right to send `room`'s callback for the
+    /// state up to `position` within `window`. `Ok(None)`: send; `Ok(Some(wait))`: another node
+    /// sent an older state recently, try again after `wait`; `Err`/covered: see [`Claimed`].
+    async fn claim_callback(&self, _room: &RoomName, _position: Option<(u64, u64)>, _window: Duration) -> Result<Claimed, BackendError> {
+        Ok(Claimed::Send)
+    }
+
     /// Availability changes of a shared backend: when it turns `false`, the node stops being
     /// ready and closes the clients of every room (their in-memory state can no longer be
     /// kept in step with other nodes); `None` for backends that are always available.
     fn availability(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
         None
     }
+}
+
+/// Whether this node should send a room's HTTP callback now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    /// Send it.
+    Send,
+    /// Another node already sent a callback covering this state.
+    Covered,
+    /// Another node sent an older state within the window: try again after this long.
+    Later(Duration),
 }
 
 /// Documents in process memory only, for the life of the process, like the reference server

@@ -32,9 +32,9 @@ pub mod rooms;
 mod error;
 
 pub use awareness::AwarenessRegistry;
-pub use backend::{BackendError, MemoryBackend, RoomBackend};
+pub use backend::{BackendError, Claimed, MemoryBackend, RoomBackend};
 pub use error::RoomError;
 pub use name::{NameError, RoomName};
 pub use peer::{Access, CloseReason, ConnId, Outbox, PeerControl};
-pub use room::{Room, RoomSettings};
+pub use room::{Room, RoomListener, RoomSettings};
 pub use rooms::{RoomLease, Rooms, RoomsSettings};

@@ -12,7 +12,7 @@ use crate::RoomName;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::OnceCell;
@@ -61,6 +61,16 @@ pub struct Room {
     state: Mutex<RoomState>,
     loaded: OnceCell<()>,
     updates_applied: AtomicU64,
+    retired: AtomicBool,
+    position: Mutex<Option<(u64, u64)>>,
+    listener: Option<Arc<dyn RoomListener>>,
+}
+
+/// Told whenever a room's document changed (local or remote update), e.g. to debounce HTTP
+/// callbacks. Called with the room's locks released; must not block.
+pub trait RoomListener: Send + Sync + std::fmt::Debug {
+    /// The document of the room called `room` changed.
+    fn changed(&self, room: &RoomName);
 }
 
 /// Result of handling an awareness message from a local connection.
@@ -77,6 +87,15 @@ pub enum AwarenessOutcome {
 impl Room {
     /// A new, empty room.
     pub fn new(name: RoomName, settings: RoomSettings) -> Self {
+        Self::with_listener(name, settings, None)
+    }
+
+    /// A new, empty room whose changes are reported to `listener`.
+    pub fn with_listener(
+        name: RoomName,
+        settings: RoomSettings,
+        listener: Option<Arc<dyn RoomListener>>,
+    ) -> Self {
         let options = Options {
             skip_gc: !settings.gc,
             // The server must never invent changes of its own: they would not reach clients.
@@ -90,7 +109,36 @@ impl Room {
             state: Mutex::new(RoomState::default()),
             loaded: OnceCell::new(),
             updates_applied: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
+            position: Mutex::new(None),
+            listener,
         }
+    }
+
+    /// Takes the room out of service (deleted): every connection is closed with
+    /// [`CloseReason::RoomDeleted`] and the registry loads a fresh room for the next client.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.kick_all(CloseReason::RoomDeleted);
+    }
+
+    /// Whether the room was retired.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Records that the document includes the shared log up to `position` (an opaque,
+    /// monotonic `(major, minor)` pair set by the backend); keeps the highest.
+    pub fn advance_position(&self, position: (u64, u64)) {
+        let mut current = self.position.lock();
+        if current.is_none_or(|c| c < position) {
+            *current = Some(position);
+        }
+    }
+
+    /// How far into the shared log the document is known to reach, if the backend tracks it.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        *self.position.lock()
     }
 
     /// The room's name.
@@ -178,6 +226,9 @@ impl Room {
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.broadcast(Bytes::from(encode::update(raw)));
+        if let Some(listener) = &self.listener {
+            listener.changed(&self.name);
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! expires awareness states that were not renewed.
 
 use crate::backend::{BackendError, RoomBackend};
-use crate::room::{Room, RoomSettings};
+use crate::room::{Room, RoomListener, RoomSettings};
 use crate::RoomName;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -48,6 +48,7 @@ pub struct Rooms {
     backend: Arc<dyn RoomBackend>,
     settings: RoomsSettings,
     slots: Mutex<HashMap<RoomName, Slot>>,
+    listener: Mutex<Option<Arc<dyn RoomListener>>>,
 }
 
 /// A connection's hold on a loaded room. Dropping it releases the hold.
@@ -77,7 +78,13 @@ impl Rooms {
             backend,
             settings,
             slots: Mutex::new(HashMap::new()),
+            listener: Mutex::new(None),
         })
+    }
+
+    /// Reports document changes of rooms created from now on to `listener`.
+    pub fn set_listener(&self, listener: Arc<dyn RoomListener>) {
+        *self.listener.lock() = Some(listener);
     }
 
     /// The backend rooms are loaded from.
@@ -87,17 +94,26 @@ impl Rooms {
 
     /// Takes a lease on `name`, creating and loading the room if needed.
     pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, BackendError> {
-        let room = {
-            let mut slots = self.slots.lock();
-            let slot = slots.entry(name.clone()).or_insert_with(|| Slot {
-                room: Arc::new(Room::new(name.clone(), self.settings.room)),
+        let (room, replaced) = {
+            let listener = self.listener.lock().clone();
+            let fresh = || Slot {
+                room: Arc::new(Room::with_listener(name.clone(), self.settings.room, listener.clone())),
                 leases: 0,
                 idle_since: None,
-            });
+            };
+            let mut slots = self.slots.lock();
+            let slot = slots.entry(name.clone()).or_insert_with(fresh);
+            // A retired (deleted) room is replaced; its sessions are closing on their own.
+            let replaced = slot.room.is_retired().then(|| std::mem::replace(slot, fresh()).room);
             slot.leases += 1;
             slot.idle_since = None;
-            slot.room.clone()
+            (slot.room.clone(), replaced)
         };
+        if let Some(old) = replaced {
+            if old.is_loaded() {
+                self.backend.close(&old).await;
+            }
+        }
         let lease = RoomLease {
             rooms: self.clone(),
             room,
@@ -128,7 +144,7 @@ impl Rooms {
         self.slots
             .lock()
             .get(name)
-            .filter(|s| s.room.is_loaded())
+            .filter(|s| s.room.is_loaded() && !s.room.is_retired())
             .map(|s| s.room.clone())
     }
 
@@ -162,7 +178,7 @@ impl Rooms {
             let expired: Vec<RoomName> = slots
                 .iter()
                 .filter(|(_, s)| match (s.idle_since, grace) {
-                    (Some(_), _) if !s.room.is_loaded() => true,
+                    (Some(_), _) if !s.room.is_loaded() || s.room.is_retired() => true,
                     (Some(since), Some(grace)) => now.saturating_duration_since(since) >= grace,
                     _ => false,
                 })
@@ -197,6 +213,39 @@ impl Rooms {
                 }
             }
         }
+    }
+
+    /// Deletes a room on this node: its connections are closed (4404), the room leaves the
+    /// registry (the next client gets a fresh one) and the backend stops serving it. Returns
+    /// whether it was loaded here.
+    pub async fn retire(&self, name: &RoomName) -> bool {
+        let slot = self.slots.lock().remove(name);
+        match slot {
+            Some(slot) => {
+                slot.room.retire();
+                if slot.room.is_loaded() {
+                    self.backend.close(&slot.room).await;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Connection counts of the loaded rooms, sorted by name: those after `after`, at most
+    /// `limit`.
+    pub fn list(&self, after: Option<&str>, limit: usize) -> Vec<(RoomName, usize)> {
+        let mut rooms: Vec<(RoomName, usize)> = self
+            .slots
+            .lock()
+            .values()
+            .filter(|s| !s.room.is_retired())
+            .filter(|s| after.is_none_or(|a| s.room.name().as_str() > a))
+            .map(|s| (s.room.name().clone(), s.room.peer_count()))
+            .collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        rooms.truncate(limit);
+        rooms
     }
 
     /// Drops every room at once, asking their connections to close with `reason`: used when

@@ -2,9 +2,9 @@
 
 use crate::client::Redis;
 use crate::config::{RedisConfig, Topology};
-use crate::entry::{awareness_message, now_ms, StreamId};
+use crate::entry::{awareness_message, delete_message, now_ms, StreamId};
 use crate::feed::{self, Command, PubSub, PushSink};
-use crate::keys::{queue_key, RoomKeys};
+use crate::keys::{nodes_key, presence_key, queue_key, RoomKeys};
 use crate::metrics::RedisMetrics;
 use crate::{scripts, store};
 use async_trait::async_trait;
@@ -15,7 +15,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yws_core::{BackendError, Room, RoomBackend};
+use yws_core::{BackendError, Claimed, Room, RoomBackend, RoomName};
+
+/// A gateway's presence report expires unless renewed within this time.
+pub const PRESENCE_TTL_MS: u64 = 15_000;
 use yws_protocol::AwarenessUpdate;
 
 /// Rooms shared by every gateway through Redis.
@@ -347,6 +350,7 @@ impl RoomBackend for RedisBackend {
                 }
             }
             self.load_awareness(room, &keys).await?;
+            room.advance_position((stored.last.ms, stored.last.seq));
             Ok::<StreamId, BackendError>(stored.last)
         }
         .await;
@@ -401,7 +405,10 @@ impl RoomBackend for RedisBackend {
         self.redis.metrics.inflight_writes.dec();
         drop(permit);
         match result {
-            Ok((_id, entries, bytes, created)) => {
+            Ok((id, entries, bytes, created)) => {
+                if let Ok(id) = id.parse::<StreamId>() {
+                    room.advance_position((id.ms, id.seq));
+                }
                 let c = &self.config;
                 if created == 1 {
                     self.schedule(room, now_ms() + c.compact_after_ms, "NX")
@@ -469,6 +476,115 @@ impl RoomBackend for RedisBackend {
         };
         let _ = self.commands.send(unregister).await;
         self.unsubscribe(room, &keys.channel).await;
+    }
+
+    async fn exists(&self, room: &RoomName) -> Result<bool, BackendError> {
+        let keys = RoomKeys::new(self.redis.prefix(), room.as_str());
+        let (log, snap) = (keys.log, keys.snap);
+        let n: u64 = self
+            .redis
+            .call("load", |mut c| async move { redis::cmd("EXISTS").arg(&log).arg(&snap).query_async(&mut c).await })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete(&self, room: &RoomName) -> Result<(), BackendError> {
+        let k = RoomKeys::new(self.redis.prefix(), room.as_str());
+        let message = delete_message(&self.node);
+        let publish = self.redis.publish_command();
+        self.redis
+            .call("cleanup", |mut c| async move {
+                scripts::DELETE
+                    .key(&k.log)
+                    .key(&k.snap)
+                    .key(&k.meta)
+                    .key(&k.awareness)
+                    .key(&k.lease)
+                    .key(&k.callback)
+                    .arg(&k.channel)
+                    .arg(publish)
+                    .arg(message)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+                    .map(|_| ())
+            })
+            .await?;
+        let (queue, member) = (queue_key(self.redis.prefix()), room.as_str().to_string());
+        self.redis
+            .call("schedule", |mut c| async move { redis::cmd("ZREM").arg(&queue).arg(&member).query_async::<i64>(&mut c).await.map(|_| ()) })
+            .await
+    }
+
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+        let nodes_key = nodes_key(self.redis.prefix());
+        let alive_since = now_ms().saturating_sub(PRESENCE_TTL_MS);
+        let nodes: Vec<String> = self
+            .redis
+            .call("load", |mut c| async move {
+                redis::cmd("ZRANGEBYSCORE").arg(&nodes_key).arg(alive_since).arg("+inf").query_async(&mut c).await
+            })
+            .await?;
+        let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for node in nodes {
+            let key = presence_key(self.redis.prefix(), &node);
+            let rooms: Vec<(String, u64)> = self
+                .redis
+                .call("load", |mut c| async move { redis::cmd("HGETALL").arg(&key).query_async(&mut c).await })
+                .await?;
+            for (room, n) in rooms {
+                *counts.entry(room).or_default() += n;
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .filter(|(room, _)| after.is_none_or(|a| room.as_str() > a))
+            .take(limit)
+            .map(|(room, n)| (room, Some(n)))
+            .collect())
+    }
+
+    async fn report_presence(&self, rooms: &[(RoomName, usize)]) -> Result<(), BackendError> {
+        let key = presence_key(self.redis.prefix(), &self.node);
+        let fields: Vec<(String, usize)> = rooms.iter().map(|(r, n)| (r.as_str().to_string(), *n)).collect();
+        self.redis
+            .call("schedule", |mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.atomic().del(&key);
+                if !fields.is_empty() {
+                    pipe.hset_multiple(&key, &fields);
+                }
+                pipe.pexpire(&key, PRESENCE_TTL_MS as i64);
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await?;
+        let (nodes, node, now) = (nodes_key(self.redis.prefix()), self.node.clone(), now_ms());
+        self.redis
+            .call("schedule", |mut c| async move {
+                redis::pipe()
+                    .zadd(&nodes, &node, now)
+                    .zrembyscore(&nodes, "-inf", now.saturating_sub(PRESENCE_TTL_MS * 4))
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    async fn claim_callback(&self, room: &RoomName, position: Option<(u64, u64)>, window: Duration) -> Result<Claimed, BackendError> {
+        let key = RoomKeys::new(self.redis.prefix(), room.as_str()).callback;
+        let (ms, seq) = position.unwrap_or((0, 0));
+        let position = format!("{ms}-{seq}");
+        let window_ms = window.as_millis().max(1) as u64;
+        let answer: i64 = self
+            .redis
+            .call("schedule", |mut c| async move {
+                scripts::CLAIM_CALLBACK.key(&key).arg(&position).arg(window_ms).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(match answer {
+            0 => Claimed::Send,
+            -1 => Claimed::Covered,
+            wait => Claimed::Later(Duration::from_millis(wait.max(1) as u64)),
+        })
     }
 
     fn unload_grace(&self) -> Option<Duration> {

@@ -65,6 +65,11 @@ pub enum LiveMessage<'a> {
         /// The v1 update.
         update: &'a [u8],
     },
+    /// The room was deleted through the document API on `node`: `d<node>\n`.
+    Delete {
+        /// The node that deleted it.
+        node: &'a str,
+    },
     /// Awareness states changed on a node: `a<node> <ms>\n<awareness payload>`.
     Awareness {
         /// The node that published it.
@@ -107,6 +112,7 @@ impl<'a> LiveMessage<'a> {
                     update: body,
                 })
             }
+            b'd' => Ok(LiveMessage::Delete { node: next("node")? }),
             b'a' => {
                 let node = next("node")?;
                 let ms = next("ms")?.parse().map_err(|_| BadMessage("ms"))?;
@@ -131,6 +137,11 @@ pub fn awareness_message(node: &str, ms: u64, payload: &[u8]) -> Vec<u8> {
     out.push(b'\n');
     out.extend_from_slice(payload);
     out
+}
+
+/// Builds a delete live message.
+pub fn delete_message(node: &str) -> Vec<u8> {
+    format!("d{node}\n").into_bytes()
 }
 
 /// Wall-clock milliseconds since the epoch.
@@ -195,6 +206,7 @@ mod tests {
                 payload: &[1, 2, 3, b'\n']
             }
         );
+        assert_eq!(LiveMessage::parse(&delete_message("n2")).unwrap(), LiveMessage::Delete { node: "n2" });
         assert!(LiveMessage::parse(b"").is_err());
         assert!(LiveMessage::parse(b"x\n").is_err());
         assert!(LiveMessage::parse(b"u1-0\n").is_err());

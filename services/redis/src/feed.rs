@@ -330,6 +330,15 @@ impl Dispatcher {
                 };
                 self.update(channel, pending).await;
             }
+            LiveMessage::Delete { node } => {
+                if node == self.node {
+                    return; // retired locally already
+                }
+                if let Some(sub) = self.subs.get(channel) {
+                    tracing::info!(room = %sub.room.name(), "room deleted on another node; closing its connections");
+                    sub.room.retire();
+                }
+            }
             LiveMessage::Awareness { node, payload, .. } => {
                 if node == self.node {
                     return;
@@ -428,10 +437,12 @@ impl Dispatcher {
 fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry) -> bool {
     let own = entry.node == node;
     if own && !sub.apply_own {
+        sub.room.advance_position((entry.id.ms, entry.id.seq));
         return true; // applied locally when it was written
     }
     match sub.room.apply_remote_update(&entry.update) {
         Ok(()) => {
+            sub.room.advance_position((entry.id.ms, entry.id.seq));
             if !own && entry.ms > 0 {
                 let lag = now_ms().saturating_sub(entry.ms) as f64 / 1000.0;
                 redis.metrics.read_lag_seconds.observe(lag);

@@ -9,7 +9,10 @@
 //! | `{p}:{<room>}:aw` | hash | awareness: client id → `clock node ms state` (expires when unused) |
 //! | `{p}:{<room>}:lease` | string | compactor lease token (`PX`) |
 //! | `{p}:{<room>}:ch` | (sharded) pub/sub channel | live updates and awareness for gateways serving the room |
+//! | `{p}:{<room>}:cb` | string | last log position an HTTP callback covered (`PX` debounce window) |
 //! | `{p}:compact` | sorted set | compaction queue: room → due time (ms); one member per room |
+//! | `{p}:presence:<node>` | hash | rooms a gateway serves → local connections (expires unless renewed) |
+//! | `{p}:nodes` | sorted set | gateways → time of their last presence report (ms) |
 //!
 //! The room inside the tag is percent-encoded for `%`, `{` and `}` so a room name can never end
 //! the tag early.
@@ -33,6 +36,8 @@ pub struct RoomKeys {
     pub lease: String,
     /// The live channel.
     pub channel: String,
+    /// The HTTP-callback claim (one callback per room per debounce window, cluster-wide).
+    pub callback: String,
 }
 
 impl RoomKeys {
@@ -46,8 +51,19 @@ impl RoomKeys {
             awareness: format!("{base}:aw"),
             lease: format!("{base}:lease"),
             channel: format!("{base}:ch"),
+            callback: format!("{base}:cb"),
         }
     }
+}
+
+/// The hash of rooms a gateway serves, with their connection counts (expires unless renewed).
+pub fn presence_key(prefix: &str, node: &str) -> String {
+    format!("{prefix}:presence:{node}")
+}
+
+/// The sorted set of gateways by their last presence report (ms).
+pub fn nodes_key(prefix: &str) -> String {
+    format!("{prefix}:nodes")
 }
 
 /// The compaction queue key.
@@ -129,7 +145,7 @@ mod tests {
         fn all_keys_of_a_room_share_a_slot(room in "\\PC{1,40}") {
             let k = RoomKeys::new("yws", &room);
             let s = slot(&k.log);
-            for key in [&k.snap, &k.meta, &k.awareness, &k.lease, &k.channel] {
+            for key in [&k.snap, &k.meta, &k.awareness, &k.lease, &k.channel, &k.callback] {
                 prop_assert_eq!(slot(key), s);
             }
             prop_assert_eq!(room_of("yws", &k.log), Some(room));

@@ -174,3 +174,40 @@ return 1
 "#,
     )
 });
+
+/// Deletes a room's state and tells every node serving it. KEYS: log, snap, meta, awareness,
+/// lease, callback. ARGV: channel, publish command, message.
+pub static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call(ARGV[2], ARGV[1], ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// Claims a room's HTTP callback for the state up to a log position. KEYS: callback key.
+/// ARGV: position `ms-seq`, window ms. Returns 0 (send), -1 (a callback covering this
+/// position was sent in the window) or the ms until the window of an older one ends.
+pub static CLAIM_CALLBACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local cm, cs = string.match(current, '^(%d+)-(%d+)$')
+  local pm, ps = string.match(ARGV[1], '^(%d+)-(%d+)$')
+  cm, cs, pm, ps = tonumber(cm), tonumber(cs), tonumber(pm), tonumber(ps)
+  if cm and pm and (cm > pm or (cm == pm and cs >= ps)) then
+    return -1
+  end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    return ttl
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 0
+"#,
+    )
+});

@@ -174,18 +174,54 @@ pub fn latency_chart(title: &str, ticks: &[Tick]) -> String {
     )
 }
 
-/// The throughput chart of a timeline.
+/// Stacks whole charts vertically into one SVG document.
+pub fn stack(charts: &[String]) -> String {
+    let height = HEIGHT * charts.len() as f64;
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">"#
+    );
+    for (i, chart) in charts.iter().enumerate() {
+        // Each chart is a complete <svg>; nested, it only needs a vertical offset.
+        let inner =
+            chart
+                .trim_end()
+                .replacen("<svg ", &format!(r#"<svg y="{}" "#, HEIGHT * i as f64), 1);
+        out.push_str(&inner);
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The throughput chart of a timeline: deliveries, updates and awareness sent, and connected
+/// clients, each on its own scale.
 pub fn throughput_chart(title: &str, ticks: &[Tick]) -> String {
-    line_chart(
-        &format!("{title}: throughput"),
-        "seconds since step start",
-        "per second",
-        &[
-            series("updates sent", "#2ca02c", ticks, |t| t.sent_per_s),
-            series("deliveries", "#9467bd", ticks, |t| t.deliveries_per_s),
-            series("awareness recv", "#8c564b", ticks, |t| t.awareness_per_s),
-        ],
-    )
+    stack(&[
+        line_chart(
+            &format!("{title}: deliveries"),
+            "seconds since step start",
+            "per second",
+            &[series("deliveries", "#9467bd", ticks, |t| {
+                t.deliveries_per_s
+            })],
+        ),
+        line_chart(
+            &format!("{title}: updates sent, awareness received"),
+            "seconds since step start",
+            "per second",
+            &[
+                series("updates sent", "#2ca02c", ticks, |t| t.sent_per_s),
+                series("awareness recv", "#8c564b", ticks, |t| t.awareness_per_s),
+            ],
+        ),
+        line_chart(
+            &format!("{title}: connected clients"),
+            "seconds since step start",
+            "clients",
+            &[series("connected", "#17becf", ticks, |t| {
+                t.connected as f64
+            })],
+        ),
+    ])
 }
 
 /// The server and generator CPU chart of a timeline.
@@ -238,5 +274,9 @@ mod tests {
         }
         assert!(latency_chart("a <b>", &ticks).contains("a &lt;b&gt;"));
         assert_eq!(latency_chart("x", &ticks).matches("<polyline").count(), 3);
+        let stacked = throughput_chart("x", &ticks);
+        assert_eq!(stacked.matches("<svg").count(), 4);
+        assert_eq!(stacked.matches("</svg>").count(), 4);
+        assert!(stacked.contains(r#"<svg y="840" "#));
     }
 }

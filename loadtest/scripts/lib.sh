@@ -8,7 +8,10 @@ STARTED_PIDS=()
 stop_started() {
   local pid
   for pid in "${STARTED_PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    # Under `set -e` a failing last command would replace the script's exit status.
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null || true
+    fi
   done
   return 0
 }

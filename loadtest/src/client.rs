@@ -404,6 +404,7 @@ impl Client {
             self.ever_synced = true;
         }
         metrics.step2_bytes(payload.len() as u64);
+        tracing::trace!(client = self.spec.id, bytes = payload.len(), "sync step 2");
         if payload[..] != EMPTY_UPDATE {
             let hash = hash_bytes(&payload);
             self.spec.room.store_initial(hash, &payload);
@@ -425,7 +426,9 @@ impl Client {
             return;
         };
         if id.client == self.spec.id {
-            if room.is_sent_copy(id, &payload) {
+            // An echo (the reference server sends updates back to their author). Content
+            // written by this client alone is in its document already.
+            if room.is_sent_copy(id, &payload) || header::client_count(&payload) == Some(1) {
                 metrics.add(|c| &c.echoes, 1);
             } else {
                 self.replica.push_owned(payload, room);

@@ -101,6 +101,11 @@ fn check_room(mut outcomes: Vec<Outcome>, total: &mut Convergence) -> RoomVerdic
     for (i, o) in outcomes.iter().enumerate() {
         groups.entry(o.replica.fingerprint()).or_default().push(i);
     }
+    tracing::debug!(
+        room = %room.name,
+        groups = ?groups.values().map(|m| m.iter().map(|i| (outcomes[*i].id, outcomes[*i].role, outcomes[*i].replica.fingerprint())).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "replica groups"
+    );
     let mut digests: Vec<Digest> = Vec::with_capacity(groups.len());
     let mut missing = 0u64;
     for members in groups.values() {

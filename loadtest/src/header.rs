@@ -41,6 +41,11 @@ pub fn update_id(update: &[u8]) -> Option<UpdateId> {
     })
 }
 
+/// How many clients' structs a v1 update carries (its first varuint).
+pub fn client_count(update: &[u8]) -> Option<u64> {
+    Reader::new(update).read_var_u64("client count").ok()
+}
+
 /// If `frame` is exactly one sync-update message (the hot path), returns the payload's range
 /// inside `frame`, so a caller holding the frame as `Bytes` can slice it without copying.
 /// Anything else (several messages, other types, malformed) returns `None` and goes through

@@ -181,7 +181,9 @@ impl Client {
         );
         let timeout = Duration::from_secs_f64(settings.connect_timeout_s);
         let config = WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
+            // tungstenite zero-fills this much before every read: keep it small, since most
+            // frames are tens of bytes (large sync step 2s just take more reads).
+            .read_buffer_size(4 * 1024)
             .max_message_size(Some(settings.max_message_bytes))
             .max_frame_size(Some(settings.max_message_bytes));
         let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
@@ -243,17 +245,22 @@ impl Client {
         }
         let sync_deadline =
             s.started + Duration::from_secs_f64(self.shared.settings.connect_timeout_s);
+        // Created once, not per message: this loop runs for every frame received.
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
+        let sync_timeout = tokio::time::sleep_until(sync_deadline);
+        tokio::pin!(sync_timeout);
         loop {
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => return Ok(()),
+                _ = &mut cancelled => return Ok(()),
                 frame = ws.next() => match frame {
                     Some(Ok(WsMessage::Binary(frame))) => self.on_frame(ws, s, frame).await?,
                     Some(Ok(WsMessage::Close(_))) | None => bail!("closed by the server"),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(anyhow!(e).context("read")),
                 },
-                _ = tokio::time::sleep_until(sync_deadline), if !s.synced => {
+                _ = &mut sync_timeout, if !s.synced => {
                     bail!("no sync step 2 within the connect timeout");
                 }
                 changed = window_rx.changed(), if self.window.is_none() && !self.window_closed => {
@@ -349,13 +356,14 @@ impl Client {
     }
 
     async fn on_frame(&mut self, ws: &mut Ws, s: &mut Session, frame: Bytes) -> anyhow::Result<()> {
-        let metrics = &self.shared.metrics;
-        metrics.add(|c| &c.frames_received, 1);
-        metrics.add(|c| &c.bytes_received, frame.len() as u64);
         if let Some(range) = header::sync_update_payload(&frame) {
-            self.on_update(frame.slice(range));
+            let len = frame.len();
+            let latency = self.on_update(frame.slice(range));
+            self.shared.metrics.frame(self.spec.id, len, latency);
             return Ok(());
         }
+        let metrics = &self.shared.metrics;
+        metrics.frame(self.spec.id, frame.len(), None);
         let messages = match yws_protocol::decode(&frame) {
             Ok(m) => m,
             Err(e) => {
@@ -378,7 +386,11 @@ impl Client {
                     }
                 }
                 Message::SyncStep2(payload) => self.on_step2(s, frame.slice_ref(payload)),
-                Message::Update(payload) => self.on_update(frame.slice_ref(payload)),
+                Message::Update(payload) => {
+                    if let Some(latency) = self.on_update(frame.slice_ref(payload)) {
+                        self.shared.metrics.delivery(self.spec.id, latency);
+                    }
+                }
                 Message::Awareness(_) => self.shared.metrics.add(|c| &c.awareness_received, 1),
                 Message::QueryAwareness => {
                     if self.shared.settings.awareness_rate > 0.0 {
@@ -417,13 +429,15 @@ impl Client {
         }
     }
 
-    fn on_update(&mut self, payload: Bytes) {
+    /// Accounts for a received update; returns its fan-out latency when it is a delivery of
+    /// another client's update (the caller records it).
+    fn on_update(&mut self, payload: Bytes) -> Option<u64> {
         let metrics = &self.shared.metrics;
         let room = &self.spec.room;
         let Some(id) = header::update_id(&payload) else {
             metrics.add(|c| &c.unmatched, 1);
             self.replica.push_owned(payload, room);
-            return;
+            return None;
         };
         if id.client == self.spec.id {
             // An echo (the reference server sends updates back to their author). Content
@@ -433,24 +447,25 @@ impl Client {
             } else {
                 self.replica.push_owned(payload, room);
             }
-            return;
+            return None;
         }
         match room.seen(id, &payload, Instant::now()) {
             Seen::Sent { latency_us } => {
-                metrics.delivery(self.spec.id, latency_us);
                 self.replica.push_key(id, false);
+                Some(latency_us)
             }
             Seen::Relayed { latency_us } => {
-                metrics.delivery(self.spec.id, latency_us);
                 self.replica.push_key(id, true);
+                Some(latency_us)
             }
             Seen::Different { latency_us } => {
-                metrics.delivery(self.spec.id, latency_us);
                 self.replica.push_owned(payload, room);
+                Some(latency_us)
             }
             Seen::Unknown => {
                 metrics.add(|c| &c.unmatched, 1);
                 self.replica.push_owned(payload, room);
+                None
             }
         }
     }

@@ -19,22 +19,23 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
 }
 
+/// Recorded under one lock per frame, so the hot path touches no shared atomics.
 #[derive(Debug)]
 struct Shard {
     latency: Histogram<u64>,
     sync: Histogram<u64>,
+    deliveries: u64,
+    frames: u64,
+    bytes: u64,
 }
 
 /// Monotonic counters of one step.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub sent: AtomicU64,
-    pub deliveries: AtomicU64,
     pub echoes: AtomicU64,
     pub unmatched: AtomicU64,
     pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub frames_received: AtomicU64,
     pub awareness_sent: AtomicU64,
     pub awareness_received: AtomicU64,
     pub connect_attempts: AtomicU64,
@@ -97,6 +98,9 @@ impl Metrics {
                 Mutex::new(Shard {
                     latency: new_histogram(),
                     sync: new_histogram(),
+                    deliveries: 0,
+                    frames: 0,
+                    bytes: 0,
                 })
             })
             .collect();
@@ -110,11 +114,22 @@ impl Metrics {
         &self.shards[(client % SHARDS as u64) as usize]
     }
 
-    /// One fan-out delivery and its latency.
+    /// One frame of `bytes` received by `client`, a delivery when it has a latency.
+    pub fn frame(&self, client: u64, bytes: usize, latency_us: Option<u64>) {
+        let mut shard = self.shard(client).lock();
+        shard.frames += 1;
+        shard.bytes += bytes as u64;
+        if let Some(us) = latency_us {
+            shard.deliveries += 1;
+            shard.latency.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        }
+    }
+
+    /// One fan-out delivery and its latency (from a frame already counted).
     pub fn delivery(&self, client: u64, latency_us: u64) {
-        add(&self.counters.deliveries, 1);
-        self.shard(client)
-            .lock()
+        let mut shard = self.shard(client).lock();
+        shard.deliveries += 1;
+        shard
             .latency
             .saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
     }
@@ -161,14 +176,21 @@ impl Metrics {
     pub fn snapshot(&self) -> CounterSnapshot {
         let c = &self.counters;
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (mut deliveries, mut frames, mut bytes) = (0, 0, 0);
+        for shard in &self.shards {
+            let s = shard.lock();
+            deliveries += s.deliveries;
+            frames += s.frames;
+            bytes += s.bytes;
+        }
         CounterSnapshot {
             sent: l(&c.sent),
-            deliveries: l(&c.deliveries),
+            deliveries,
             echoes: l(&c.echoes),
             unmatched: l(&c.unmatched),
             bytes_sent: l(&c.bytes_sent),
-            bytes_received: l(&c.bytes_received),
-            frames_received: l(&c.frames_received),
+            bytes_received: bytes,
+            frames_received: frames,
             awareness_sent: l(&c.awareness_sent),
             awareness_received: l(&c.awareness_received),
             connect_attempts: l(&c.connect_attempts),
@@ -223,8 +245,9 @@ mod tests {
     fn shards_drain_into_percentiles() {
         let m = Metrics::new();
         for i in 1..=1_000u64 {
-            m.delivery(i, i * 1_000); // 1 ms .. 1000 ms
+            m.frame(i, 10, Some(i * 1_000)); // 1 ms .. 1000 ms
         }
+        m.frame(1, 5, None);
         m.synced(1, 5_000, true);
         m.synced(2, 7_000, false);
         let mut lat = new_histogram();
@@ -241,6 +264,7 @@ mod tests {
         assert_eq!(lat.len(), 1_000);
         let snap = m.snapshot();
         assert_eq!(snap.deliveries, 1_000);
+        assert_eq!((snap.frames_received, snap.bytes_received), (1_001, 10_005));
         assert_eq!((snap.synced_first, snap.resyncs, snap.connected), (1, 1, 2));
         assert_eq!(Percentiles::of(&new_histogram()), Percentiles::default());
     }

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 pub const MAX_CLIENTS: usize = 50_000;
 /// Longest write phase accepted, in seconds.
 pub const MAX_DURATION_S: f64 = 3_600.0;
+/// Most (update, receiver) pairs one step may plan: each costs a 16-byte key in the
+/// receiver's replica until the end-of-step check (400 M ≈ 6.4 GB).
+pub const MAX_PLANNED_DELIVERIES: f64 = 400e6;
 
 /// `yws-load`: a swarm of y-websocket clients with reports and charts.
 #[derive(Debug, Parser)]
@@ -289,6 +292,14 @@ impl Settings {
         }
     }
 
+    /// The most deliveries one step can produce: updates (capped by `max_updates`) times the
+    /// other clients of the room.
+    pub fn planned_deliveries(&self) -> f64 {
+        let fastest = self.step_rates().into_iter().fold(0.0, f64::max);
+        let updates = (self.rooms * self.writers_per_room) as f64 * fastest * self.duration_s;
+        updates.min(self.max_updates as f64) * self.clients_per_room.saturating_sub(1) as f64
+    }
+
     /// Checks that the run is well-formed and bounded.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.urls.is_empty() {
@@ -347,6 +358,13 @@ impl Settings {
         }
         if self.seed_bytes + (1 << 20) > self.max_message_bytes {
             bail!("--max-message-bytes must exceed --seed-bytes by at least 1 MiB");
+        }
+        if self.planned_deliveries() > MAX_PLANNED_DELIVERIES {
+            bail!(
+                "a step could produce {:.0} deliveries (limit {MAX_PLANNED_DELIVERIES:.0}): \
+                 lower --rate, --duration, --max-updates or the room size",
+                self.planned_deliveries()
+            );
         }
         if self.room_prefix.is_empty() || self.room_prefix.contains(['/', '?', '#', ' ']) {
             bail!("--room-prefix must be non-empty and URL-path safe");
@@ -423,6 +441,15 @@ mod tests {
             ..base()
         };
         assert!(nan.into_settings().is_err());
+        let unbounded = Flags {
+            rooms: Some(1),
+            clients_per_room: Some(10_000),
+            writers_per_room: Some(1),
+            rate: Some(1_000.0),
+            duration: Some(3_600.0),
+            ..base()
+        };
+        assert!(unbounded.into_settings().is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! - [`header`]: cheap `(client, clock)` identification of updates on the hot path.
 //! - [`room`]: what the clients of a room share (sent updates, send instants).
 //! - [`replica`]: a client's lazily applied document and its order-free fingerprint.
-//! - [`client`]: one simulated client: connect, sync, write, receive, reconnect.
+//! - [`client`]: one simulated client: connect, sync, write, reconnect; its receive path.
 //! - [`metrics`]: counters and sharded HDR histograms.
 //! - [`sampler`]: the once-a-second timeline and progress line.
 //! - [`procfs`]: RSS and CPU time of processes.

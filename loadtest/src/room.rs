@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use tokio::time::Instant;
+use yrs::updates::decoder::Decode;
+use yrs::Update;
 
 /// One update a writer of this room sent.
 #[derive(Debug)]
@@ -22,6 +24,14 @@ struct Sent {
     /// What the server relayed instead, when its bytes differ from what was sent (a server may
     /// re-encode an update); the first observer to see a differing copy stores it here.
     relayed: OnceLock<Bytes>,
+}
+
+/// Every update sent into a room: by id, and each writer's clocks in sending order (which is
+/// increasing order, so ranges can be searched).
+#[derive(Debug, Default)]
+struct SentLog {
+    by_id: HashMap<UpdateId, Sent>,
+    clocks: HashMap<u64, Vec<u32>>,
 }
 
 /// How an incoming update relates to what was sent.
@@ -46,7 +56,7 @@ pub struct Room {
     pub name: String,
     /// Clients in the room, seeders included.
     pub members: usize,
-    sent: RwLock<HashMap<UpdateId, Sent>>,
+    sent: RwLock<SentLog>,
     initials: Mutex<HashMap<u64, Bytes>>,
     live_deliveries: AtomicU64,
 }
@@ -58,7 +68,7 @@ impl Room {
             index,
             name,
             members,
-            sent: RwLock::new(HashMap::new()),
+            sent: RwLock::new(SentLog::default()),
             initials: Mutex::new(HashMap::new()),
             live_deliveries: AtomicU64::new(0),
         }
@@ -71,13 +81,15 @@ impl Room {
             bytes,
             relayed: OnceLock::new(),
         };
-        self.sent.write().insert(id, sent);
+        let mut log = self.sent.write();
+        log.clocks.entry(id.client).or_default().push(id.clock);
+        log.by_id.insert(id, sent);
     }
 
     /// Classifies an incoming update and counts it as a live delivery.
     pub fn seen(&self, id: UpdateId, payload: &[u8], now: Instant) -> Seen {
         let sent = self.sent.read();
-        let Some(entry) = sent.get(&id) else {
+        let Some(entry) = sent.by_id.get(&id) else {
             return Seen::Unknown;
         };
         self.live_deliveries.fetch_add(1, Ordering::Relaxed);
@@ -96,10 +108,55 @@ impl Room {
         }
     }
 
+    /// Latencies of every sent update (not written by `own`, other than `counted`) whose first
+    /// struct lies inside `update`: a server that merges updates delivers several at once.
+    /// This decodes the update, so it is only for bytes that differ from what was sent.
+    pub fn merged_deliveries(
+        &self,
+        update: &[u8],
+        own: u64,
+        counted: Option<UpdateId>,
+        now: Instant,
+    ) -> Vec<u64> {
+        let Ok(update) = Update::decode_v1(update) else {
+            return Vec::new();
+        };
+        let inserted = update.insertions(true);
+        let sent = self.sent.read();
+        let mut latencies = Vec::new();
+        for (client, ranges) in inserted.iter() {
+            let client = client.get();
+            let Some(clocks) = sent.clocks.get(&client).filter(|_| client != own) else {
+                continue;
+            };
+            for range in ranges.iter() {
+                let from = clocks.partition_point(|c| *c < range.start);
+                for clock in clocks[from..].iter().take_while(|c| **c < range.end) {
+                    let id = UpdateId {
+                        client,
+                        clock: *clock,
+                    };
+                    if Some(id) == counted {
+                        continue;
+                    }
+                    if let Some(entry) = sent.by_id.get(&id) {
+                        self.live_deliveries.fetch_add(1, Ordering::Relaxed);
+                        latencies.push(
+                            u64::try_from(now.saturating_duration_since(entry.at).as_micros())
+                                .unwrap_or(u64::MAX),
+                        );
+                    }
+                }
+            }
+        }
+        latencies
+    }
+
     /// Whether `payload` is exactly the update this room's writer sent as `id`.
     pub fn is_sent_copy(&self, id: UpdateId, payload: &[u8]) -> bool {
         self.sent
             .read()
+            .by_id
             .get(&id)
             .is_some_and(|s| s.bytes[..] == *payload)
     }
@@ -107,7 +164,7 @@ impl Room {
     /// The bytes of a sent update, or of its relayed copy.
     pub fn bytes_of(&self, id: UpdateId, relayed: bool) -> Option<Bytes> {
         let sent = self.sent.read();
-        let entry = sent.get(&id)?;
+        let entry = sent.by_id.get(&id)?;
         if relayed {
             entry.relayed.get().cloned()
         } else {
@@ -117,14 +174,14 @@ impl Room {
 
     /// Every update sent into the room.
     pub fn sent_ids(&self) -> Vec<UpdateId> {
-        let mut ids: Vec<UpdateId> = self.sent.read().keys().copied().collect();
+        let mut ids: Vec<UpdateId> = self.sent.read().by_id.keys().copied().collect();
         ids.sort_unstable();
         ids
     }
 
     /// How many updates were sent into the room.
     pub fn sent_count(&self) -> u64 {
-        self.sent.read().len() as u64
+        self.sent.read().by_id.len() as u64
     }
 
     /// Updates received live, over all clients of the room.
@@ -184,5 +241,42 @@ mod tests {
         assert_eq!(room.bytes_of(id, true).unwrap(), Bytes::from_static(b"abd"));
         assert!(room.is_sent_copy(id, b"abc"));
         assert_eq!(room.sent_ids(), vec![id]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn merged_updates_count_every_update_they_carry() {
+        use yrs::{Doc, Text, Transact};
+        let room = Room::new(0, "r".into(), 2);
+        let writer = Doc::with_client_id(5);
+        let text = writer.get_or_insert_text("t");
+        let mut updates = Vec::new();
+        for word in ["one", "two", "three"] {
+            let mut txn = writer.transact_mut();
+            text.insert(&mut txn, 0, word);
+            let bytes = txn.encode_update_v1();
+            drop(txn);
+            let id = crate::header::update_id(&bytes).unwrap();
+            room.record_sent(id, Instant::now(), Bytes::from(bytes.clone()));
+            updates.push((id, bytes));
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        let merged = yrs::merge_updates_v1(updates.iter().map(|(_, b)| b.as_slice())).unwrap();
+        let first = crate::header::update_id(&merged).unwrap();
+        assert_eq!(first, updates[0].0);
+        // The server's merge differs from every sent copy.
+        assert!(matches!(
+            room.seen(first, &merged, Instant::now()),
+            Seen::Relayed { latency_us: 3_000 }
+        ));
+        let rest = room.merged_deliveries(&merged, 99, Some(first), Instant::now());
+        assert_eq!(rest, vec![2_000, 1_000]);
+        assert_eq!(room.live_deliveries(), 3);
+        // The author's own updates are not deliveries to it.
+        assert!(room
+            .merged_deliveries(&merged, 5, None, Instant::now())
+            .is_empty());
+        assert!(room
+            .merged_deliveries(b"junk", 99, None, Instant::now())
+            .is_empty());
     }
 }

@@ -116,18 +116,35 @@ impl Client {
                 Some(latency_us)
             }
             Seen::Relayed { latency_us } => {
+                self.count_merged(&payload, Some(id));
                 self.replica.push_key(id, true);
                 Some(latency_us)
             }
             Seen::Different { latency_us } => {
+                self.count_merged(&payload, Some(id));
                 self.replica.push_owned(payload, room);
                 Some(latency_us)
             }
             Seen::Unknown => {
-                metrics.add(|c| &c.unmatched, 1);
+                if self.count_merged(&payload, None) == 0 {
+                    metrics.add(|c| &c.unmatched, 1);
+                }
                 self.replica.push_owned(payload, room);
                 None
             }
         }
+    }
+
+    /// Bytes that are not what a writer sent may be several updates merged by the server:
+    /// records a delivery for each further update they carry; returns how many.
+    fn count_merged(&self, payload: &[u8], counted: Option<header::UpdateId>) -> usize {
+        let latencies =
+            self.spec
+                .room
+                .merged_deliveries(payload, self.spec.id, counted, Instant::now());
+        for latency in &latencies {
+            self.shared.metrics.delivery(self.spec.id, *latency);
+        }
+        latencies.len()
     }
 }

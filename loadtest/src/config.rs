@@ -89,6 +89,9 @@ pub struct Flags {
     /// Seconds of writing (or of idling, with --rate 0).
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Seconds at the start of writing whose latencies are left out of the percentiles.
+    #[arg(long)]
+    pub warmup: Option<f64>,
     /// Connection handshakes in flight at once.
     #[arg(long)]
     pub connect_concurrency: Option<usize>,
@@ -155,6 +158,7 @@ pub struct Settings {
     pub rate: f64,
     pub payload_bytes: usize,
     pub duration_s: f64,
+    pub warmup_s: f64,
     pub connect_concurrency: usize,
     pub connect_timeout_s: f64,
     pub drain_s: f64,
@@ -203,6 +207,7 @@ impl Flags {
             rate,
             payload_bytes,
             duration,
+            warmup,
             connect_concurrency,
             connect_timeout,
             drain,
@@ -252,6 +257,7 @@ impl Flags {
             rate: self.rate.unwrap_or(5.0),
             payload_bytes: self.payload_bytes.unwrap_or(32),
             duration_s: self.duration.unwrap_or(10.0),
+            warmup_s: self.warmup.unwrap_or(0.0),
             connect_concurrency: self.connect_concurrency.unwrap_or(64),
             connect_timeout_s: self.connect_timeout.unwrap_or(30.0),
             drain_s: self.drain.unwrap_or(5.0),
@@ -337,6 +343,9 @@ impl Settings {
         if !finite(self.duration_s) || self.duration_s > MAX_DURATION_S {
             bail!("--duration must be between 0 and {MAX_DURATION_S} seconds");
         }
+        if !finite(self.warmup_s) || (self.warmup_s > 0.0 && self.warmup_s >= self.duration_s) {
+            bail!("--warmup must be shorter than --duration");
+        }
         if self
             .sweep_rates
             .iter()
@@ -388,6 +397,7 @@ mod tests {
             writers_per_room = 1
             rate = 20.0
             duration = 5.0
+            warmup = 1.0
             server_pid = [1, 2]
             sweep_rates = [10.0, 20.0]
             "#,
@@ -405,6 +415,7 @@ mod tests {
         assert_eq!(settings.writers_per_room, 1);
         assert_eq!(settings.rate, 50.0);
         assert_eq!(settings.duration_s, 5.0);
+        assert_eq!(settings.warmup_s, 1.0);
         assert_eq!(settings.server_pids, vec![1, 2]);
         assert_eq!(settings.step_rates(), vec![10.0, 20.0]);
     }
@@ -450,6 +461,12 @@ mod tests {
             ..base()
         };
         assert!(unbounded.into_settings().is_err());
+        let warmup = Flags {
+            duration: Some(2.0),
+            warmup: Some(2.0),
+            ..base()
+        };
+        assert!(warmup.into_settings().is_err());
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub struct StepReport {
     pub sent_per_s: f64,
     /// Deliveries over the write and drain phases, per second.
     pub deliveries_per_s: f64,
-    /// Fan-out latency: writer sent → observer received.
+    /// Fan-out latency: writer sent → observer received (after the warm-up).
     pub latency: Percentiles,
     pub convergence: Convergence,
     pub servers: Vec<ServerReport>,

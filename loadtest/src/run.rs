@@ -172,6 +172,11 @@ async fn run_step(
     // Receivers live as long as the clients; a send error only means none is left.
     let _ = window_tx.send(Some(window));
     let window_start = snapshot(&settings.server_pids);
+    if settings.warmup_s > 0.0 {
+        let warm_until = t + Duration::from_secs_f64(settings.warmup_s);
+        step.sleep_ticking(crate::sampler::WARMUP, warm_until).await;
+        step.sampler.end_warmup();
+    }
     step.sleep_ticking("run", window.stop).await;
     phases.run_s = t.elapsed().as_secs_f64();
 
@@ -180,7 +185,7 @@ async fn run_step(
     step.drain(&rooms).await;
     phases.drain_s = t.elapsed().as_secs_f64();
     let after_run = snapshot(&settings.server_pids);
-    step.sampler.tick("drain");
+    step.sampler.finish("drain");
 
     // 5. Stop, 6. check.
     let outcomes = step.stop().await;

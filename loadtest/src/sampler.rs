@@ -8,6 +8,9 @@ use hdrhistogram::Histogram;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// The phase name of the warm-up (latencies not counted).
+pub const WARMUP: &str = "warm";
+
 /// Samples of every watched process at one instant.
 #[derive(Debug, Clone)]
 pub struct ProcSnapshot {
@@ -76,13 +79,45 @@ impl Sampler {
         self.started.elapsed().as_secs_f64()
     }
 
-    /// Takes one sample; prints the progress line unless quiet.
+    /// The last sample of a step: always collects the remaining latencies, but adds a tick
+    /// only when enough time passed for its rates to mean something.
+    pub fn finish(&mut self, phase: &'static str) {
+        if self.last_at.elapsed().as_secs_f64() >= 0.5 {
+            self.tick(phase);
+        } else {
+            self.metrics
+                .drain(&mut self.interval_latency, &mut self.interval_sync);
+            let _ = self.latency.add(&self.interval_latency);
+            let _ = self.sync.add(&self.interval_sync);
+            self.interval_latency.reset();
+            self.interval_sync.reset();
+        }
+    }
+
+    /// The end of the warm-up: its latencies are left out of the step's percentiles; a tick is
+    /// added when the interval is long enough to mean something.
+    pub fn end_warmup(&mut self) {
+        if self.last_at.elapsed().as_secs_f64() >= 0.5 {
+            self.tick(WARMUP);
+        } else {
+            self.metrics
+                .drain(&mut self.interval_latency, &mut self.interval_sync);
+            let _ = self.sync.add(&self.interval_sync);
+            self.interval_latency.reset();
+            self.interval_sync.reset();
+        }
+    }
+
+    /// Takes one sample; prints the progress line unless quiet. Latencies of the
+    /// [`WARMUP`] phase are not added to the step's histogram.
     pub fn tick(&mut self, phase: &'static str) {
         let now = Instant::now();
         let dt = now.duration_since(self.last_at).as_secs_f64().max(1e-3);
         self.metrics
             .drain(&mut self.interval_latency, &mut self.interval_sync);
-        let _ = self.latency.add(&self.interval_latency);
+        if phase != WARMUP {
+            let _ = self.latency.add(&self.interval_latency);
+        }
         let _ = self.sync.add(&self.interval_sync);
         let p = Percentiles::of(&self.interval_latency);
         self.interval_latency.reset();
@@ -152,5 +187,44 @@ impl Sampler {
             c.connect_failures,
             c.disconnects,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_rates_and_a_final_partial_interval() {
+        let metrics = Arc::new(Metrics::new());
+        let mut sampler = Sampler::new("t".into(), true, &[], Arc::clone(&metrics));
+        for client in 0..100 {
+            metrics.frame(client, 10, Some(2_000));
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        sampler.tick("run");
+        assert_eq!(sampler.timeline.len(), 1);
+        let tick = &sampler.timeline[0];
+        assert!((tick.deliveries_per_s - 100.0).abs() < 1.0, "{tick:?}");
+        assert!((tick.p99_ms - 2.0).abs() < 0.01, "{tick:?}");
+        // A few milliseconds later: the latencies are kept, the tick is not.
+        metrics.frame(1, 10, Some(4_000));
+        tokio::time::advance(Duration::from_millis(5)).await;
+        sampler.finish("drain");
+        assert_eq!(sampler.timeline.len(), 1);
+        assert_eq!(sampler.latency.len(), 101);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        sampler.finish("drain");
+        assert_eq!(sampler.timeline.len(), 2);
+        // Warm-up latencies appear in the timeline, not in the step's histogram.
+        metrics.frame(1, 10, Some(9_000));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        sampler.tick(WARMUP);
+        metrics.frame(1, 10, Some(9_000));
+        sampler.end_warmup();
+        assert_eq!(sampler.timeline.len(), 3);
+        assert!((sampler.timeline[2].max_ms - 9.0).abs() < 0.05);
+        assert_eq!(sampler.latency.len(), 101);
     }
 }

@@ -166,7 +166,6 @@ impl Client {
     async fn session(&mut self, url_index: usize) -> End {
         let cancel = self.shared.cancel.clone();
         let metrics = Arc::clone(&self.shared.metrics);
-        let started = Instant::now();
         let permit = tokio::select! {
             p = Arc::clone(&self.shared.connect_permits).acquire_owned() => match p {
                 Ok(p) => p,
@@ -174,6 +173,9 @@ impl Client {
             },
             _ = cancel.cancelled() => return End::Cancelled,
         };
+        // Sync time runs from here: waiting for a permit is the generator's queue, not the
+        // server's.
+        let started = Instant::now();
         metrics.add(|c| &c.connect_attempts, 1);
         let settings = &self.shared.settings;
         let url = format!(

@@ -1,4 +1,5 @@
-//! A run: one step per rate (one step unless sweeping). Each step is a written sequence:
+//! A run: one step per rate (one step unless sweeping; a sweep ends on a failed step or two
+//! steps in a row over the p99 target). Each step is a written sequence:
 //!
 //! 1. **seed** (join storms): one seeder per room pushes a `seed_bytes` document and waits for
 //!    proof that the server applied it;
@@ -40,12 +41,16 @@ pub async fn run(settings: Settings, cancel: CancellationToken) -> anyhow::Resul
     let rates = settings.step_rates();
     let mut ids = IdAllocator::new();
     let mut steps = Vec::with_capacity(rates.len());
+    let mut over_in_a_row = 0;
     for (index, rate) in rates.iter().enumerate() {
         let step = run_step(&settings, index, rates.len(), *rate, &mut ids, &cancel).await?;
         let over = step.latency.count > 0 && step.latency.p99_ms > settings.p99_target_ms;
         let failed = !step.problems().is_empty();
+        over_in_a_row = if over { over_in_a_row + 1 } else { 0 };
         steps.push(step);
-        if cancel.is_cancelled() || (rates.len() > 1 && (over || failed)) {
+        // A sweep ends on a failed step, or on two steps in a row over the p99 target (one
+        // may be a hiccup of a shared machine).
+        if cancel.is_cancelled() || (rates.len() > 1 && (failed || over_in_a_row >= 2)) {
             break;
         }
     }

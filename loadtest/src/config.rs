@@ -122,7 +122,7 @@ pub struct Flags {
     /// Room name prefix (default: a random one per run, so runs never share rooms).
     #[arg(long)]
     pub room_prefix: Option<String>,
-    /// Server process ids to sample (RSS and CPU from /proc): PID[,PID].
+    /// Server process ids to sample (RSS and CPU from /proc), comma separated: one per URL.
     #[arg(long = "server-pid", value_delimiter = ',')]
     #[serde(rename = "server_pid")]
     pub server_pids: Option<Vec<u32>>,

@@ -1,7 +1,7 @@
 //! The end-of-step check: did every room converge, and did every update reach every client?
 //!
-//! Replicas are grouped by [`Fingerprint`](crate::replica::Fingerprint); one document is built
-//! per group. A room converged when every group's document has the same state vector and
+//! Replicas are grouped by [`Fingerprint`] (an order-free summary of the updates each holds);
+//! one document is built per group. A room converged when every group's document has the same state vector and
 //! content. An update is *missing* for a client when its final state does not contain it —
 //! whether it arrived live or through a resync after a reconnect does not matter here.
 

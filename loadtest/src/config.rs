@@ -95,6 +95,9 @@ pub struct Flags {
     /// Connection handshakes in flight at once.
     #[arg(long)]
     pub connect_concurrency: Option<usize>,
+    /// Clients started per second in the connect phase (0: all at once).
+    #[arg(long)]
+    pub connect_rate: Option<f64>,
     /// Seconds a client may take to connect and sync before the attempt fails.
     #[arg(long)]
     pub connect_timeout: Option<f64>,
@@ -160,6 +163,7 @@ pub struct Settings {
     pub duration_s: f64,
     pub warmup_s: f64,
     pub connect_concurrency: usize,
+    pub connect_rate: f64,
     pub connect_timeout_s: f64,
     pub drain_s: f64,
     pub awareness_rate: f64,
@@ -209,6 +213,7 @@ impl Flags {
             duration,
             warmup,
             connect_concurrency,
+            connect_rate,
             connect_timeout,
             drain,
             awareness_rate,
@@ -259,6 +264,7 @@ impl Flags {
             duration_s: self.duration.unwrap_or(10.0),
             warmup_s: self.warmup.unwrap_or(0.0),
             connect_concurrency: self.connect_concurrency.unwrap_or(64),
+            connect_rate: self.connect_rate.unwrap_or(0.0),
             connect_timeout_s: self.connect_timeout.unwrap_or(30.0),
             drain_s: self.drain.unwrap_or(5.0),
             awareness_rate: self.awareness_rate.unwrap_or(0.0),
@@ -332,6 +338,7 @@ impl Settings {
         for (name, v) in [
             ("rate", self.rate),
             ("awareness-rate", self.awareness_rate),
+            ("connect-rate", self.connect_rate),
             ("connect-timeout", self.connect_timeout_s),
             ("drain", self.drain_s),
             ("p99-target-ms", self.p99_target_ms),
@@ -398,6 +405,7 @@ mod tests {
             rate = 20.0
             duration = 5.0
             warmup = 1.0
+            connect_rate = 50.0
             server_pid = [1, 2]
             sweep_rates = [10.0, 20.0]
             "#,
@@ -416,6 +424,7 @@ mod tests {
         assert_eq!(settings.rate, 50.0);
         assert_eq!(settings.duration_s, 5.0);
         assert_eq!(settings.warmup_s, 1.0);
+        assert_eq!(settings.connect_rate, 50.0);
         assert_eq!(settings.server_pids, vec![1, 2]);
         assert_eq!(settings.step_rates(), vec![10.0, 20.0]);
     }
@@ -487,7 +496,7 @@ mod tests {
                 count += 1;
             }
         }
-        assert!(count >= 6, "expected the six scenarios, found {count}");
+        assert!(count >= 10, "expected the shipped scenarios, found {count}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! 1. **seed** (join storms): one seeder per room pushes a `seed_bytes` document and waits for
 //!    proof that the server applied it;
-//! 2. **connect**: every client connects and syncs, at most `connect_concurrency` handshakes at
-//!    once; the phase ends when all are synced or nothing progressed for `connect_timeout`;
+//! 2. **connect**: clients are started all at once (or `connect_rate` per second) and connect
+//!    and sync, at most `connect_concurrency` handshakes at once; the phase ends when all are
+//!    synced or nothing progressed for `connect_timeout`;
 //! 3. **run**: writers write at the step's rate for `duration` seconds;
 //! 4. **drain**: wait up to `drain` seconds for deliveries still in flight;
 //! 5. **stop**: cancel every client (each closes its socket) and collect their replicas;
@@ -142,6 +143,7 @@ async fn run_step(
     // 2. Connect.
     let t = Instant::now();
     let urls = settings.urls.len();
+    let mut specs = Vec::with_capacity(settings.total_clients());
     for room in &rooms {
         for k in 0..settings.clients_per_room {
             let role = if k < settings.writers_per_room && rate > 0.0 {
@@ -156,11 +158,11 @@ async fn run_step(
                 room: Arc::clone(room),
                 ready: None,
             };
-            step.spawn(spec);
+            specs.push(spec);
         }
     }
     step.sampler.expected_clients = settings.total_clients() + rooms.len() * seeders;
-    step.connect_phase().await;
+    step.connect_phase(specs).await;
     phases.connect_s = t.elapsed().as_secs_f64();
     let synced = step.shared.metrics.snapshot().synced_first;
     let connect_per_s = synced as f64 / phases.connect_s.max(1e-3);
@@ -295,15 +297,33 @@ impl Step {
         Ok(())
     }
 
-    /// Waits until every client synced once, or no client synced for `connect_timeout`.
-    async fn connect_phase(&mut self) {
+    /// Starts the clients (all at once, or `connect_rate` per second) and waits until every
+    /// client synced once, or no client synced for `connect_timeout`.
+    async fn connect_phase(&mut self, specs: Vec<ClientSpec>) {
         let expected = self.sampler.expected_clients as u64;
         let stall = Duration::from_secs_f64(self.settings.connect_timeout_s);
+        let rate = self.settings.connect_rate;
+        let started = Instant::now();
+        let mut pending = specs.into_iter().peekable();
+        let mut spawned = 0u64;
         let mut last_progress = Instant::now();
         let mut last_synced = 0;
-        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        let step = if rate > 0.0 { 10 } else { 100 };
+        let mut ticks = tokio::time::interval(Duration::from_millis(step));
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_print = Instant::now() + Duration::from_secs(1);
         loop {
+            let due = if rate > 0.0 {
+                (started.elapsed().as_secs_f64() * rate).ceil() as u64
+            } else {
+                u64::MAX
+            };
+            while spawned < due {
+                let Some(spec) = pending.next() else { break };
+                self.spawn(spec);
+                spawned += 1;
+                last_progress = Instant::now();
+            }
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = self.cancel.cancelled() => return,
@@ -313,7 +333,7 @@ impl Step {
                 self.sampler.tick("conn");
                 next_print += Duration::from_secs(1);
             }
-            if synced >= expected {
+            if synced >= expected && pending.peek().is_none() {
                 return;
             }
             if synced > last_synced {

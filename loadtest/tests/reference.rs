@@ -158,6 +158,7 @@ async fn joiners_receive_a_seeded_document() {
         clients_per_room: Some(5),
         writers_per_room: Some(1),
         seed_bytes: Some(256 * 1024),
+        connect_rate: Some(10.0),
         ..flags(port)
     })
     .await;
@@ -171,5 +172,7 @@ async fn joiners_receive_a_seeded_document() {
         step.counters
     );
     assert!(step.phases.seed_s > 0.0);
+    // Five joiners started at 10 per second take about 0.4 s to start.
+    assert!(step.phases.connect_s >= 0.35, "{:?}", step.phases);
     assert_eq!(step.convergence.converged_rooms, 1);
 }

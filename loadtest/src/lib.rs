@@ -48,6 +48,10 @@ pub fn write_outputs(report: &report::Report) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let settings = &report.settings;
     if let Some(path) = &settings.json {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         let json = serde_json::to_vec_pretty(report)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         written.push(path.clone());

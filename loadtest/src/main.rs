@@ -66,12 +66,15 @@ async fn run_and_report(settings: yws_load::config::Settings) -> anyhow::Result<
     let result = run::run(settings, cancel).await;
     signals.abort();
     let report = result?;
-    let written = write_outputs(&report)?;
-    print_summary(&report, &written);
+    print_summary(&report);
+    for w in write_outputs(&report)? {
+        eprintln!("wrote {}", w.display());
+    }
+    eprintln!("{}", if report.ok { "PASS" } else { "FAIL" });
     Ok(report.ok)
 }
 
-fn print_summary(report: &yws_load::report::Report, written: &[std::path::PathBuf]) {
+fn print_summary(report: &yws_load::report::Report) {
     for s in &report.steps {
         let c = &s.counters;
         eprintln!(
@@ -110,10 +113,6 @@ fn print_summary(report: &yws_load::report::Report, written: &[std::path::PathBu
     for p in &report.problems {
         eprintln!("PROBLEM: {p}");
     }
-    for w in written {
-        eprintln!("wrote {}", w.display());
-    }
-    eprintln!("{}", if report.ok { "PASS" } else { "FAIL" });
 }
 
 #[allow(clippy::print_stdout)]

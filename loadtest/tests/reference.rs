@@ -91,7 +91,7 @@ async fn a_tiny_load_converges_with_every_delivery() {
     let report = run(Flags {
         awareness_rate: Some(2.0),
         server_pids: Some(vec![pid]),
-        json: Some(dir.path().join("tiny.json")),
+        json: Some(dir.path().join("out/tiny.json")),
         ..flags(port)
     })
     .await;
@@ -116,11 +116,13 @@ async fn a_tiny_load_converges_with_every_delivery() {
     let written = yws_load::write_outputs(&report).unwrap();
     assert_eq!(written.len(), 4, "{written:?}");
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("tiny.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/tiny.json")).unwrap()).unwrap();
     assert_eq!(json["ok"], true);
-    assert!(std::fs::read_to_string(dir.path().join("tiny.latency.svg"))
-        .unwrap()
-        .starts_with("<svg"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("out/tiny.latency.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

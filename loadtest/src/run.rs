@@ -15,7 +15,7 @@
 //! token; tasks that do not stop within a grace period are aborted.
 
 use crate::client::{self, ClientSpec, Outcome, Role, Shared, Window};
-use crate::config::Settings;
+use crate::config::{Settings, MAX_DURATION_S};
 use crate::converge;
 use crate::metrics::{Metrics, Percentiles};
 use crate::report::{self, GeneratorReport, Phases, ProcPhases, Report, ServerReport, StepReport};
@@ -340,6 +340,10 @@ impl Step {
                 last_synced = synced;
                 last_progress = Instant::now();
             } else if last_progress.elapsed() > stall {
+                return;
+            }
+            if started.elapsed().as_secs_f64() > MAX_DURATION_S {
+                tracing::warn!("connect phase cut at {MAX_DURATION_S} s");
                 return;
             }
         }

@@ -7,7 +7,8 @@
 //!    and sync, at most `connect_concurrency` handshakes at once; the phase ends when all are
 //!    synced or nothing progressed for `connect_timeout`;
 //! 3. **run**: writers write at the step's rate for `duration` seconds;
-//! 4. **drain**: wait up to `drain` seconds for deliveries still in flight;
+//! 4. **drain**: wait for deliveries still in flight until none arrived for `drain` seconds
+//!    (at most six times that, or a minute);
 //! 5. **stop**: cancel every client (each closes its socket) and collect their replicas;
 //! 6. **check**: build one document per distinct replica and compare.
 //!
@@ -29,6 +30,12 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+
+/// The longest a drain may last while deliveries keep arriving: six quiet periods, at least
+/// a minute.
+pub fn drain_cap(drain_s: f64) -> Duration {
+    Duration::from_secs_f64((drain_s * 6.0).max(60.0))
+}
 
 /// How long stopped clients get to close their sockets before they are aborted.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -365,18 +372,31 @@ impl Step {
         }
     }
 
-    /// Waits until every room's live deliveries caught up with what was sent, or `drain` s.
+    /// Waits until every room's live deliveries caught up with what was sent, or until no
+    /// delivery arrived for `drain` seconds (a saturated server may still be flushing its
+    /// backlog), but never longer than [`drain_cap`].
     async fn drain(&mut self, rooms: &[Arc<Room>]) {
-        let deadline = Instant::now() + Duration::from_secs_f64(self.settings.drain_s);
+        let quiet = Duration::from_secs_f64(self.settings.drain_s);
+        let cap = Instant::now() + drain_cap(self.settings.drain_s);
         let mut next_print = Instant::now() + Duration::from_secs(1);
+        let mut last_live = u64::MAX;
+        let mut last_progress = Instant::now();
         loop {
             let connected = self.shared.metrics.snapshot().connected.max(0) as u64;
+            let live: u64 = rooms.iter().map(|r| r.live_deliveries()).sum();
             let caught_up = rooms.iter().all(|r| {
                 let others = (r.members as u64).saturating_sub(1);
                 r.live_deliveries() >= r.sent_count() * others
             });
             let all_connected = connected >= self.sampler.expected_clients as u64;
-            if (caught_up && all_connected) || Instant::now() >= deadline {
+            if live != last_live {
+                last_live = live;
+                last_progress = Instant::now();
+            }
+            if (caught_up && all_connected)
+                || last_progress.elapsed() >= quiet
+                || Instant::now() >= cap
+            {
                 return;
             }
             if Instant::now() >= next_print {
@@ -450,5 +470,26 @@ impl ProcSet {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drains_are_capped_but_never_below_a_minute() {
+        assert_eq!(drain_cap(0.0), Duration::from_secs(60));
+        assert_eq!(drain_cap(5.0), Duration::from_secs(60));
+        assert_eq!(drain_cap(30.0), Duration::from_secs(180));
+    }
+
+    #[test]
+    fn client_ids_are_unique_53_bit_values() {
+        let mut ids = IdAllocator::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_ne!(a, b);
+        assert!(a < 1 << 53 && b < 1 << 53);
     }
 }

@@ -1,0 +1,282 @@
+//! Counters and latency histograms shared by every client task.
+//!
+//! Clients record into one of [`SHARDS`] mutex-guarded HDR histograms (picked by client id),
+//! so two runtime threads rarely contend. Once a second the run loop [`Metrics::drain`]s the
+//! shards into the interval and cumulative histograms it owns.
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Number of histogram shards.
+pub const SHARDS: usize = 16;
+/// Highest latency a histogram tracks: 60 s, in microseconds (larger values are clamped).
+pub const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// A latency histogram in microseconds, 3 significant figures.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
+}
+
+/// Recorded under one lock per frame, so the hot path touches no shared atomics.
+#[derive(Debug)]
+struct Shard {
+    latency: Histogram<u64>,
+    sync: Histogram<u64>,
+    deliveries: u64,
+    frames: u64,
+    bytes: u64,
+}
+
+/// Monotonic counters of one step.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub echoes: AtomicU64,
+    pub unmatched: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub awareness_sent: AtomicU64,
+    pub awareness_received: AtomicU64,
+    pub connect_attempts: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub synced_first: AtomicU64,
+    pub disconnects: AtomicU64,
+    pub resyncs: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub send_budget_exhausted: AtomicU64,
+    pub step2_bytes_max: AtomicU64,
+    /// Clients currently connected and synced.
+    pub connected: AtomicI64,
+}
+
+/// A point-in-time copy of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    pub sent: u64,
+    pub deliveries: u64,
+    pub echoes: u64,
+    pub unmatched: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_received: u64,
+    pub awareness_sent: u64,
+    pub awareness_received: u64,
+    pub connect_attempts: u64,
+    pub connect_failures: u64,
+    pub synced_first: u64,
+    pub disconnects: u64,
+    pub resyncs: u64,
+    pub protocol_errors: u64,
+    pub send_budget_exhausted: u64,
+    pub step2_bytes_max: u64,
+    pub connected: i64,
+}
+
+/// Counters and histograms of one step.
+#[derive(Debug)]
+pub struct Metrics {
+    pub counters: Counters,
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Empty metrics.
+    pub fn new() -> Metrics {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    latency: new_histogram(),
+                    sync: new_histogram(),
+                    deliveries: 0,
+                    frames: 0,
+                    bytes: 0,
+                })
+            })
+            .collect();
+        Metrics {
+            counters: Counters::default(),
+            shards,
+        }
+    }
+
+    fn shard(&self, client: u64) -> &Mutex<Shard> {
+        &self.shards[(client % SHARDS as u64) as usize]
+    }
+
+    /// One frame of `bytes` received by `client`, a delivery when it has a latency.
+    pub fn frame(&self, client: u64, bytes: usize, latency_us: Option<u64>) {
+        let mut shard = self.shard(client).lock();
+        shard.frames += 1;
+        shard.bytes += bytes as u64;
+        if let Some(us) = latency_us {
+            shard.deliveries += 1;
+            shard.latency.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        }
+    }
+
+    /// One fan-out delivery and its latency (from a frame already counted).
+    pub fn delivery(&self, client: u64, latency_us: u64) {
+        let mut shard = self.shard(client).lock();
+        shard.deliveries += 1;
+        shard
+            .latency
+            .saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    /// A connect-to-synced time.
+    pub fn synced(&self, client: u64, sync_us: u64, first: bool) {
+        if first {
+            add(&self.counters.synced_first, 1);
+        } else {
+            add(&self.counters.resyncs, 1);
+        }
+        self.counters.connected.fetch_add(1, Ordering::Relaxed);
+        self.shard(client)
+            .lock()
+            .sync
+            .saturating_record(sync_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(&self, pick: impl FnOnce(&Counters) -> &AtomicU64, n: u64) {
+        add(pick(&self.counters), n);
+    }
+
+    /// Raises the largest sync step 2 seen.
+    pub fn step2_bytes(&self, n: u64) {
+        self.counters
+            .step2_bytes_max
+            .fetch_max(n, Ordering::Relaxed);
+    }
+
+    /// Moves the recorded latencies into `latency` and `sync`, leaving the shards empty.
+    pub fn drain(&self, latency: &mut Histogram<u64>, sync: &mut Histogram<u64>) {
+        for shard in &self.shards {
+            let mut s = shard.lock();
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = latency.add(&s.latency);
+            let _ = sync.add(&s.sync);
+            s.latency.reset();
+            s.sync.reset();
+        }
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let c = &self.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (mut deliveries, mut frames, mut bytes) = (0, 0, 0);
+        for shard in &self.shards {
+            let s = shard.lock();
+            deliveries += s.deliveries;
+            frames += s.frames;
+            bytes += s.bytes;
+        }
+        CounterSnapshot {
+            sent: l(&c.sent),
+            deliveries,
+            echoes: l(&c.echoes),
+            unmatched: l(&c.unmatched),
+            bytes_sent: l(&c.bytes_sent),
+            bytes_received: bytes,
+            frames_received: frames,
+            awareness_sent: l(&c.awareness_sent),
+            awareness_received: l(&c.awareness_received),
+            connect_attempts: l(&c.connect_attempts),
+            connect_failures: l(&c.connect_failures),
+            synced_first: l(&c.synced_first),
+            disconnects: l(&c.disconnects),
+            resyncs: l(&c.resyncs),
+            protocol_errors: l(&c.protocol_errors),
+            send_budget_exhausted: l(&c.send_budget_exhausted),
+            step2_bytes_max: l(&c.step2_bytes_max),
+            connected: c.connected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Percentiles of a latency histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    /// Summarises a histogram of microseconds.
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1_000.0;
+        Percentiles {
+            count: h.len(),
+            mean_ms: h.mean() / 1_000.0,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_drain_into_percentiles() {
+        let m = Metrics::new();
+        for i in 1..=1_000u64 {
+            m.frame(i, 10, Some(i * 1_000)); // 1 ms .. 1000 ms
+        }
+        m.frame(1, 5, None);
+        m.synced(1, 5_000, true);
+        m.synced(2, 7_000, false);
+        let mut lat = new_histogram();
+        let mut sync = new_histogram();
+        m.drain(&mut lat, &mut sync);
+        let p = Percentiles::of(&lat);
+        assert_eq!(p.count, 1_000);
+        assert!((p.p50_ms - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.p99_ms - 990.0).abs() < 1.0, "{p:?}");
+        assert!((p.max_ms - 1_000.0).abs() < 1.0, "{p:?}");
+        assert_eq!(Percentiles::of(&sync).count, 2);
+        // Drained: a second drain adds nothing.
+        m.drain(&mut lat, &mut sync);
+        assert_eq!(lat.len(), 1_000);
+        let snap = m.snapshot();
+        assert_eq!(snap.deliveries, 1_000);
+        assert_eq!((snap.frames_received, snap.bytes_received), (1_001, 10_005));
+        assert_eq!((snap.synced_first, snap.resyncs, snap.connected), (1, 1, 2));
+        assert_eq!(Percentiles::of(&new_histogram()), Percentiles::default());
+    }
+
+    #[test]
+    fn out_of_range_latencies_are_clamped_not_lost() {
+        let m = Metrics::new();
+        m.delivery(0, 0);
+        m.delivery(0, u64::MAX);
+        let mut lat = new_histogram();
+        let mut sync = new_histogram();
+        m.drain(&mut lat, &mut sync);
+        assert_eq!(lat.len(), 2);
+    }
+}

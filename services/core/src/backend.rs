@@ -89,7 +89,11 @@ pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Rooms known beyond this node — stored rooms, or rooms served by other nodes — with
     /// their connection counts where known, sorted by name, after `after`, at most `limit`.
-    async fn list(&self, _after: Option<&str>, _limit: usize) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+    async fn list(
+        &self,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<(String, Option<u64>)>, BackendError> {
         Ok(Vec::new())
     }
 
@@ -101,7 +105,12 @@ pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
     /// For HTTP callbacks in a cluster: claims the right to send `room`'s callback for the
     /// state up to `position` within `window`. `Ok(None)`: send; `Ok(Some(wait))`: another node
     /// sent an older state recently, try again after `wait`; `Err`/covered: see [`Claimed`].
-    async fn claim_callback(&self, _room: &RoomName, _position: Option<(u64, u64)>, _window: Duration) -> Result<Claimed, BackendError> {
+    async fn claim_callback(
+        &self,
+        _room: &RoomName,
+        _position: Option<(u64, u64)>,
+        _window: Duration,
+    ) -> Result<Claimed, BackendError> {
         Ok(Claimed::Send)
     }
 

@@ -97,14 +97,21 @@ impl Rooms {
         let (room, replaced) = {
             let listener = self.listener.lock().clone();
             let fresh = || Slot {
-                room: Arc::new(Room::with_listener(name.clone(), self.settings.room, listener.clone())),
+                room: Arc::new(Room::with_listener(
+                    name.clone(),
+                    self.settings.room,
+                    listener.clone(),
+                )),
                 leases: 0,
                 idle_since: None,
             };
             let mut slots = self.slots.lock();
             let slot = slots.entry(name.clone()).or_insert_with(fresh);
             // A retired (deleted) room is replaced; its sessions are closing on their own.
-            let replaced = slot.room.is_retired().then(|| std::mem::replace(slot, fresh()).room);
+            let replaced = slot
+                .room
+                .is_retired()
+                .then(|| std::mem::replace(slot, fresh()).room);
             slot.leases += 1;
             slot.idle_since = None;
             (slot.room.clone(), replaced)

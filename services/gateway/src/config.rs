@@ -1,5 +1,6 @@
 //! The gateway's configuration: typed, layered (see `yws-config`), validated once.
 
+use crate::callback::CallbackConfig;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -27,6 +28,7 @@ pub const LEGACY_ENV: &[Legacy] = &[
 /// Redis's, and the auth settings'.
 pub fn legacy_env() -> Vec<Legacy> {
     let mut all = LEGACY_ENV.to_vec();
+    all.extend(crate::callback::LEGACY_ENV.iter().cloned());
     all.extend(
         yws_auth::ENV_VARS
             .iter()
@@ -54,6 +56,8 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     /// Durable documents for a single node (`YPERSISTENCE`).
     pub persistence: StoreConfig,
+    /// The reference server's HTTP callback (`CALLBACK_URL`, …).
+    pub callback: CallbackConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -179,6 +183,7 @@ impl GatewayConfig {
         self.persistence
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.callback.validate()?;
         if self.persistence.enabled() && self.redis.enabled() {
             return invalid("YPERSISTENCE (persistence.dir) is for a standalone node; with Redis configured, Redis stores the documents — set one of them");
         }
@@ -278,6 +283,24 @@ mod tests {
             ("REDIS_URL", "redis://127.0.0.1:6379")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn callback_settings_from_the_reference_names() {
+        let c = load(&[
+            ("CALLBACK_URL", "http://127.0.0.1:8080/cb"),
+            ("CALLBACK_DEBOUNCE_WAIT", "100"),
+            ("CALLBACK_DEBOUNCE_MAXWAIT", "500"),
+            ("CALLBACK_TIMEOUT", "1000"),
+            (
+                "CALLBACK_OBJECTS",
+                r#"{"prosemirror":"XmlFragment","meta":"Map"}"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.callback.debounce_wait_ms, 100);
+        assert_eq!(c.callback.timeout_ms, 1000);
+        assert!(load(&[("CALLBACK_OBJECTS", "{not json")]).is_err());
     }
 
     #[test]

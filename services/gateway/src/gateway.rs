@@ -1,5 +1,6 @@
 //! The node: shared state, the accept loop, and the shutdown sequence.
 
+use crate::callback::{CallbackMetrics, Callbacks};
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -47,6 +48,8 @@ pub struct Gateway {
     pub session_context: SessionContext,
     /// Decides who may open which room.
     pub authorizer: yws_auth::Authorizer,
+    /// The HTTP callback, when configured.
+    pub callbacks: Option<Arc<Callbacks>>,
     next_conn: AtomicU64,
 }
 
@@ -60,7 +63,11 @@ impl Gateway {
     ) -> anyhow::Result<Arc<Self>> {
         let metrics = Metrics::new(&registry)?;
         let authorizer = yws_auth::Authorizer::new(&config.auth)?;
+        let callbacks = Callbacks::new(&config.callback, CallbackMetrics::new(&registry)?);
         let rooms = Rooms::new(backend.clone(), config.rooms_settings());
+        if let Some(callbacks) = &callbacks {
+            rooms.set_listener(callbacks.clone());
+        }
         let s = &config.server;
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(s.read_buffer_bytes)
@@ -89,6 +96,7 @@ impl Gateway {
             ws_config,
             session_context,
             authorizer,
+            callbacks,
             next_conn: AtomicU64::new(1),
         }))
     }
@@ -106,6 +114,16 @@ impl Gateway {
         let http_tracker = TaskTracker::new();
         let maintenance_cancel = CancellationToken::new();
         let maintenance = tokio::spawn(self.rooms.clone().maintain(maintenance_cancel.clone()));
+        let presence = tokio::spawn(self.clone().report_presence(maintenance_cancel.clone()));
+        let callbacks_cancel = CancellationToken::new();
+        let callback_tasks = TaskTracker::new();
+        let callbacks = self.callbacks.clone().map(|c| {
+            tokio::spawn(c.run(
+                Arc::downgrade(&self),
+                callbacks_cancel.clone(),
+                callback_tasks.clone(),
+            ))
+        });
         let listener_addr = listener.local_addr().ok();
         let accept = tokio::spawn(self.clone().accept_loop(
             listener,
@@ -150,8 +168,23 @@ impl Gateway {
                 "shutdown step 'finish HTTP requests' timed out"
             );
         }
+        // Pending callbacks are sent once more with the final state before rooms close.
+        callbacks_cancel.cancel();
+        if let Some(callbacks) = callbacks {
+            if tokio::time::timeout_at(deadline, callbacks).await.is_err() {
+                tracing::warn!("shutdown step 'send pending callbacks' timed out");
+            }
+        }
+        callback_tasks.close();
+        if tokio::time::timeout_at(deadline, callback_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown step 'finish callbacks in flight' timed out");
+        }
         maintenance_cancel.cancel();
         let _ = maintenance.await;
+        let _ = presence.await;
         tracing::info!("shutting down: closing rooms");
         if tokio::time::timeout_at(deadline, self.rooms.close_all())
             .await
@@ -160,6 +193,24 @@ impl Gateway {
             tracing::warn!("shutdown step 'close rooms' timed out");
         }
         tracing::info!("shutdown complete");
+    }
+
+    /// Reports this node's rooms and connection counts every 5 s (for cluster-wide listings;
+    /// a no-op for single-node backends).
+    async fn report_presence(self: Arc<Self>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let rooms = self.rooms.list(None, usize::MAX);
+            self.metrics.rooms.set(rooms.len() as i64);
+            if let Err(e) = self.rooms.backend().report_presence(&rooms).await {
+                tracing::debug!(error = %e, "presence report failed");
+            }
+        }
     }
 
     /// Follows a shared backend's availability: when it goes away the node stops being ready

@@ -11,8 +11,12 @@
 //! - [`routes`]: HTTP routing: upgrades, `/healthz`, `/readyz`, `/metrics`, 404/426.
 //! - [`upgrade`]: the WebSocket upgrade: room name, limits and room load before the 101.
 //! - [`session`]: one connection's loop (generic over `Sink + Stream`).
+//! - [`api`]: the document HTTP API (`/api/rooms/…`).
+//! - [`callback`]: the reference server's debounced HTTP callback, cluster-deduplicated.
 //! - [`metrics`]: the gateway's Prometheus metrics.
 
+pub mod api;
+pub mod callback;
 pub mod config;
 pub mod gateway;
 pub mod metrics;

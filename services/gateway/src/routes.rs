@@ -2,7 +2,7 @@
 //! probes, metrics; anything else is 404 or 426.
 
 use crate::gateway::Gateway;
-use crate::upgrade;
+use crate::{api, upgrade};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -18,6 +18,9 @@ pub async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<By
     }
     if let Some(response) = probe_response(&req, &gw.health, &gw.registry) {
         return response;
+    }
+    if api::is_api(req.uri().path()) {
+        return api::handle(gw, req).await;
     }
     let prefix = &gw.config.server.path_prefix;
     let in_rooms = req

@@ -483,7 +483,13 @@ impl RoomBackend for RedisBackend {
         let (log, snap) = (keys.log, keys.snap);
         let n: u64 = self
             .redis
-            .call("load", |mut c| async move { redis::cmd("EXISTS").arg(&log).arg(&snap).query_async(&mut c).await })
+            .call("load", |mut c| async move {
+                redis::cmd("EXISTS")
+                    .arg(&log)
+                    .arg(&snap)
+                    .query_async(&mut c)
+                    .await
+            })
             .await?;
         Ok(n > 0)
     }
@@ -511,17 +517,33 @@ impl RoomBackend for RedisBackend {
             .await?;
         let (queue, member) = (queue_key(self.redis.prefix()), room.as_str().to_string());
         self.redis
-            .call("schedule", |mut c| async move { redis::cmd("ZREM").arg(&queue).arg(&member).query_async::<i64>(&mut c).await.map(|_| ()) })
+            .call("schedule", |mut c| async move {
+                redis::cmd("ZREM")
+                    .arg(&queue)
+                    .arg(&member)
+                    .query_async::<i64>(&mut c)
+                    .await
+                    .map(|_| ())
+            })
             .await
     }
 
-    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<u64>)>, BackendError> {
         let nodes_key = nodes_key(self.redis.prefix());
         let alive_since = now_ms().saturating_sub(PRESENCE_TTL_MS);
         let nodes: Vec<String> = self
             .redis
             .call("load", |mut c| async move {
-                redis::cmd("ZRANGEBYSCORE").arg(&nodes_key).arg(alive_since).arg("+inf").query_async(&mut c).await
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(&nodes_key)
+                    .arg(alive_since)
+                    .arg("+inf")
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
         let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -529,7 +551,9 @@ impl RoomBackend for RedisBackend {
             let key = presence_key(self.redis.prefix(), &node);
             let rooms: Vec<(String, u64)> = self
                 .redis
-                .call("load", |mut c| async move { redis::cmd("HGETALL").arg(&key).query_async(&mut c).await })
+                .call("load", |mut c| async move {
+                    redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
+                })
                 .await?;
             for (room, n) in rooms {
                 *counts.entry(room).or_default() += n;
@@ -545,7 +569,10 @@ impl RoomBackend for RedisBackend {
 
     async fn report_presence(&self, rooms: &[(RoomName, usize)]) -> Result<(), BackendError> {
         let key = presence_key(self.redis.prefix(), &self.node);
-        let fields: Vec<(String, usize)> = rooms.iter().map(|(r, n)| (r.as_str().to_string(), *n)).collect();
+        let fields: Vec<(String, usize)> = rooms
+            .iter()
+            .map(|(r, n)| (r.as_str().to_string(), *n))
+            .collect();
         self.redis
             .call("schedule", |mut c| async move {
                 let mut pipe = redis::pipe();
@@ -569,7 +596,12 @@ impl RoomBackend for RedisBackend {
             .await
     }
 
-    async fn claim_callback(&self, room: &RoomName, position: Option<(u64, u64)>, window: Duration) -> Result<Claimed, BackendError> {
+    async fn claim_callback(
+        &self,
+        room: &RoomName,
+        position: Option<(u64, u64)>,
+        window: Duration,
+    ) -> Result<Claimed, BackendError> {
         let key = RoomKeys::new(self.redis.prefix(), room.as_str()).callback;
         let (ms, seq) = position.unwrap_or((0, 0));
         let position = format!("{ms}-{seq}");
@@ -577,7 +609,12 @@ impl RoomBackend for RedisBackend {
         let answer: i64 = self
             .redis
             .call("schedule", |mut c| async move {
-                scripts::CLAIM_CALLBACK.key(&key).arg(&position).arg(window_ms).invoke_async(&mut c).await
+                scripts::CLAIM_CALLBACK
+                    .key(&key)
+                    .arg(&position)
+                    .arg(window_ms)
+                    .invoke_async(&mut c)
+                    .await
             })
             .await?;
         Ok(match answer {

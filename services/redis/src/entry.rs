@@ -112,7 +112,9 @@ impl<'a> LiveMessage<'a> {
                     update: body,
                 })
             }
-            b'd' => Ok(LiveMessage::Delete { node: next("node")? }),
+            b'd' => Ok(LiveMessage::Delete {
+                node: next("node")?,
+            }),
             b'a' => {
                 let node = next("node")?;
                 let ms = next("ms")?.parse().map_err(|_| BadMessage("ms"))?;
@@ -206,7 +208,10 @@ mod tests {
                 payload: &[1, 2, 3, b'\n']
             }
         );
-        assert_eq!(LiveMessage::parse(&delete_message("n2")).unwrap(), LiveMessage::Delete { node: "n2" });
+        assert_eq!(
+            LiveMessage::parse(&delete_message("n2")).unwrap(),
+            LiveMessage::Delete { node: "n2" }
+        );
         assert!(LiveMessage::parse(b"").is_err());
         assert!(LiveMessage::parse(b"x\n").is_err());
         assert!(LiveMessage::parse(b"u1-0\n").is_err());

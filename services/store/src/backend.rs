@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use yws_core::{BackendError, Room, RoomBackend};
+use yws_core::{BackendError, Room, RoomBackend, RoomName};
 
 /// Most rooms one [`StoreBackend::list_rooms`] call returns.
 pub const MAX_LIST_LIMIT: usize = 10_000;
@@ -370,6 +370,36 @@ impl RoomBackend for StoreBackend {
             }
         }
         self.tracker.closed(name);
+    }
+
+    async fn exists(&self, room: &RoomName) -> Result<bool, BackendError> {
+        // Queued updates count too: commit them first.
+        self.flush().await?;
+        let db = self.db()?;
+        let room = room.as_str().to_string();
+        let found = tokio::task::spawn_blocking(move || schema::has_room(&db, &room))
+            .await
+            .map_err(StoreError::from)??;
+        Ok(found)
+    }
+
+    async fn delete(&self, room: &RoomName) -> Result<(), BackendError> {
+        self.delete_room(room.as_str())
+            .await
+            .map_err(BackendError::from)
+    }
+
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+        Ok(self
+            .list_rooms(after, limit)
+            .await?
+            .into_iter()
+            .map(|room| (room, None))
+            .collect())
     }
 
     fn unload_grace(&self) -> Option<Duration> {

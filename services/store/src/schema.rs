@@ -253,6 +253,17 @@ fn install_snapshot(
 }
 
 /// Up to `limit` rooms with stored state (a snapshot or updates), sorted, after `after`.
+/// Whether `room` has a snapshot or any update.
+pub(crate) fn has_room(db: &Database, room: &str) -> Result<bool, StoreError> {
+    let txn = db.begin_read()?;
+    if txn.open_table(SNAPSHOTS)?.get(room)?.is_some() {
+        return Ok(true);
+    }
+    let updates = txn.open_table(UPDATES)?;
+    let mut range = updates.range((room, 0u64)..=(room, u64::MAX))?;
+    Ok(range.next().transpose()?.is_some())
+}
+
 pub(crate) fn list_rooms(
     db: &Database,
     after: Option<&str>,

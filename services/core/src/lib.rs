@@ -11,6 +11,7 @@
 //!   with the exact semantics of `y-protocols/awareness`.
 //! - [`peer`]: a connection as a room sees it: its bounded [`Outbox`], its [`Access`], and the
 //!   [`CloseReason`] with which a room can end it (too slow, room deleted, …).
+//! - [`outbox`]: [`Outbox`], a connection's bounded, allocation-free-when-idle frame queue.
 //! - [`room`]: [`Room`], one document plus its peers and awareness. Its handlers take a decoded
 //!   message and push frames into outboxes; they never await.
 //! - [`backend`]: [`RoomBackend`], where updates go and come from: [`MemoryBackend`] for a
@@ -25,6 +26,7 @@ pub mod awareness;
 pub mod backend;
 pub mod export;
 pub mod name;
+pub mod outbox;
 pub mod peer;
 pub mod room;
 pub mod rooms;
@@ -35,6 +37,7 @@ pub use awareness::AwarenessRegistry;
 pub use backend::{BackendError, Claimed, MemoryBackend, RoomBackend};
 pub use error::RoomError;
 pub use name::{NameError, RoomName};
-pub use peer::{Access, CloseReason, ConnId, Outbox, PeerControl};
+pub use outbox::{Outbox, PushError};
+pub use peer::{Access, CloseReason, ConnId, PeerControl};
 pub use room::{Room, RoomListener, RoomSettings};
 pub use rooms::{RoomLease, Rooms, RoomsSettings};

@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// A connection id, unique within one process.
@@ -115,9 +114,6 @@ impl CloseReason {
         }
     }
 }
-
-/// The bounded queue of frames waiting to be written to one connection.
-pub type Outbox = mpsc::Sender<Bytes>;
 
 /// Lets a room or the node end a connection with a reason. The first reason wins.
 #[derive(Debug, Default)]

@@ -6,7 +6,8 @@
 //! [`Room::apply_update`], so nothing is broadcast that was not written.
 
 use crate::awareness::{AwarenessChange, AwarenessRegistry, Owner};
-use crate::peer::{Access, CloseReason, ConnId, Frame, Outbox, PeerControl};
+use crate::outbox::{Outbox, PushError};
+use crate::peer::{Access, CloseReason, ConnId, Frame, PeerControl};
 use crate::RoomError;
 use crate::RoomName;
 use bytes::Bytes;
@@ -14,7 +15,6 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::OnceCell;
 use tokio::time::{Duration, Instant};
 use yrs::updates::encoder::Encode;
@@ -62,6 +62,11 @@ pub struct Room {
     loaded: OnceCell<()>,
     updates_applied: AtomicU64,
     retired: AtomicBool,
+    /// Bumped (while the write transaction is held) by every change of the document.
+    version: AtomicU64,
+    /// The whole state as a sync step 2, shared by every joiner with an empty state vector
+    /// until the document changes: a join storm on a large document encodes it once.
+    full_state: Mutex<Option<(u64, Frame)>>,
     position: Mutex<Option<(u64, u64)>>,
     listener: Option<Arc<dyn RoomListener>>,
 }
@@ -110,6 +115,8 @@ impl Room {
             loaded: OnceCell::new(),
             updates_applied: AtomicU64::new(0),
             retired: AtomicBool::new(false),
+            version: AtomicU64::new(0),
+            full_state: Mutex::new(None),
             position: Mutex::new(None),
             listener,
         }
@@ -205,8 +212,27 @@ impl Room {
 
     /// Sync step 2 for a client whose state vector is `sv`: everything it is missing.
     pub fn sync_step2(&self, sv: &StateVector) -> Frame {
-        let update = self.doc.transact().encode_state_as_update_v1(sv);
-        Bytes::from(encode::sync_step2(&update))
+        let txn = self.doc.transact();
+        if !sv.is_empty() {
+            return Bytes::from(encode::sync_step2(&txn.encode_state_as_update_v1(sv)));
+        }
+        // The version cannot change while we hold the read transaction.
+        let version = self.version.load(Ordering::Acquire);
+        if let Some((cached, frame)) = &*self.full_state.lock() {
+            if *cached == version {
+                return frame.clone();
+            }
+        }
+        let frame = Bytes::from(encode::sync_step2(&txn.encode_state_as_update_v1(sv)));
+        drop(txn);
+        *self.full_state.lock() = Some((version, frame.clone()));
+        frame
+    }
+
+    /// Drops the cached full state (memory is released at once; the next empty-state joiner
+    /// encodes it again).
+    pub fn forget_cached_state(&self) {
+        *self.full_state.lock() = None;
     }
 
     /// The whole document as one v1 update.
@@ -221,8 +247,9 @@ impl Room {
     pub fn apply_update(&self, update: Update, raw: &[u8]) -> Result<(), RoomError> {
         {
             let mut txn = self.doc.transact_mut();
-            txn.apply_update(update)
-                .map_err(|e| RoomError::Apply(e.to_string()))?;
+            let applied = txn.apply_update(update);
+            self.version.fetch_add(1, Ordering::AcqRel);
+            applied.map_err(|e| RoomError::Apply(e.to_string()))?;
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.broadcast(Bytes::from(encode::update(raw)));
@@ -246,8 +273,9 @@ impl Room {
     pub fn load_update(&self, raw: &[u8]) -> Result<(), RoomError> {
         let update = validate::update(raw)?;
         let mut txn = self.doc.transact_mut();
-        txn.apply_update(update)
-            .map_err(|e| RoomError::Apply(e.to_string()))
+        let applied = txn.apply_update(update);
+        self.version.fetch_add(1, Ordering::AcqRel);
+        applied.map_err(|e| RoomError::Apply(e.to_string()))
     }
 
     /// Applies an awareness update from a local connection and relays the changed states to
@@ -342,14 +370,14 @@ impl Room {
 }
 
 fn push(peer: &Peer, frame: Frame) -> bool {
-    match peer.outbox.try_send(frame) {
+    match peer.outbox.push(frame) {
         Ok(()) => true,
-        Err(TrySendError::Full(_)) => {
+        Err(PushError::Full) => {
             peer.control.kick(CloseReason::TooSlow);
             false
         }
         // The connection is ending; its guard removes it from the room.
-        Err(TrySendError::Closed(_)) => false,
+        Err(PushError::Closed) => false,
     }
 }
 

@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub path_prefix: String,
     /// Maximum WebSocket connections on this node; beyond it upgrades get HTTP 503.
     pub max_connections: usize,
+    /// Accept backlog of the listening socket (capped by the kernel's `somaxconn`).
+    pub listen_backlog: u32,
     /// Maximum size of one incoming message in bytes; larger ones close the connection (1009).
     pub max_message_bytes: usize,
     /// Maximum length of a room name in bytes.
@@ -101,6 +103,7 @@ impl Default for ServerConfig {
             port: 1234,
             path_prefix: String::new(),
             max_connections: 10_000,
+            listen_backlog: 4096,
             max_message_bytes: 32 * 1024 * 1024,
             max_room_name_bytes: 512,
             outbox_frames: 512,

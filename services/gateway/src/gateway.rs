@@ -311,7 +311,15 @@ async fn serve_http(
     let _ = conn.await;
 }
 
-/// Binds the main listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// Binds the main listener with a deep accept backlog (`server.listen_backlog`), so a connect
+/// storm is queued by the kernel instead of answered with SYN retransmits.
+pub async fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

@@ -67,6 +67,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let health = Health::new();
     let addr = config.listen_addr()?;
     let metrics_port = config.server.metrics_port;
+    let backlog = config.server.listen_backlog;
     let background = TaskTracker::new();
     let background_cancel = CancellationToken::new();
 
@@ -105,7 +106,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
                 .watch_backend(availability, background_cancel.clone()),
         );
     }
-    let listener = bind(addr)
+    let listener = bind(addr, backlog)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(mode, "serving");

@@ -15,6 +15,38 @@ pub const MESSAGE_TYPES: [&str; 7] = [
     "other",
 ];
 
+/// Message and byte counters per message type, resolved once (no label lookup per frame).
+#[derive(Debug, Clone)]
+pub struct TypeCounters {
+    messages: Vec<IntCounter>,
+    bytes: Vec<IntCounter>,
+}
+
+impl TypeCounters {
+    fn new(messages: &IntCounterVec, bytes: &IntCounterVec) -> Self {
+        TypeCounters {
+            messages: MESSAGE_TYPES
+                .iter()
+                .map(|t| messages.with_label_values(&[t]))
+                .collect(),
+            bytes: MESSAGE_TYPES
+                .iter()
+                .map(|t| bytes.with_label_values(&[t]))
+                .collect(),
+        }
+    }
+
+    /// Counts one message of `kind` (a [`MESSAGE_TYPES`] label) of `len` bytes.
+    pub fn count(&self, kind: &str, len: usize) {
+        let i = MESSAGE_TYPES
+            .iter()
+            .position(|t| *t == kind)
+            .unwrap_or(MESSAGE_TYPES.len() - 1);
+        self.messages[i].inc();
+        self.bytes[i].inc_by(len as u64);
+    }
+}
+
 /// The gateway's metrics.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -46,6 +78,10 @@ pub struct Metrics {
     pub panics: IntCounter,
     /// Upgrades (and API requests) refused by authentication, by reason.
     pub auth_refusals: IntCounterVec,
+    /// Pre-resolved counters of messages sent.
+    pub sent: TypeCounters,
+    /// Pre-resolved counters of messages received.
+    pub received: TypeCounters,
     /// Time to load a room (snapshot + log) when it becomes active.
     pub room_load_seconds: Histogram,
     /// Time for the backend to accept an update (the shared log write).
@@ -130,6 +166,14 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            sent: TypeCounters {
+                messages: vec![],
+                bytes: vec![],
+            },
+            received: TypeCounters {
+                messages: vec![],
+                bytes: vec![],
+            },
             room_load_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "yws_gateway_room_load_seconds",
@@ -167,6 +211,9 @@ impl Metrics {
         registry.register(Box::new(m.auth_refusals.clone()))?;
         registry.register(Box::new(m.room_load_seconds.clone()))?;
         registry.register(Box::new(m.append_seconds.clone()))?;
+        let mut m = m;
+        m.sent = TypeCounters::new(&m.messages_sent, &m.sent_bytes);
+        m.received = TypeCounters::new(&m.messages_received, &m.received_bytes);
         // Make every bounded label visible from the start, so rates and alerts have series.
         for t in MESSAGE_TYPES {
             m.messages_received.with_label_values(&[t]);

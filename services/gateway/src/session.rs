@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -18,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yws_core::room::AwarenessOutcome;
-use yws_core::{Access, CloseReason, ConnId, PeerControl, Room, RoomBackend, RoomLease};
+use yws_core::{Access, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease};
 use yws_protocol::{decode, encode, validate, DecodeError, Message};
 
 /// Outgoing messages larger than this are sent as WebSocket fragments of this size, so a
@@ -118,7 +117,7 @@ where
     S: Stream<Item = Result<WsMessage, WsError>> + Sink<WsMessage, Error = WsError> + Unpin,
 {
     let room = session.lease.room().clone();
-    let (outbox, mut queued) = mpsc::channel::<Bytes>(ctx.settings.outbox_frames);
+    let outbox = Outbox::new(ctx.settings.outbox_frames);
     room.join(
         session.conn,
         outbox.clone(),
@@ -134,31 +133,39 @@ where
         room: &room,
         conn: session.conn,
         access: session.access,
-        outbox,
+        outbox: outbox.clone(),
         ctx,
     };
 
+    // One coarse housekeeping timer drives pings and idle messages, so the loop never
+    // re-registers timers per frame.
     let ping_every = ctx.settings.ping_interval;
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let idle = ctx.settings.idle_message;
+    let tick_every =
+        (idle.unwrap_or(ping_every).min(ping_every) / 4).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval_at(Instant::now() + tick_every, tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_ping = Instant::now() + ping_every;
     let mut awaiting_pong = false;
     let mut last_sent = Instant::now();
-    let far = Instant::now() + Duration::from_secs(86400 * 365);
+    let expiry = sleep_until(
+        session
+            .expires_at
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)),
+    );
+    tokio::pin!(expiry);
 
     let end = loop {
-        let idle_at = ctx.settings.idle_message.map_or(far, |d| last_sent + d);
         tokio::select! {
             biased;
             _ = session.control.kicked() => {
                 break End::Server(session.control.reason().unwrap_or(CloseReason::ServiceRestart));
             }
-            _ = sleep_until(session.expires_at.unwrap_or(far)), if session.expires_at.is_some() => {
+            _ = &mut expiry, if session.expires_at.is_some() => {
                 break End::Server(CloseReason::TokenExpired);
             }
-            frame = queued.recv() => {
-                // The handler holds a sender, so the queue never closes while we run.
-                let Some(frame) = frame else { break End::Server(CloseReason::InternalError) };
-                if write_batch(&mut ws, frame, &mut queued, &ctx.metrics).await.is_err() {
+            frame = outbox.next() => {
+                if write_batch(&mut ws, frame, &outbox, &ctx.metrics).await.is_err() {
                     break End::Io;
                 }
                 last_sent = Instant::now();
@@ -180,26 +187,31 @@ where
                     Some(Err(e)) => break read_error(e),
                 }
             }
-            _ = ping.tick() => {
-                if awaiting_pong {
-                    tracing::info!("no pong since the last ping; closing");
-                    break End::Server(CloseReason::PingTimeout);
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if now >= next_ping {
+                    if awaiting_pong {
+                        tracing::info!("no pong since the last ping; closing");
+                        break End::Server(CloseReason::PingTimeout);
+                    }
+                    awaiting_pong = true;
+                    next_ping = now + ping_every;
+                    if ws.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                        break End::Io;
+                    }
                 }
-                awaiting_pong = true;
-                if ws.send(WsMessage::Ping(Bytes::new())).await.is_err() {
-                    break End::Io;
+                if idle.is_some_and(|idle| now.saturating_duration_since(last_sent) >= idle) {
+                    // Client watchdogs ignore pings; an empty awareness update is a message.
+                    let frame = Bytes::from(encode::empty_awareness());
+                    if write_batch(&mut ws, frame, &outbox, &ctx.metrics).await.is_err() {
+                        break End::Io;
+                    }
+                    last_sent = now;
                 }
-            }
-            _ = sleep_until(idle_at), if ctx.settings.idle_message.is_some() => {
-                // Client watchdogs ignore pings; an empty awareness update is a message.
-                let frame = Bytes::from(encode::empty_awareness());
-                if write_batch(&mut ws, frame, &mut queued, &ctx.metrics).await.is_err() {
-                    break End::Io;
-                }
-                last_sent = Instant::now();
             }
         }
     };
+    outbox.close();
 
     if let Some(removal) = membership.leave() {
         if let Err(e) = ctx.backend.publish_awareness(&room, &removal).await {
@@ -259,7 +271,7 @@ where
 async fn write_batch<S>(
     ws: &mut S,
     first: Bytes,
-    queued: &mut mpsc::Receiver<Bytes>,
+    queued: &Outbox,
     metrics: &Metrics,
 ) -> Result<(), WsError>
 where
@@ -267,9 +279,9 @@ where
 {
     feed(ws, first, metrics).await?;
     for _ in 1..WRITE_BATCH {
-        match queued.try_recv() {
-            Ok(frame) => feed(ws, frame, metrics).await?,
-            Err(_) => break,
+        match queued.try_next() {
+            Some(frame) => feed(ws, frame, metrics).await?,
+            None => break,
         }
     }
     ws.flush().await
@@ -279,12 +291,7 @@ async fn feed<S>(ws: &mut S, frame: Bytes, metrics: &Metrics) -> Result<(), WsEr
 where
     S: Sink<WsMessage, Error = WsError> + Unpin,
 {
-    let kind = frame_type(&frame);
-    metrics.messages_sent.with_label_values(&[kind]).inc();
-    metrics
-        .sent_bytes
-        .with_label_values(&[kind])
-        .inc_by(frame.len() as u64);
+    metrics.sent.count(frame_type(&frame), frame.len());
     if frame.len() <= FRAGMENT_BYTES {
         return ws.feed(WsMessage::Binary(frame)).await;
     }
@@ -309,7 +316,7 @@ struct Handler<'a> {
     room: &'a Room,
     conn: ConnId,
     access: Access,
-    outbox: mpsc::Sender<Bytes>,
+    outbox: Outbox,
     ctx: &'a SessionContext,
 }
 
@@ -318,12 +325,7 @@ impl Handler<'_> {
         let metrics = &self.ctx.metrics;
         let messages = decode(data).map_err(|e| self.malformed(e))?;
         for message in messages {
-            let kind = message.kind();
-            metrics.messages_received.with_label_values(&[kind]).inc();
-            metrics
-                .received_bytes
-                .with_label_values(&[kind])
-                .inc_by(data.len() as u64);
+            metrics.received.count(message.kind(), data.len());
             match message {
                 Message::SyncStep1(sv) => self.reply(self.room.sync_step2(&sv))?,
                 Message::SyncStep2(update) | Message::Update(update) => self.update(update).await?,
@@ -376,9 +378,7 @@ impl Handler<'_> {
     }
 
     fn reply(&self, frame: Bytes) -> Result<(), CloseReason> {
-        self.outbox
-            .try_send(frame)
-            .map_err(|_| CloseReason::TooSlow)
+        self.outbox.push(frame).map_err(|_| CloseReason::TooSlow)
     }
 
     fn malformed(&self, e: DecodeError) -> CloseReason {

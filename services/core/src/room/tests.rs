@@ -1,6 +1,5 @@
 use super::*;
 use crate::peer::standalone_control;
-use tokio::sync::mpsc;
 use yrs::{GetString, Text};
 use yws_protocol::{decode, Message};
 
@@ -10,14 +9,14 @@ fn room() -> Room {
 
 struct TestPeer {
     id: ConnId,
-    rx: mpsc::Receiver<Bytes>,
+    rx: crate::Outbox,
     control: Arc<PeerControl>,
 }
 
 fn join(room: &Room, id: u64, capacity: usize) -> TestPeer {
-    let (tx, rx) = mpsc::channel(capacity);
+    let rx = crate::Outbox::new(capacity);
     let control = standalone_control();
-    room.join(ConnId(id), tx, control.clone(), Access::ReadWrite);
+    room.join(ConnId(id), rx.clone(), control.clone(), Access::ReadWrite);
     TestPeer {
         id: ConnId(id),
         rx,
@@ -27,7 +26,7 @@ fn join(room: &Room, id: u64, capacity: usize) -> TestPeer {
 
 fn drain(peer: &mut TestPeer) -> Vec<Bytes> {
     let mut out = Vec::new();
-    while let Ok(frame) = peer.rx.try_recv() {
+    while let Some(frame) = peer.rx.try_next() {
         out.push(frame);
     }
     out
@@ -219,4 +218,37 @@ fn remote_awareness_is_relayed() {
     assert_eq!(drain(&mut a).len(), 1);
     // Remote states are not owned by any local connection.
     assert_eq!(room.leave(a.id), None);
+}
+
+#[test]
+fn full_state_is_encoded_once_until_the_document_changes() {
+    let room = room();
+    let raw = text_update(5, "hello");
+    room.apply_update(validate::update(&raw).unwrap(), &raw)
+        .unwrap();
+    let a = room.sync_step2(&StateVector::default());
+    let b = room.sync_step2(&StateVector::default());
+    assert_eq!(
+        a.as_ptr(),
+        b.as_ptr(),
+        "one shared frame for every empty-state joiner"
+    );
+    let raw = text_update(6, " world");
+    room.apply_update(validate::update(&raw).unwrap(), &raw)
+        .unwrap();
+    let c = room.sync_step2(&StateVector::default());
+    assert_ne!(a, c, "a change invalidates the cached state");
+    let Message::SyncStep2(update) = decode(&c).unwrap()[0] else {
+        panic!("step 2")
+    };
+    let doc = Doc::new();
+    doc.transact_mut()
+        .apply_update(validate::update(update).unwrap())
+        .unwrap();
+    assert_eq!(
+        doc.get_or_insert_text("t")
+            .get_string(&doc.transact())
+            .len(),
+        11
+    );
 }

@@ -45,8 +45,8 @@ deploy/check.sh
 step "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 
-step "cargo bench --no-run"
-cargo bench --workspace --locked --no-run
+step "cargo bench --no-run (benchmarks compile; optimisation off to keep CI quick)"
+CARGO_PROFILE_BENCH_OPT_LEVEL=0 CARGO_PROFILE_BENCH_DEBUG=false cargo bench --workspace --locked --no-run
 
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet

@@ -55,7 +55,12 @@ if [ -z "${SKIP_SLOW:-}" ] && cargo +nightly --version >/dev/null 2>&1; then
   step "fuzz smoke: protocol decoder (20 s)"
   if ! command -v cargo-fuzz >/dev/null; then cargo install cargo-fuzz --locked --quiet || true; fi
   if command -v cargo-fuzz >/dev/null; then
-    (cd services/protocol && cargo +nightly fuzz run decode -- -max_total_time=20 -rss_limit_mb=2048 2>&1 | tail -3)
+    # Huge virtual reservations that glibc would refuse are refused under ASan too
+    # (allocator_may_return_null); memory actually touched is still capped by -rss_limit_mb.
+    export ASAN_OPTIONS=allocator_may_return_null=1
+    (cd services/protocol \
+      && cargo +nightly fuzz run -O decode fuzz/regressions -- -runs=0 -rss_limit_mb=2048 -malloc_limit_mb=1000000 \
+      && cargo +nightly fuzz run -O decode -- -max_total_time=20 -rss_limit_mb=2048 -malloc_limit_mb=1000000 2>&1 | tail -5)
   else
     echo "cargo-fuzz unavailable; skipped"
   fi

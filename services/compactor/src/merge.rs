@@ -35,13 +35,17 @@ impl Merger {
                 return false;
             }
         };
-        let result = self.doc.transact_mut().apply_update(decoded);
-        if result.is_ok() {
+        // yrs can panic on some malformed updates that decode: catch it, skip the update.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.doc.transact_mut().apply_update(decoded).is_ok()
+        }))
+        .unwrap_or(false);
+        if applied {
             self.applied += 1;
         } else {
             self.skipped += 1;
         }
-        result.is_ok()
+        applied
     }
 
     /// Updates applied.

@@ -247,9 +247,9 @@ impl Room {
     pub fn apply_update(&self, update: Update, raw: &[u8]) -> Result<(), RoomError> {
         {
             let mut txn = self.doc.transact_mut();
-            let applied = txn.apply_update(update);
+            let applied = integrate(&mut txn, update);
             self.version.fetch_add(1, Ordering::AcqRel);
-            applied.map_err(|e| RoomError::Apply(e.to_string()))?;
+            applied?;
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.broadcast(Bytes::from(encode::update(raw)));
@@ -273,9 +273,9 @@ impl Room {
     pub fn load_update(&self, raw: &[u8]) -> Result<(), RoomError> {
         let update = validate::update(raw)?;
         let mut txn = self.doc.transact_mut();
-        let applied = txn.apply_update(update);
+        let applied = integrate(&mut txn, update);
         self.version.fetch_add(1, Ordering::AcqRel);
-        applied.map_err(|e| RoomError::Apply(e.to_string()))
+        applied
     }
 
     /// Applies an awareness update from a local connection and relays the changed states to
@@ -365,6 +365,22 @@ impl Room {
     pub fn kick_all(&self, reason: CloseReason) {
         for peer in self.state.lock().peers.values() {
             peer.control.kick(reason);
+        }
+    }
+}
+
+/// Integrates an update. yrs can panic on some malformed updates that still decode (found by
+/// fuzzing); the panic is caught here, before it unwinds through the open transaction, and the
+/// update is rejected like any invalid one — one bad update never takes the process down.
+fn integrate(txn: &mut yrs::TransactionMut<'_>, update: Update) -> Result<(), RoomError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| txn.apply_update(update))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RoomError::Apply(e.to_string())),
+        Err(_) => {
+            tracing::error!(
+                "the CRDT library panicked while integrating an update; update rejected"
+            );
+            Err(RoomError::Apply("update could not be integrated".into()))
         }
     }
 }

@@ -12,6 +12,7 @@ use yrs::{StateVector, Update};
 /// Decoding touches nothing shared, so a panic inside yrs (it `debug_assert`s on client ids
 /// wider than 53 bits, for one) is caught and reported as an invalid update.
 pub fn update(bytes: &[u8]) -> Result<Update, DecodeError> {
+    check_update_counts(bytes)?;
     match std::panic::catch_unwind(|| Update::decode_v1(bytes)) {
         Ok(Ok(update)) => Ok(update),
         Ok(Err(e)) => Err(DecodeError::InvalidUpdate(e.to_string())),
@@ -19,6 +20,30 @@ pub fn update(bytes: &[u8]) -> Result<Update, DecodeError> {
             "decoder rejected the update".into(),
         )),
     }
+}
+
+/// Rejects counts an update cannot possibly hold before yrs reserves memory for them: yrs
+/// sizes a hash table by the declared number of clients (initialising one control byte per
+/// bucket), so six bytes could otherwise make the process touch gigabytes. Each client section
+/// takes at least three bytes (struct count, client, clock), each struct at least one.
+fn check_update_counts(bytes: &[u8]) -> Result<(), DecodeError> {
+    let invalid = |what: &str| DecodeError::InvalidUpdate(what.to_string());
+    let mut reader = Reader::new(bytes);
+    let clients = reader
+        .read_var_u64("update client count")
+        .map_err(|e| invalid(&e.to_string()))?;
+    if clients > bytes.len() as u64 / 3 {
+        return Err(invalid("more clients than the update can hold"));
+    }
+    if clients > 0 {
+        let structs = reader
+            .read_var_u64("update struct count")
+            .map_err(|e| invalid(&e.to_string()))?;
+        if structs > bytes.len() as u64 {
+            return Err(invalid("more structs than the update can hold"));
+        }
+    }
+    Ok(())
 }
 
 /// Yjs client ids are JavaScript safe integers: at most 53 bits.
@@ -62,6 +87,21 @@ mod tests {
     use super::*;
     use yrs::updates::encoder::Encode;
     use yrs::{Doc, GetString, ReadTxn, Text, Transact};
+
+    #[test]
+    fn absurd_counts_are_rejected_before_allocating() {
+        // Found by the fuzzer (fuzz/regressions/client-count-bomb): an 8-byte update that
+        // declares ~2^50 clients.
+        let bomb = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert!(matches!(update(&bomb), Err(DecodeError::InvalidUpdate(_))));
+        let structs_bomb = [1, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0];
+        assert!(matches!(
+            update(&structs_bomb),
+            Err(DecodeError::InvalidUpdate(_))
+        ));
+        // The empty update is fine.
+        assert!(update(&[0, 0]).is_ok());
+    }
 
     #[test]
     fn client_ids_beyond_53_bits_are_invalid_not_a_crash() {

@@ -116,7 +116,11 @@ pub(crate) fn merge(
     let mut skipped = Vec::new();
     let log = schema::read_room(db, &room, |entry| {
         let applied = match yws_protocol::validate::update(entry.bytes) {
-            Ok(update) => doc.transact_mut().apply_update(update).is_ok(),
+            // yrs can panic on some malformed updates that decode: count it as unreadable.
+            Ok(update) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                doc.transact_mut().apply_update(update).is_ok()
+            }))
+            .unwrap_or(false),
             Err(_) => false,
         };
         if !applied {

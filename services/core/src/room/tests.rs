@@ -252,3 +252,25 @@ fn full_state_is_encoded_once_until_the_document_changes() {
         11
     );
 }
+
+#[test]
+fn an_update_that_makes_yrs_panic_is_rejected_not_fatal() {
+    // Found by fuzzing: decodes, then panics inside yrs while integrating (a division by
+    // zero in the block store).
+    let frame: &[u8] = include_bytes!("../../tests/fixtures/yrs-apply-panic.bin");
+    let room = room();
+    let mut a = join(&room, 1, 16);
+    drain(&mut a);
+    for message in decode(frame).unwrap_or_default() {
+        if let Message::SyncStep2(raw) | Message::Update(raw) = message {
+            if let Ok(update) = validate::update(raw) {
+                assert!(room.apply_update(update, raw).is_err());
+            }
+        }
+    }
+    // The room still works.
+    let raw = text_update(8, "fine");
+    room.apply_update(validate::update(&raw).unwrap(), &raw)
+        .unwrap();
+    assert_eq!(drain(&mut a).len(), 1);
+}

@@ -1,15 +1,16 @@
 //! [`RedisBackend`]: the gateway's [`RoomBackend`] when `REDIS_URL` is set.
 
 use crate::client::Redis;
-use crate::config::{RedisConfig, Topology};
-use crate::entry::{awareness_message, delete_message, now_ms, StreamId};
-use crate::feed::{self, Command, PubSub, PushSink};
-use crate::keys::{nodes_key, presence_key, queue_key, RoomKeys};
+use crate::config::RedisConfig;
+use crate::directory;
+use crate::entry::{awareness_message, now_ms, StreamId};
+use crate::feed::{self, Command};
+use crate::keys::{queue_key, RoomKeys};
 use crate::metrics::RedisMetrics;
+use crate::pubsub::Subscriptions;
 use crate::{scripts, store};
 use async_trait::async_trait;
 use redis::Value;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -17,8 +18,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yws_core::{BackendError, Claimed, Room, RoomBackend, RoomName};
 
-/// A gateway's presence report expires unless renewed within this time.
-pub const PRESENCE_TTL_MS: u64 = 15_000;
 use yws_protocol::AwarenessUpdate;
 
 /// Rooms shared by every gateway through Redis.
@@ -27,27 +26,11 @@ pub struct RedisBackend {
     redis: Arc<Redis>,
     config: RedisConfig,
     node: String,
-    pubsub: Arc<tokio::sync::Mutex<PubSubHandle>>,
+    subscriptions: Subscriptions,
     commands: mpsc::Sender<Command>,
     inflight: Semaphore,
     up: watch::Receiver<bool>,
     awareness_timeout: Duration,
-}
-
-/// The pub/sub connection and which room each subscription is for. Subscribing, deciding to
-/// unsubscribe and unsubscribing all happen under one lock, so closing an old room can never
-/// unsubscribe a newer room of the same name.
-struct PubSubHandle {
-    conn: PubSub,
-    rooms: HashMap<String, Arc<Room>>,
-    /// Channels left subscribed while Redis was down; unsubscribed when it is back.
-    orphaned: HashSet<String>,
-}
-
-impl std::fmt::Debug for PubSubHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PubSub")
-    }
 }
 
 impl RedisBackend {
@@ -64,16 +47,12 @@ impl RedisBackend {
         let redis = Arc::new(Redis::new(&config, metrics)?);
         let (sink, commands, dispatcher) =
             feed::channel(node.clone(), redis.clone(), config.load_page_entries, 4096);
-        let pubsub = connect_pubsub(&config, sink).await?;
+        let subscriptions = Subscriptions::connect(&config, redis.clone(), sink).await?;
         let (up_tx, up) = watch::channel(true);
         let backend = Arc::new(RedisBackend {
             redis: redis.clone(),
             node,
-            pubsub: Arc::new(tokio::sync::Mutex::new(PubSubHandle {
-                conn: pubsub,
-                rooms: HashMap::new(),
-                orphaned: HashSet::new(),
-            })),
+            subscriptions,
             commands,
             inflight: Semaphore::new(config.max_inflight_writes),
             up,
@@ -95,83 +74,6 @@ impl RedisBackend {
 
     fn keys(&self, room: &Room) -> RoomKeys {
         RoomKeys::new(self.redis.prefix(), room.name().as_str())
-    }
-
-    async fn subscribe(&self, room: &Arc<Room>, channel: &str) -> Result<(), BackendError> {
-        let started = tokio::time::Instant::now();
-        let mut pubsub = self.pubsub.lock().await;
-        pubsub.rooms.insert(channel.to_string(), room.clone());
-        pubsub.orphaned.remove(channel);
-        let result = match tokio::time::timeout(
-            self.redis.timeout(),
-            pubsub.conn.subscribe(channel),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(BackendError::Unavailable(format!("subscribe: {e}"))),
-            Err(_) => Err(BackendError::Timeout("subscribe")),
-        };
-        self.redis
-            .metrics
-            .command_seconds
-            .with_label_values(&["subscribe"])
-            .observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            self.redis
-                .metrics
-                .errors
-                .with_label_values(&["subscribe"])
-                .inc();
-        }
-        result
-    }
-
-    /// Unsubscribes `channel` unless a newer room of the same name uses it. While Redis is
-    /// down the channel is only remembered (waiting on it would hold up every other room).
-    async fn unsubscribe(&self, room: &Arc<Room>, channel: &str) {
-        let mut pubsub = self.pubsub.lock().await;
-        if pubsub
-            .rooms
-            .get(channel)
-            .is_some_and(|r| Arc::ptr_eq(r, room))
-        {
-            pubsub.rooms.remove(channel);
-        }
-        if pubsub.rooms.contains_key(channel) {
-            return;
-        }
-        if !self.is_ready() {
-            pubsub.orphaned.insert(channel.to_string());
-            return;
-        }
-        match tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(channel)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(channel, error = %e, "unsubscribe failed");
-                pubsub.orphaned.insert(channel.to_string());
-            }
-            Err(_) => {
-                pubsub.orphaned.insert(channel.to_string());
-            }
-        }
-    }
-
-    /// Unsubscribes channels whose rooms closed while Redis was down.
-    async fn unsubscribe_orphans(&self) {
-        let mut pubsub = self.pubsub.lock().await;
-        let orphans: Vec<String> = pubsub.orphaned.drain().collect();
-        for channel in orphans {
-            if pubsub.rooms.contains_key(&channel) {
-                continue;
-            }
-            if !matches!(
-                tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(&channel)).await,
-                Ok(Ok(()))
-            ) {
-                pubsub.orphaned.insert(channel);
-            }
-        }
     }
 
     async fn load_awareness(&self, room: &Room, keys: &RoomKeys) -> Result<(), BackendError> {
@@ -236,56 +138,6 @@ impl RedisBackend {
     }
 }
 
-async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, BackendError> {
-    let unavailable = |e: redis::RedisError| BackendError::Unavailable(format!("pub/sub: {e}"));
-    let timeout = Duration::from_millis(config.connect_timeout_ms);
-    let push = move |info| {
-        sink.push(info);
-        Ok::<(), std::convert::Infallible>(())
-    };
-    let topology = config
-        .topology()
-        .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-    match topology {
-        Topology::Single(url) => {
-            let url = with_resp3(&url);
-            let client = redis::Client::open(url).map_err(unavailable)?;
-            let manager_config = redis::aio::ConnectionManagerConfig::new()
-                .set_push_sender(push)
-                .set_automatic_resubscription()
-                .set_connection_timeout(Some(timeout))
-                .set_max_delay(Duration::from_secs(2));
-            let manager = tokio::time::timeout(
-                timeout * 2,
-                client.get_connection_manager_with_config(manager_config),
-            )
-            .await
-            .map_err(|_| BackendError::Timeout("connect"))?
-            .map_err(unavailable)?;
-            Ok(PubSub::Single(manager))
-        }
-        Topology::Cluster(urls) => {
-            let client = redis::cluster::ClusterClientBuilder::new(urls)
-                .use_protocol(redis::ProtocolVersion::RESP3)
-                .push_sender(push)
-                .connection_timeout(timeout)
-                .response_timeout(Duration::from_millis(config.command_timeout_ms))
-                .build()
-                .map_err(unavailable)?;
-            let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())
-                .await
-                .map_err(|_| BackendError::Timeout("connect"))?
-                .map_err(unavailable)?;
-            Ok(PubSub::Cluster(conn))
-        }
-    }
-}
-
-fn with_resp3(url: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}protocol=resp3")
-}
-
 /// Pings Redis; reports availability changes through `up`.
 async fn health(backend: Arc<RedisBackend>, up: watch::Sender<bool>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(backend.config.health_interval_ms));
@@ -303,7 +155,7 @@ async fn health(backend: Arc<RedisBackend>, up: watch::Sender<bool>, cancel: Can
                     tracing::info!("redis is reachable again");
                     backend.redis.metrics.up.set(1);
                     let _ = up.send(true);
-                    backend.unsubscribe_orphans().await;
+                    backend.subscriptions.unsubscribe_orphans().await;
                 }
             }
             Err(e) => {
@@ -331,7 +183,7 @@ impl RoomBackend for RedisBackend {
             .await
             .map_err(|_| BackendError::Unavailable("dispatcher stopped".into()))?;
         let result = async {
-            self.subscribe(room, &keys.channel).await?;
+            self.subscriptions.subscribe(room, &keys.channel).await?;
             let stored = store::load(&self.redis, &keys, self.config.load_page_entries).await?;
             if let Some(snapshot) = &stored.snapshot {
                 room.load_update(snapshot).map_err(|e| {
@@ -475,57 +327,17 @@ impl RoomBackend for RedisBackend {
             room: room.clone(),
         };
         let _ = self.commands.send(unregister).await;
-        self.unsubscribe(room, &keys.channel).await;
+        self.subscriptions
+            .unsubscribe(room, &keys.channel, self.is_ready())
+            .await;
     }
 
     async fn exists(&self, room: &RoomName) -> Result<bool, BackendError> {
-        let keys = RoomKeys::new(self.redis.prefix(), room.as_str());
-        let (log, snap) = (keys.log, keys.snap);
-        let n: u64 = self
-            .redis
-            .call("load", |mut c| async move {
-                redis::cmd("EXISTS")
-                    .arg(&log)
-                    .arg(&snap)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(n > 0)
+        directory::exists(&self.redis, room).await
     }
 
     async fn delete(&self, room: &RoomName) -> Result<(), BackendError> {
-        let k = RoomKeys::new(self.redis.prefix(), room.as_str());
-        let message = delete_message(&self.node);
-        let publish = self.redis.publish_command();
-        self.redis
-            .call("cleanup", |mut c| async move {
-                scripts::DELETE
-                    .key(&k.log)
-                    .key(&k.snap)
-                    .key(&k.meta)
-                    .key(&k.awareness)
-                    .key(&k.lease)
-                    .key(&k.callback)
-                    .arg(&k.channel)
-                    .arg(publish)
-                    .arg(message)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-                    .map(|_| ())
-            })
-            .await?;
-        let (queue, member) = (queue_key(self.redis.prefix()), room.as_str().to_string());
-        self.redis
-            .call("schedule", |mut c| async move {
-                redis::cmd("ZREM")
-                    .arg(&queue)
-                    .arg(&member)
-                    .query_async::<i64>(&mut c)
-                    .await
-                    .map(|_| ())
-            })
-            .await
+        directory::delete(&self.redis, &self.node, room).await
     }
 
     async fn list(
@@ -533,67 +345,11 @@ impl RoomBackend for RedisBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Option<u64>)>, BackendError> {
-        let nodes_key = nodes_key(self.redis.prefix());
-        let alive_since = now_ms().saturating_sub(PRESENCE_TTL_MS);
-        let nodes: Vec<String> = self
-            .redis
-            .call("load", |mut c| async move {
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(&nodes_key)
-                    .arg(alive_since)
-                    .arg("+inf")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-        for node in nodes {
-            let key = presence_key(self.redis.prefix(), &node);
-            let rooms: Vec<(String, u64)> = self
-                .redis
-                .call("load", |mut c| async move {
-                    redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
-                })
-                .await?;
-            for (room, n) in rooms {
-                *counts.entry(room).or_default() += n;
-            }
-        }
-        Ok(counts
-            .into_iter()
-            .filter(|(room, _)| after.is_none_or(|a| room.as_str() > a))
-            .take(limit)
-            .map(|(room, n)| (room, Some(n)))
-            .collect())
+        directory::list(&self.redis, after, limit).await
     }
 
     async fn report_presence(&self, rooms: &[(RoomName, usize)]) -> Result<(), BackendError> {
-        let key = presence_key(self.redis.prefix(), &self.node);
-        let fields: Vec<(String, usize)> = rooms
-            .iter()
-            .map(|(r, n)| (r.as_str().to_string(), *n))
-            .collect();
-        self.redis
-            .call("schedule", |mut c| async move {
-                let mut pipe = redis::pipe();
-                pipe.atomic().del(&key);
-                if !fields.is_empty() {
-                    pipe.hset_multiple(&key, &fields);
-                }
-                pipe.pexpire(&key, PRESENCE_TTL_MS as i64);
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await?;
-        let (nodes, node, now) = (nodes_key(self.redis.prefix()), self.node.clone(), now_ms());
-        self.redis
-            .call("schedule", |mut c| async move {
-                redis::pipe()
-                    .zadd(&nodes, &node, now)
-                    .zrembyscore(&nodes, "-inf", now.saturating_sub(PRESENCE_TTL_MS * 4))
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
+        directory::report_presence(&self.redis, &self.node, rooms).await
     }
 
     async fn claim_callback(
@@ -602,26 +358,7 @@ impl RoomBackend for RedisBackend {
         position: Option<(u64, u64)>,
         window: Duration,
     ) -> Result<Claimed, BackendError> {
-        let key = RoomKeys::new(self.redis.prefix(), room.as_str()).callback;
-        let (ms, seq) = position.unwrap_or((0, 0));
-        let position = format!("{ms}-{seq}");
-        let window_ms = window.as_millis().max(1) as u64;
-        let answer: i64 = self
-            .redis
-            .call("schedule", |mut c| async move {
-                scripts::CLAIM_CALLBACK
-                    .key(&key)
-                    .arg(&position)
-                    .arg(window_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(match answer {
-            0 => Claimed::Send,
-            -1 => Claimed::Covered,
-            wait => Claimed::Later(Duration::from_millis(wait.max(1) as u64)),
-        })
+        directory::claim_callback(&self.redis, room, position, window).await
     }
 
     fn unload_grace(&self) -> Option<Duration> {

@@ -13,6 +13,8 @@
 //! - [`compaction`]: the compaction queue, leases and fenced snapshot writes (the compactor).
 //! - [`metrics`]: Redis client metrics.
 //! - `feed` (private): live delivery of other nodes' changes, with gap detection.
+//! - `pubsub` (private): the pub/sub connection and the subscription rules.
+//! - `directory` (private): room existence, deletion, presence listings, callback claims.
 
 pub mod backend;
 pub mod client;
@@ -24,7 +26,11 @@ pub mod metrics;
 pub mod scripts;
 pub mod store;
 
+mod directory;
 mod feed;
+mod pubsub;
+
+pub use directory::PRESENCE_TTL_MS;
 
 pub use backend::RedisBackend;
 pub use client::Redis;

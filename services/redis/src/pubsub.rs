@@ -1,0 +1,184 @@
+//! The pub/sub side of [`RedisBackend`](crate::RedisBackend): one connection per node (per
+//! shard in a cluster), which room each subscription is for, and the subscribe / unsubscribe
+//! rules that keep a newer room of the same name subscribed.
+
+use crate::client::Redis;
+use crate::config::{RedisConfig, Topology};
+use crate::feed::{PubSub, PushSink};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use yws_core::{BackendError, Room};
+
+/// The pub/sub connection and which room each subscription is for. Subscribing, deciding to
+/// unsubscribe and unsubscribing all happen under one lock, so closing an old room can never
+/// unsubscribe a newer room of the same name.
+struct Inner {
+    conn: PubSub,
+    rooms: HashMap<String, Arc<Room>>,
+    /// Channels left subscribed while Redis was down; unsubscribed when it is back.
+    orphaned: HashSet<String>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PubSub")
+    }
+}
+
+/// The subscriptions of this node.
+#[derive(Debug)]
+pub(crate) struct Subscriptions {
+    inner: tokio::sync::Mutex<Inner>,
+    redis: Arc<Redis>,
+}
+
+impl Subscriptions {
+    /// Connects the pub/sub connection; pushes go to `sink`.
+    pub(crate) async fn connect(
+        config: &RedisConfig,
+        redis: Arc<Redis>,
+        sink: PushSink,
+    ) -> Result<Self, BackendError> {
+        let conn = connect_pubsub(config, sink).await?;
+        Ok(Subscriptions {
+            inner: tokio::sync::Mutex::new(Inner {
+                conn,
+                rooms: HashMap::new(),
+                orphaned: HashSet::new(),
+            }),
+            redis,
+        })
+    }
+
+    pub(crate) async fn subscribe(
+        &self,
+        room: &Arc<Room>,
+        channel: &str,
+    ) -> Result<(), BackendError> {
+        let started = tokio::time::Instant::now();
+        let mut pubsub = self.inner.lock().await;
+        pubsub.rooms.insert(channel.to_string(), room.clone());
+        pubsub.orphaned.remove(channel);
+        let result = match tokio::time::timeout(
+            self.redis.timeout(),
+            pubsub.conn.subscribe(channel),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(BackendError::Unavailable(format!("subscribe: {e}"))),
+            Err(_) => Err(BackendError::Timeout("subscribe")),
+        };
+        self.redis
+            .metrics
+            .command_seconds
+            .with_label_values(&["subscribe"])
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.redis
+                .metrics
+                .errors
+                .with_label_values(&["subscribe"])
+                .inc();
+        }
+        result
+    }
+
+    /// Unsubscribes `channel` unless a newer room of the same name uses it. While Redis is
+    /// down the channel is only remembered (waiting on it would hold up every other room).
+    pub(crate) async fn unsubscribe(&self, room: &Arc<Room>, channel: &str, up: bool) {
+        let mut pubsub = self.inner.lock().await;
+        if pubsub
+            .rooms
+            .get(channel)
+            .is_some_and(|r| Arc::ptr_eq(r, room))
+        {
+            pubsub.rooms.remove(channel);
+        }
+        if pubsub.rooms.contains_key(channel) {
+            return;
+        }
+        if !up {
+            pubsub.orphaned.insert(channel.to_string());
+            return;
+        }
+        match tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(channel)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(channel, error = %e, "unsubscribe failed");
+                pubsub.orphaned.insert(channel.to_string());
+            }
+            Err(_) => {
+                pubsub.orphaned.insert(channel.to_string());
+            }
+        }
+    }
+
+    /// Unsubscribes channels whose rooms closed while Redis was down.
+    pub(crate) async fn unsubscribe_orphans(&self) {
+        let mut pubsub = self.inner.lock().await;
+        let orphans: Vec<String> = pubsub.orphaned.drain().collect();
+        for channel in orphans {
+            if pubsub.rooms.contains_key(&channel) {
+                continue;
+            }
+            if !matches!(
+                tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(&channel)).await,
+                Ok(Ok(()))
+            ) {
+                pubsub.orphaned.insert(channel);
+            }
+        }
+    }
+}
+
+async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, BackendError> {
+    let unavailable = |e: redis::RedisError| BackendError::Unavailable(format!("pub/sub: {e}"));
+    let timeout = Duration::from_millis(config.connect_timeout_ms);
+    let push = move |info| {
+        sink.push(info);
+        Ok::<(), std::convert::Infallible>(())
+    };
+    let topology = config
+        .topology()
+        .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+    match topology {
+        Topology::Single(url) => {
+            let url = with_resp3(&url);
+            let client = redis::Client::open(url).map_err(unavailable)?;
+            let manager_config = redis::aio::ConnectionManagerConfig::new()
+                .set_push_sender(push)
+                .set_automatic_resubscription()
+                .set_connection_timeout(Some(timeout))
+                .set_max_delay(Duration::from_secs(2));
+            let manager = tokio::time::timeout(
+                timeout * 2,
+                client.get_connection_manager_with_config(manager_config),
+            )
+            .await
+            .map_err(|_| BackendError::Timeout("connect"))?
+            .map_err(unavailable)?;
+            Ok(PubSub::Single(manager))
+        }
+        Topology::Cluster(urls) => {
+            let client = redis::cluster::ClusterClientBuilder::new(urls)
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(push)
+                .connection_timeout(timeout)
+                .response_timeout(Duration::from_millis(config.command_timeout_ms))
+                .build()
+                .map_err(unavailable)?;
+            let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())
+                .await
+                .map_err(|_| BackendError::Timeout("connect"))?
+                .map_err(unavailable)?;
+            Ok(PubSub::Cluster(conn))
+        }
+    }
+}
+
+fn with_resp3(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}protocol=resp3")
+}

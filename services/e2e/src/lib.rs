@@ -11,6 +11,11 @@
 //! - [`interop`]: running a Node interop scenario and reading its JSON verdict.
 //! - [`http`]: a tiny HTTP/1.1 client for probes, metrics and the document API.
 //! - [`ws`]: a raw y-websocket client (tokio-tungstenite) for byte-level checks.
+//! - [`peer`]: a y-websocket peer with a yrs document (exact state at sync, driving edits).
+//! - [`docs`]: yrs documents: an author of exact updates, whole-state comparisons.
+//! - [`resp`]: a tiny binary-safe RESP client for reading and writing Redis keys directly.
+//! - [`store`]: a room's Redis keys (log, snapshot, meta, lease, compaction queue).
+//! - [`metrics`]: Prometheus samples from `/metrics`, peak RSS from `/proc`.
 // Real processes are polled from plain threads here: `std::thread::sleep` is fine.
 #![allow(
     clippy::unwrap_used,
@@ -19,10 +24,15 @@
     clippy::disallowed_methods
 )]
 
+pub mod docs;
 pub mod http;
 pub mod interop;
+pub mod metrics;
+pub mod peer;
 pub mod process;
 pub mod redis;
+pub mod resp;
+pub mod store;
 pub mod ws;
 
 use std::net::TcpListener;

@@ -3,7 +3,7 @@
 //
 //   node run.mjs <scenario> --urls ws://127.0.0.1:P1[,ws://127.0.0.1:P2,...] [--room NAME]
 //     [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N]
-//     [--skip-query-awareness]
+//     [--skip-query-awareness] [--duration-ms N]
 //
 // Exit codes: 0 ok, 1 failed expectation, 2 timeout, 64 usage error. See README.md.
 
@@ -25,7 +25,8 @@ const SCENARIOS = {
   echo: './scenarios/echo.mjs',
   keepalive: './scenarios/keepalive.mjs',
   'auth-params': './scenarios/auth.mjs',
-  'expect-refused': './scenarios/auth.mjs'
+  'expect-refused': './scenarios/auth.mjs',
+  'edit-loop': './scenarios/edit-loop.mjs'
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000
@@ -48,7 +49,7 @@ const finish = async (code, fields) => {
 }
 
 const usage = (reason) => finish(EXIT.usage, {
-  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness]`
+  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness] [--duration-ms N]`
 })
 
 const parse = () => {
@@ -63,7 +64,8 @@ const parse = () => {
       seed: { type: 'string' },
       'quiet-ms': { type: 'string', default: '35000' },
       'expect-status': { type: 'string' },
-      'skip-query-awareness': { type: 'boolean', default: false }
+      'skip-query-awareness': { type: 'boolean', default: false },
+      'duration-ms': { type: 'string' }
     }
   })
   if (positionals.length !== 1) throw new Error('exactly one scenario expected')
@@ -91,6 +93,7 @@ const parse = () => {
   if (scenarioName === 'auth-params' && values.token === undefined) throw new Error('auth-params needs --token')
   const quietMs = int('quiet-ms', values['quiet-ms'], 0)
   const expectStatus = int('expect-status', values['expect-status'], 100)
+  const durationMs = int('duration-ms', values['duration-ms'], 1)
   const seed = int('seed', values.seed, 0) ?? randomBytes(4).readUInt32LE(0)
   // keepalive waits --quiet-ms by design; its default deadline leaves 20 s on top of that.
   const timeoutMs = int('timeout-ms', values['timeout-ms'], 1) ??
@@ -104,7 +107,7 @@ const parse = () => {
     token: values.token ?? null,
     timeoutMs,
     seed,
-    options: { quietMs, expectStatus, skipQueryAwareness: values['skip-query-awareness'] }
+    options: { quietMs, expectStatus, skipQueryAwareness: values['skip-query-awareness'], durationMs }
   }
 }
 

@@ -24,7 +24,8 @@ const CASES = [
   ['echo', [], 0],
   ['keepalive', ['--quiet-ms', '3000'], 0],
   ['auth-params', ['--token', 'selftest-token'], 0],
-  ['expect-refused', ['--expect-status', '401'], 1, /upgrade succeeded/]
+  ['expect-refused', ['--expect-status', '401'], 1, /upgrade succeeded/],
+  ['edit-loop', ['--duration-ms', '2000'], 0]
 ]
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } })

@@ -16,6 +16,8 @@
 //! - [`resp`]: a tiny binary-safe RESP client for reading and writing Redis keys directly.
 //! - [`store`]: a room's Redis keys (log, snapshot, meta, lease, compaction queue).
 //! - [`metrics`]: Prometheus samples from `/metrics`, peak RSS from `/proc`.
+//! - [`monitor`]: Redis `MONITOR`, every executed command in order (scripts included).
+//! - [`leases`]: compactor claims, releases and snapshot writes in a `MONITOR` trace.
 // Real processes are polled from plain threads here: `std::thread::sleep` is fine.
 #![allow(
     clippy::unwrap_used,
@@ -27,7 +29,9 @@
 pub mod docs;
 pub mod http;
 pub mod interop;
+pub mod leases;
 pub mod metrics;
+pub mod monitor;
 pub mod peer;
 pub mod process;
 pub mod redis;

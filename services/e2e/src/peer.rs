@@ -44,11 +44,25 @@ impl Peer {
     }
 
     /// Connects and syncs (sends step 1 with its empty state vector, applies step 2); returns
-    /// the peer and the time from starting to connect until the step 2 was applied.
+    /// the peer and the time from starting to connect until the step 2 was applied. A refused
+    /// upgrade (a gateway still starting answers 503) is retried every 50 ms within `limit`.
     pub async fn join(url: &str, limit: Duration) -> (Peer, Duration) {
         let started = Instant::now();
-        let mut peer = Peer::connect(url).await.expect("connect");
-        peer.sync(limit).await;
+        let deadline = started + limit;
+        let mut peer = loop {
+            match Peer::connect(url).await {
+                Ok(peer) => break peer,
+                Err(tokio_tungstenite::tungstenite::Error::Http(r))
+                    if Instant::now() < deadline =>
+                {
+                    assert_eq!(r.status(), 503, "upgrade refused");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot connect to {url}: {e}"),
+            }
+        };
+        peer.sync(deadline.saturating_duration_since(Instant::now()))
+            .await;
         (peer, started.elapsed())
     }
 

@@ -1,0 +1,443 @@
+//! `yws-compactor` against a real `redis-server`, real gateways and real clients: merged
+//! snapshots are exact and logs are trimmed, late joiners get everything from a snapshot,
+//! replicas never hold a room at once, a crash at any step loses nothing and is finished by
+//! another replica, joins racing compactions get the complete state, empty logs disappear and
+//! come back, and a 20 MiB document is compacted in bounded memory.
+//!
+//! Rooms are written either through a gateway by [`Peer`]s or straight into the stream
+//! ([`Store::append`]) when a test needs exact control; the source of truth is always a yrs
+//! document ([`Author`]) compared with what Redis or a joining client holds.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, Transact, Update};
+use yws_e2e::docs::{self, same_state, Author};
+use yws_e2e::metrics::{peak_rss_bytes, sample};
+use yws_e2e::monitor::Monitor;
+use yws_e2e::peer::Peer;
+use yws_e2e::process::{Service, ServiceBuilder};
+use yws_e2e::redis::RedisServer;
+use yws_e2e::store::{now_ms, Store};
+use yws_e2e::{http, interop, leases, unique_room};
+
+const PREFIX: &str = "yws";
+const SYNC_LIMIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A gateway on `redis` that queues a new log for compaction 500 ms after creating it.
+fn gateway(redis: &RedisServer) -> ServiceBuilder {
+    ServiceBuilder::gateway()
+        .env("REDIS_URL", redis.url())
+        .env("YWS__REDIS__COMPACT_AFTER_MS", 500)
+}
+
+/// A compactor on `redis`: polls every 100 ms, 7 s leases, no cleanup within a test's time
+/// unless a test asks for it.
+fn compactor(redis: &RedisServer) -> ServiceBuilder {
+    ServiceBuilder::compactor()
+        .env("REDIS_URL", redis.url())
+        .env("YWS__COMPACTOR__POLL_INTERVAL_MS", 100)
+        .env("YWS__COMPACTOR__COMPACT_AFTER_MS", 500)
+        .env("YWS__COMPACTOR__CLEANUP_AFTER_MS", 600_000)
+        .env("YWS__COMPACTOR__LEASE_MS", 7000)
+        .env("YWS__REDIS__COMMAND_TIMEOUT_MS", 2000)
+}
+
+/// The compactor's counters, from one scrape.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    ok: u64,
+    nothing: u64,
+    failed: u64,
+    stale: u64,
+    lease_lost: u64,
+    takeovers: u64,
+    entries_merged: u64,
+    bytes_merged: u64,
+    logs_deleted: u64,
+}
+
+impl Counts {
+    fn of(service: &Service) -> Counts {
+        let text = http::get(service.addr, "/metrics").text();
+        let get = |series: &str| sample(&text, series).unwrap_or(0.0) as u64;
+        let result = |r: &str| {
+            get(&format!(
+                "yws_compactor_compactions_total{{result=\"{r}\"}}"
+            ))
+        };
+        Counts {
+            ok: result("ok"),
+            nothing: result("nothing"),
+            failed: result("failed"),
+            stale: result("stale"),
+            lease_lost: result("lease_lost"),
+            takeovers: get("yws_compactor_lease_takeovers_total"),
+            entries_merged: get("yws_compactor_entries_merged_total"),
+            bytes_merged: get("yws_compactor_log_bytes_merged_total"),
+            logs_deleted: get("yws_compactor_logs_deleted_total"),
+        }
+    }
+
+    fn sum(all: &[Counts]) -> Counts {
+        all.iter().fold(Counts::default(), |a, c| Counts {
+            ok: a.ok + c.ok,
+            nothing: a.nothing + c.nothing,
+            failed: a.failed + c.failed,
+            stale: a.stale + c.stale,
+            lease_lost: a.lease_lost + c.lease_lost,
+            takeovers: a.takeovers + c.takeovers,
+            entries_merged: a.entries_merged + c.entries_merged,
+            bytes_merged: a.bytes_merged + c.bytes_merged,
+            logs_deleted: a.logs_deleted + c.logs_deleted,
+        })
+    }
+
+    /// No task failed, was refused as stale, or lost its lease.
+    fn assert_clean(&self) {
+        assert_eq!(
+            (self.failed, self.stale, self.lease_lost),
+            (0, 0, 0),
+            "failed / stale / lease_lost: {self:?}"
+        );
+    }
+}
+
+/// A document holding every update in `updates`.
+fn doc_of<'a>(updates: impl IntoIterator<Item = &'a Vec<u8>>) -> Doc {
+    let doc = Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        for u in updates {
+            txn.apply_update(Update::decode_v1(u).expect("update decodes"))
+                .expect("update applies");
+        }
+    }
+    doc
+}
+
+/// Waits until the room's log is empty (or gone) and its snapshot alone equals `expected`.
+fn wait_fully_compacted(store: &mut Store, room: &str, expected: &Doc, timeout: Duration) {
+    let mut last = String::new();
+    let done = store.wait_until(timeout, |s| {
+        let stored = s.stored(room);
+        let Some(doc) = &stored.snapshot.doc else {
+            last = "no snapshot yet".into();
+            return false;
+        };
+        if s.log_len(room) != 0 {
+            last = format!("{} log entries left", s.log_len(room));
+            return false;
+        }
+        match same_state(&docs::doc_from(doc), expected) {
+            Ok(()) => true,
+            Err(e) => {
+                last = format!("snapshot: {e}");
+                false
+            }
+        }
+    });
+    assert!(
+        done,
+        "{room} not fully compacted within {timeout:?}: {last}"
+    );
+}
+
+/// Sends `updates` through `peer` and waits until the gateway echoed all of them (so they
+/// are in the log).
+async fn send_all(peer: &mut Peer, updates: &[Vec<u8>]) {
+    let before = peer.updates_received;
+    for u in updates {
+        peer.send_update(u).await;
+    }
+    let n = before + updates.len() as u64;
+    assert!(
+        peer.until(SYNC_LIMIT, |p| p.updates_received >= n).await,
+        "gateway echoed {} of {} updates",
+        peer.updates_received - before,
+        updates.len()
+    );
+}
+
+/// 300 small edits: typing with backspaces, and a map entry every tenth edit.
+fn small_edits(author: &Author) -> Vec<Vec<u8>> {
+    let mut updates = Vec::new();
+    for (i, u) in author.typing(270).into_iter().enumerate() {
+        updates.push(u);
+        if i % 9 == 8 {
+            updates.push(author.set(&format!("k{}", i % 7), &format!("v{i}")));
+        }
+    }
+    assert_eq!(updates.len(), 300);
+    updates
+}
+
+#[test]
+fn compaction_merges_the_log_into_an_exact_snapshot_and_trims_it() {
+    let redis = RedisServer::start();
+    let gw = gateway(&redis).spawn();
+    let compactor = compactor(&redis).spawn();
+    let mut store = Store::connect(redis.port, PREFIX);
+    let room = unique_room("merge");
+    let author = Author::new(101);
+    let updates = small_edits(&author);
+    let rt = runtime();
+    rt.block_on(async {
+        let (mut peer, _) = Peer::join(&format!("{}/{room}", gw.ws_url()), SYNC_LIMIT).await;
+        send_all(&mut peer, &updates).await;
+        peer.close().await;
+    });
+
+    wait_fully_compacted(&mut store, &room, &author.doc, WAIT);
+    let c = Counts::of(&compactor);
+    c.assert_clean();
+    assert!(c.ok >= 1, "{c:?}");
+    assert_eq!(c.takeovers, 0);
+    assert_eq!(c.entries_merged, 300, "every entry merged exactly once");
+    let bytes: usize = updates.iter().map(Vec::len).sum();
+    assert_eq!(c.bytes_merged, bytes as u64);
+    assert_eq!(
+        store.meta(&room, "bytes").as_deref(),
+        Some("0"),
+        "log bytes since the snapshot"
+    );
+    assert_eq!(store.meta(&room, "claim"), None, "claim released");
+    assert!(!store.exists(&store.keys(&room).lease), "lease released");
+    let due = store.queued(&room).expect("still queued, for the cleanup");
+    assert!(
+        due > now_ms() + 60_000,
+        "cleanup is due after cleanup_after_ms"
+    );
+    println!(
+        "300 updates ({bytes} bytes) -> snapshot of {} bytes, {} run(s)",
+        store.snapshot(&room).doc.map_or(0, |d| d.len()),
+        c.ok
+    );
+}
+
+#[test]
+fn a_late_joiner_gets_everything_from_the_snapshot_after_every_gateway_restarted() {
+    let redis = RedisServer::start();
+    let mut g1 = gateway(&redis).spawn();
+    let mut g2 = gateway(&redis).spawn();
+    let compactor = compactor(&redis).spawn();
+    let mut store = Store::connect(redis.port, PREFIX);
+    let room = unique_room("late");
+    let (a1, a2) = (Author::new(201), Author::new(202));
+    let (u1, u2) = (small_edits(&a1), small_edits(&a2));
+    let rt = runtime();
+    rt.block_on(async {
+        let (mut p1, _) = Peer::join(&format!("{}/{room}", g1.ws_url()), SYNC_LIMIT).await;
+        let (mut p2, _) = Peer::join(&format!("{}/{room}", g2.ws_url()), SYNC_LIMIT).await;
+        for (c1, c2) in u1.chunks(30).zip(u2.chunks(30)) {
+            send_all(&mut p1, c1).await;
+            send_all(&mut p2, c2).await;
+        }
+        // Each gateway relays the other's updates: both peers end with everything.
+        assert!(p1.until(SYNC_LIMIT, |p| p.updates_received >= 600).await);
+        p1.close().await;
+        p2.close().await;
+    });
+    let expected = doc_of(u1.iter().chain(&u2));
+    wait_fully_compacted(&mut store, &room, &expected, WAIT);
+    Counts::of(&compactor).assert_clean();
+
+    for g in [&mut g1, &mut g2] {
+        g.terminate();
+        assert!(g
+            .wait_exit(Duration::from_secs(15))
+            .is_some_and(|s| s.success()));
+    }
+    assert_eq!(
+        store.log_len(&room),
+        0,
+        "the state can only come from the snapshot"
+    );
+    let g3 = gateway(&redis).spawn();
+    rt.block_on(async {
+        let (peer, took) = Peer::join(&format!("{}/{room}", g3.ws_url()), SYNC_LIMIT).await;
+        same_state(&peer.doc, &expected).expect("late joiner holds everything at sync");
+        println!("late joiner synced in {took:?} from a snapshot");
+        peer.close().await;
+    });
+}
+
+#[test]
+fn empty_logs_are_deleted_after_the_cleanup_delay_and_come_back_with_new_edits() {
+    let redis = RedisServer::start();
+    let gw = gateway(&redis).spawn();
+    let compactor = compactor(&redis)
+        .env("YWS__COMPACTOR__CLEANUP_AFTER_MS", 2000)
+        .spawn();
+    let mut store = Store::connect(redis.port, PREFIX);
+    let room = unique_room("cleanup");
+    let keys = store.keys(&room);
+    let author = Author::new(301);
+    let rt = runtime();
+    let (mut peer, _) = rt.block_on(Peer::join(&format!("{}/{room}", gw.ws_url()), SYNC_LIMIT));
+    rt.block_on(send_all(&mut peer, &author.typing(50)));
+
+    wait_fully_compacted(&mut store, &room, &author.doc, WAIT);
+    let compacted_at = now_ms();
+    let epoch = store.snapshot(&room).epoch;
+    if store.exists(&keys.log) {
+        // Compacted but not yet deleted: the cleanup is scheduled, not immediate.
+        let due = store.queued(&room).expect("cleanup queued");
+        assert!(
+            due + 500 >= compacted_at + 2000,
+            "due {due}, compacted at {compacted_at}"
+        );
+    }
+    assert!(
+        store.wait_until(WAIT, |s| !s.exists(&keys.log)),
+        "the empty log is deleted"
+    );
+    assert!(store.exists(&keys.snap), "the snapshot remains");
+    assert_eq!(store.queued(&room), None, "nothing queued for the room");
+    assert_eq!(store.meta(&room, "last"), None);
+    assert!(!store.exists(&keys.lease));
+    assert_eq!(Counts::of(&compactor).logs_deleted, 1);
+    let g2 = gateway(&redis).spawn();
+    rt.block_on(async {
+        let (joiner, _) = Peer::join(&format!("{}/{room}", g2.ws_url()), SYNC_LIMIT).await;
+        same_state(&joiner.doc, &author.doc).expect("state from the snapshot alone");
+        joiner.close().await;
+    });
+
+    // A new edit recreates the log, queues the room, and is compacted in turn.
+    rt.block_on(send_all(&mut peer, &author.typing(20)));
+    assert!(store.exists(&keys.log), "the log is back");
+    let entries = store.stored(&room).entries;
+    assert_eq!(
+        entries.len(),
+        20,
+        "new entries lie after the snapshot's upto"
+    );
+    assert!(store.queued(&room).is_some(), "queued again");
+    wait_fully_compacted(&mut store, &room, &author.doc, WAIT);
+    assert!(store.snapshot(&room).epoch > epoch);
+    assert!(
+        store.wait_until(WAIT, |s| !s.exists(&keys.log)),
+        "deleted again"
+    );
+    let c = Counts::of(&compactor);
+    c.assert_clean();
+    assert_eq!((c.entries_merged, c.logs_deleted), (70, 2), "{c:?}");
+    rt.block_on(peer.close());
+}
+
+/// Kills a compactor at `point` (via `YWS_COMPACTOR_FAULT`, which aborts the process) in a
+/// room of 300 entries read in pages of 50, checks nothing was lost, and lets a second
+/// compactor take over and finish.
+fn crash_at(point: &str) {
+    let redis = RedisServer::start();
+    let mut store = Store::connect(redis.port, PREFIX);
+    let room = unique_room(point);
+    let keys = store.keys(&room);
+    let author = Author::new(401);
+    let updates = small_edits(&author);
+    let mut last_id = String::new();
+    for u in &updates {
+        last_id = store.append(&room, u);
+    }
+    store.schedule(&room, now_ms());
+    let paged = |b: ServiceBuilder| b.env("YWS__COMPACTOR__PAGE_ENTRIES", 50);
+
+    let mut doomed = paged(compactor(&redis))
+        .env("YWS_COMPACTOR_FAULT", point)
+        .spawn();
+    let status = doomed
+        .wait_exit(WAIT)
+        .expect("the compactor dies at the fault point");
+    assert_eq!(status.signal(), Some(6), "abort(): {status:?}");
+    assert!(doomed.logs().contains("aborting at fault point"));
+
+    // Nothing lost: snapshot + remaining log hold every update.
+    let stored = store.stored(&room);
+    same_state(&stored.doc(), &author.doc).expect("snapshot + log after the crash");
+    let snap = &stored.snapshot;
+    let (expect_upto, expect_len) = match point {
+        "before_write" => (None, 300),
+        "after_write" => (Some(last_id.as_str()), 300),
+        "during_trim" => (Some(last_id.as_str()), 250),
+        "after_trim" => (Some(last_id.as_str()), 0),
+        other => panic!("unknown point {other}"),
+    };
+    assert_eq!(snap.upto.as_deref(), expect_upto, "snapshot coverage");
+    assert_eq!(store.log_len(&room), expect_len, "log after the crash");
+    assert!(
+        store.meta(&room, "claim").is_some(),
+        "the dead replica's claim remains"
+    );
+    assert!(store.exists(&keys.lease), "its lease has not expired yet");
+    let rt = runtime();
+    let gw = gateway(&redis).spawn();
+    rt.block_on(async {
+        let (joiner, _) = Peer::join(&format!("{}/{room}", gw.ws_url()), SYNC_LIMIT).await;
+        same_state(&joiner.doc, &author.doc).expect("a joiner right after the crash");
+        joiner.close().await;
+    });
+
+    let rescuer = paged(compactor(&redis)).spawn();
+    let mut counts = Counts::default();
+    let finished = store.wait_until(WAIT, |s| {
+        counts = Counts::of(&rescuer);
+        counts.ok + counts.nothing >= 1 && s.log_len(&room) == 0 && s.meta(&room, "claim").is_none()
+    });
+    assert!(finished, "the rescuer finished the task: {counts:?}");
+    wait_fully_compacted(&mut store, &room, &author.doc, Duration::from_secs(1));
+    counts.assert_clean();
+    assert_eq!(
+        counts.takeovers, 1,
+        "the dead replica held a lease: {counts:?}"
+    );
+    if point == "before_write" {
+        assert_eq!((counts.ok, counts.entries_merged), (1, 300), "{counts:?}");
+    } else {
+        // The snapshot was already written: only the trim is left, and the empty log goes.
+        assert_eq!(
+            (counts.nothing, counts.entries_merged),
+            (1, 0),
+            "{counts:?}"
+        );
+    }
+    assert_eq!(
+        store.snapshot(&room).upto.as_deref(),
+        Some(last_id.as_str())
+    );
+    rt.block_on(async {
+        let (joiner, _) = Peer::join(&format!("{}/{room}", gw.ws_url()), SYNC_LIMIT).await;
+        same_state(&joiner.doc, &author.doc).expect("a joiner after the takeover");
+        joiner.close().await;
+    });
+}
+
+#[test]
+fn crash_before_write_loses_nothing_and_is_taken_over() {
+    crash_at("before_write");
+}
+
+#[test]
+fn crash_after_write_loses_nothing_and_is_taken_over() {
+    crash_at("after_write");
+}
+
+#[test]
+fn crash_during_trim_loses_nothing_and_is_taken_over() {
+    crash_at("during_trim");
+}
+
+#[test]
+fn crash_after_trim_loses_nothing_and_is_taken_over() {
+    crash_at("after_trim");
+}

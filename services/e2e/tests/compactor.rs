@@ -649,3 +649,250 @@ fn with_several_replicas_an_empty_log_still_waits_for_the_cleanup_delay() {
         "{deleted:?}"
     );
 }
+
+/// JSON with every number as f64 (yrs and Yjs may encode the same integer differently).
+fn normalized(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => serde_json::json!(n.as_f64()),
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), normalized(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// A compactor that works in small steps with short leases, so kills land mid-task and
+/// tasks are taken over within 2 s.
+fn brisk_compactor(redis: &RedisServer) -> ServiceBuilder {
+    compactor(redis)
+        .env("YWS__COMPACTOR__POLL_INTERVAL_MS", 50)
+        .env("YWS__COMPACTOR__COMPACT_AFTER_MS", 300)
+        .env("YWS__COMPACTOR__CLEANUP_AFTER_MS", 1000)
+        .env("YWS__COMPACTOR__PAGE_ENTRIES", 20)
+        .env("YWS__COMPACTOR__LEASE_MS", 2000)
+        .env("YWS__REDIS__COMMAND_TIMEOUT_MS", 500)
+}
+
+#[test]
+fn compactors_killed_in_a_loop_while_clients_edit_lose_nothing() {
+    let redis = RedisServer::start();
+    let gateways: Vec<Service> = (0..2)
+        .map(|_| {
+            gateway(&redis)
+                .env("YWS__REDIS__COMPACT_AFTER_MS", 300)
+                .env("YWS__REDIS__COMPACT_MAX_ENTRIES", 100)
+                .spawn()
+        })
+        .collect();
+    let urls: Vec<String> = gateways.iter().map(Service::ws_url).collect();
+    let room = unique_room("killloop");
+    let scenario = {
+        let (urls, room) = (urls.clone(), room.clone());
+        std::thread::spawn(move || {
+            interop::run(
+                "edit-loop",
+                &urls,
+                &[
+                    "--room",
+                    &room,
+                    "--duration-ms",
+                    "15000",
+                    "--timeout-ms",
+                    "60000",
+                ],
+            )
+        })
+    };
+    // One compactor at a time; every other one dies at a fault point, the rest are SIGKILLed
+    // after 0.8–2 s.
+    let faults = [
+        None,
+        Some("before_write"),
+        None,
+        Some("after_write"),
+        None,
+        Some("during_trim"),
+        None,
+        Some("after_trim"),
+    ];
+    let mut seed = now_ms();
+    let (mut lives, mut aborted, mut killed, mut takeovers) = (0usize, 0, 0, 0);
+    while !scenario.is_finished() {
+        let mut builder = brisk_compactor(&redis);
+        if let Some(point) = faults[lives % faults.len()] {
+            builder = builder.env("YWS_COMPACTOR_FAULT", point);
+        }
+        let mut c = builder.spawn();
+        lives += 1;
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let life = Duration::from_millis(800 + (seed >> 33) % 1200);
+        match c.wait_exit(life) {
+            Some(status) => {
+                assert_eq!(
+                    status.signal(),
+                    Some(6),
+                    "only fault points end a compactor"
+                );
+                aborted += 1;
+            }
+            None => {
+                c.kill();
+                killed += 1;
+            }
+        }
+        takeovers += c.logs().matches("taking over a task").count();
+    }
+    let verdict = scenario.join().expect("scenario thread");
+    assert!(
+        verdict.ok(),
+        "edit-loop failed: {}\n{}",
+        verdict.json,
+        verdict.stderr
+    );
+    let expected = normalized(&verdict.json["final"]);
+
+    // A clean compactor finishes whatever the dead ones left.
+    let clean = brisk_compactor(&redis).spawn();
+    let mut store = Store::connect(redis.port, PREFIX);
+    let mut last = String::new();
+    let done = store.wait_until(WAIT, |s| {
+        let stored = s.stored(&room);
+        let Some(doc) = &stored.snapshot.doc else {
+            return false;
+        };
+        let got = normalized(&docs::content(&docs::doc_from(doc)));
+        last = format!(
+            "{} log entries, {} of {} markers in the snapshot",
+            stored.entries.len(),
+            got["markers"].as_array().map_or(0, Vec::len),
+            expected["markers"].as_array().map_or(0, Vec::len)
+        );
+        stored.entries.is_empty() && got == expected
+    });
+    assert!(
+        done,
+        "the snapshot never matched the converged document: {last}"
+    );
+    takeovers += clean.logs().matches("taking over a task").count();
+    Counts::of(&clean).assert_clean();
+    let snapshot = docs::doc_from(&store.snapshot(&room).doc.expect("snapshot"));
+    let g3 = gateway(&redis).spawn();
+    runtime().block_on(async {
+        let (joiner, _) = Peer::join(&format!("{}/{room}", g3.ws_url()), SYNC_LIMIT).await;
+        same_state(&joiner.doc, &snapshot).expect("a joiner holds exactly the snapshot");
+        joiner.close().await;
+    });
+    println!(
+        "edits {} ({} markers); {lives} compactors: {aborted} aborted at fault points, {killed} SIGKILLed; {takeovers} takeovers",
+        verdict.json["edits"], verdict.json["markers"]
+    );
+    assert!(aborted >= 1, "at least one compactor died mid-task");
+    assert!(takeovers >= 1, "a task of a dead compactor was taken over");
+}
+
+#[test]
+fn joins_racing_compactions_get_the_complete_state() {
+    let redis = RedisServer::start();
+    let writer_gw = gateway(&redis)
+        .env("YWS__REDIS__COMPACT_AFTER_MS", 100)
+        .env("YWS__REDIS__COMPACT_MAX_ENTRIES", 30)
+        .spawn();
+    // Join gateways unload a room 100 ms after its last client left, so nearly every join
+    // loads the room from Redis (snapshot + log, 5 entries a page) while compactions rewrite
+    // and trim it.
+    let join_gws: Vec<Service> = (0..2)
+        .map(|_| {
+            gateway(&redis)
+                .env("YWS__REDIS__UNLOAD_GRACE_MS", 0)
+                .env("YWS__REDIS__LOAD_PAGE_ENTRIES", 5)
+                .env("YWS__ROOMS__AWARENESS_TIMEOUT_MS", 1000)
+                .env("LOG_LEVEL", "info,yws_redis=debug")
+                .spawn()
+        })
+        .collect();
+    let compactor = compactor(&redis)
+        .env("YWS__COMPACTOR__POLL_INTERVAL_MS", 50)
+        .env("YWS__COMPACTOR__COMPACT_AFTER_MS", 100)
+        .env("YWS__COMPACTOR__CLEANUP_AFTER_MS", 1000)
+        .env("YWS__COMPACTOR__PAGE_ENTRIES", 10)
+        .spawn();
+    let room = unique_room("race");
+    let chunk = |i: usize| format!("<{i}>");
+    let rt = runtime();
+    let (joins, min_acked) = rt.block_on(async {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let acked = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // The writer appends numbered chunks; `acked` counts those the gateway echoed (stored).
+        let writer = {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            let url = format!("{}/{room}", writer_gw.ws_url());
+            tokio::spawn(async move {
+                let author = Author::new(601);
+                let (mut peer, _) = Peer::join(&url, SYNC_LIMIT).await;
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    peer.send_update(&author.append(&chunk(i))).await;
+                    i += 1;
+                    assert!(
+                        peer.until(SYNC_LIMIT, |p| p.updates_received >= i as u64)
+                            .await
+                    );
+                    acked.store(i, Ordering::Relaxed);
+                }
+                peer.close().await;
+            })
+        };
+        while acked.load(Ordering::Relaxed) < 50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut joins = 0;
+        let mut min_acked = usize::MAX;
+        for round in 0..40 {
+            let mut tasks = Vec::new();
+            for gw in &join_gws {
+                let url = format!("{}/{room}", gw.ws_url());
+                let acked = acked.clone();
+                tasks.push(tokio::spawn(async move {
+                    let before = acked.load(Ordering::Relaxed);
+                    let (peer, _) = Peer::join(&url, SYNC_LIMIT).await;
+                    let text = docs::text(&peer.doc);
+                    peer.close().await;
+                    (before, text)
+                }));
+            }
+            for task in tasks {
+                let (before, text) = task.await.expect("joiner");
+                let n = text.matches('<').count();
+                let whole: String = (0..n).map(chunk).collect();
+                assert_eq!(text, whole, "round {round}: a gap in the joined text");
+                assert!(
+                    n >= before,
+                    "round {round}: {n} chunks at sync, {before} were stored before joining"
+                );
+                joins += 1;
+                min_acked = min_acked.min(before);
+            }
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.await.expect("writer");
+        (joins, min_acked)
+    });
+    let c = Counts::of(&compactor);
+    c.assert_clean();
+    let reloads: usize = join_gws
+        .iter()
+        .map(|g| g.logs().matches("snapshot changed during load").count())
+        .sum();
+    println!(
+        "{joins} joins (each after >= {min_acked} stored chunks) during {} compactions; {reloads} loads restarted because a snapshot was written meanwhile",
+        c.ok
+    );
+    assert!(c.ok >= 10, "joins raced many compactions: {c:?}");
+}

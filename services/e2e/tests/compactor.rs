@@ -1062,3 +1062,61 @@ fn a_gateway_that_missed_live_updates_catches_up_from_the_log() {
 fn a_gateway_that_missed_live_updates_catches_up_after_a_compaction_trimmed_them() {
     missed_live_updates(true);
 }
+
+/// Median of a few durations.
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[test]
+#[ignore = "measurement, not a check: run with `--ignored --nocapture` and read the figures"]
+fn measure_join_time_of_a_20_mib_document_compacted_vs_uncompacted() {
+    let redis = RedisServer::start();
+    let mut store = Store::connect(redis.port, PREFIX);
+    let rt = runtime();
+    for (chunk, label) in [(2 * MIB, "10 x 2 MiB"), (4096, "5120 x 4 KiB")] {
+        // The same entries in two rooms; only one is compacted.
+        let (raw, compacted) = (unique_room("raw"), unique_room("compacted"));
+        let author = Author::new(1001);
+        for i in 0..(20 * MIB / chunk) {
+            // Prepended: finding the end of a long text is slow in a debug build.
+            let update = author.insert(0, &filler(chunk, i as u64 + 1));
+            store.append(&raw, &update);
+            store.append(&compacted, &update);
+        }
+        store.schedule(&compacted, now_ms());
+        let mut c = compactor(&redis)
+            .env("YWS__COMPACTOR__SWEEP_INTERVAL_MS", 0)
+            .spawn();
+        wait_fully_compacted(
+            &mut store,
+            &compacted,
+            &author.doc,
+            Duration::from_secs(300),
+        );
+        c.terminate();
+        c.wait_exit(Duration::from_secs(15));
+        assert_eq!(store.log_len(&raw) as usize, 20 * MIB / chunk);
+
+        // Each join loads the room into a fresh gateway.
+        let mut join = |room: &str| {
+            let gw = gateway(&redis).spawn();
+            let url = format!("{}/{room}", gw.ws_url());
+            let (peer, took) = rt.block_on(Peer::join(&url, Duration::from_secs(120)));
+            same_state(&peer.doc, &author.doc).expect("complete at sync");
+            rt.block_on(peer.close());
+            took
+        };
+        let (mut t_raw, mut t_compacted) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            t_raw.push(join(&raw));
+            t_compacted.push(join(&compacted));
+        }
+        let (r, k) = (median(t_raw.clone()), median(t_compacted.clone()));
+        println!(
+            "join of a 20 MiB document written as {label}: uncompacted {r:?} (runs {t_raw:?}), compacted {k:?} (runs {t_compacted:?}); ratio uncompacted/compacted {:.2}",
+            r.as_secs_f64() / k.as_secs_f64()
+        );
+    }
+}

@@ -23,13 +23,12 @@ impl Author {
         }
     }
 
+    /// One transaction; returns its update as a client sends it (its own inserts and
+    /// deletes only — a state-vector diff would carry the document's whole delete set).
     fn edit(&self, f: impl FnOnce(&Doc, &mut yrs::TransactionMut)) -> Vec<u8> {
-        let before = self.doc.transact().state_vector();
-        {
-            let mut txn = self.doc.transact_mut();
-            f(&self.doc, &mut txn);
-        }
-        self.doc.transact().encode_diff_v1(&before)
+        let mut txn = self.doc.transact_mut();
+        f(&self.doc, &mut txn);
+        txn.encode_update_v1()
     }
 
     /// Inserts `s` into `text` at `at` (UTF-8 byte offset; tests use ASCII).

@@ -1100,7 +1100,7 @@ fn measure_join_time_of_a_20_mib_document_compacted_vs_uncompacted() {
         assert_eq!(store.log_len(&raw) as usize, 20 * MIB / chunk);
 
         // Each join loads the room into a fresh gateway.
-        let mut join = |room: &str| {
+        let join = |room: &str| {
             let gw = gateway(&redis).spawn();
             let url = format!("{}/{room}", gw.ws_url());
             let (peer, took) = rt.block_on(Peer::join(&url, Duration::from_secs(120)));

@@ -7,7 +7,13 @@
 //! Rooms are written either through a gateway by [`Peer`]s or straight into the stream
 //! ([`Store::append`]) when a test needs exact control; the source of truth is always a yrs
 //! document ([`Author`]) compared with what Redis or a joining client holds.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+// Real processes and Redis are polled from plain threads here: `std::thread::sleep` is fine.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods
+)]
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
@@ -627,7 +633,7 @@ fn with_several_replicas_an_empty_log_still_waits_for_the_cleanup_delay() {
     let redis = RedisServer::start();
     let mut store = Store::connect(redis.port, PREFIX);
     let rooms = fill_rooms(&mut store, 64, 20, "early");
-    let compactors = vec![compactor(&redis).spawn(), compactor(&redis).spawn()];
+    let compactors = [compactor(&redis).spawn(), compactor(&redis).spawn()];
     for (room, author) in &rooms {
         wait_fully_compacted(&mut store, room, &author.doc, WAIT);
     }

@@ -1076,16 +1076,21 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 #[test]
-#[ignore = "measurement, not a check: run with `--ignored --nocapture` and read the figures"]
+#[ignore = "measurement, not a check: run with `--release -- --ignored --nocapture` (after \
+            `cargo build --release --bins`) and read the figures"]
 fn measure_join_time_of_a_20_mib_document_compacted_vs_uncompacted() {
     let redis = RedisServer::start();
     let mut store = Store::connect(redis.port, PREFIX);
     let rt = runtime();
-    for (chunk, label) in [(2 * MIB, "10 x 2 MiB"), (4096, "5120 x 4 KiB")] {
+    for (chunk, label) in [
+        (2 * MIB, "10 x 2 MiB"),
+        (4096, "5120 x 4 KiB"),
+        (200, "104858 x 200 B"),
+    ] {
         // The same entries in two rooms; only one is compacted.
         let (raw, compacted) = (unique_room("raw"), unique_room("compacted"));
         let author = Author::new(1001);
-        for i in 0..(20 * MIB / chunk) {
+        for i in 0..(20 * MIB).div_ceil(chunk) {
             // Prepended: finding the end of a long text is slow in a debug build.
             let update = author.insert(0, &filler(chunk, i as u64 + 1));
             store.append(&raw, &update);
@@ -1103,7 +1108,7 @@ fn measure_join_time_of_a_20_mib_document_compacted_vs_uncompacted() {
         );
         c.terminate();
         c.wait_exit(Duration::from_secs(15));
-        assert_eq!(store.log_len(&raw) as usize, 20 * MIB / chunk);
+        assert_eq!(store.log_len(&raw) as usize, (20 * MIB).div_ceil(chunk));
 
         // Each join loads the room into a fresh gateway.
         let join = |room: &str| {
@@ -1115,7 +1120,7 @@ fn measure_join_time_of_a_20_mib_document_compacted_vs_uncompacted() {
             took
         };
         let (mut t_raw, mut t_compacted) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
+        for _ in 0..5 {
             t_raw.push(join(&raw));
             t_compacted.push(join(&compacted));
         }

@@ -3,8 +3,12 @@
 //
 //   node run.mjs <scenario> --urls ws://127.0.0.1:P1[,ws://127.0.0.1:P2,...] [--room NAME]
 //     [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N]
+<<<<<<< HEAD
 //     [--skip-query-awareness] [--text T] [--expect-text T] [--kill-pid PID] [--hold-ms N]
 //     [--expect-close CODE]
+=======
+//     [--skip-query-awareness] [--duration-ms N]
+>>>>>>> compactor-tests
 //
 // Exit codes: 0 ok, 1 failed expectation, 2 timeout, 64 usage error. See README.md.
 
@@ -27,11 +31,15 @@ const SCENARIOS = {
   keepalive: './scenarios/keepalive.mjs',
   'auth-params': './scenarios/auth.mjs',
   'expect-refused': './scenarios/auth.mjs',
+<<<<<<< HEAD
   'write-doc': './scenarios/doc.mjs',
   'check-doc': './scenarios/doc.mjs',
   failover: './scenarios/failover.mjs',
   'awareness-failover': './scenarios/failover.mjs',
   outage: './scenarios/outage.mjs'
+=======
+  'edit-loop': './scenarios/edit-loop.mjs'
+>>>>>>> compactor-tests
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000
@@ -54,7 +62,11 @@ const finish = async (code, fields) => {
 }
 
 const usage = (reason) => finish(EXIT.usage, {
+<<<<<<< HEAD
   reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness] [--text T] [--expect-text T] [--kill-pid PID] [--hold-ms N] [--expect-close CODE]`
+=======
+  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness] [--duration-ms N]`
+>>>>>>> compactor-tests
 })
 
 const parse = () => {
@@ -70,11 +82,15 @@ const parse = () => {
       'quiet-ms': { type: 'string', default: '35000' },
       'expect-status': { type: 'string' },
       'skip-query-awareness': { type: 'boolean', default: false },
+<<<<<<< HEAD
       text: { type: 'string' },
       'expect-text': { type: 'string' },
       'kill-pid': { type: 'string' },
       'hold-ms': { type: 'string' },
       'expect-close': { type: 'string' }
+=======
+      'duration-ms': { type: 'string' }
+>>>>>>> compactor-tests
     }
   })
   if (positionals.length !== 1) throw new Error('exactly one scenario expected')
@@ -107,6 +123,7 @@ const parse = () => {
   const expectClose = int('expect-close', values['expect-close'], 1000)
   const quietMs = int('quiet-ms', values['quiet-ms'], 0)
   const expectStatus = int('expect-status', values['expect-status'], 100)
+  const durationMs = int('duration-ms', values['duration-ms'], 1)
   const seed = int('seed', values.seed, 0) ?? randomBytes(4).readUInt32LE(0)
   // keepalive waits --quiet-ms by design; its default deadline leaves 20 s on top of that.
   const timeoutMs = int('timeout-ms', values['timeout-ms'], 1) ??
@@ -120,6 +137,7 @@ const parse = () => {
     token: values.token ?? null,
     timeoutMs,
     seed,
+<<<<<<< HEAD
     options: {
       quietMs,
       expectStatus,
@@ -130,6 +148,9 @@ const parse = () => {
       holdMs,
       expectClose
     }
+=======
+    options: { quietMs, expectStatus, skipQueryAwareness: values['skip-query-awareness'], durationMs }
+>>>>>>> compactor-tests
   }
 }
 

@@ -26,7 +26,8 @@ const CASES = [
   ['auth-params', ['--token', 'selftest-token'], 0],
   ['expect-refused', ['--expect-status', '401'], 1, /upgrade succeeded/],
   ['write-doc', ['--text', 'selftest'], 0],
-  ['check-doc', ['--expect-text', ''], 0]
+  ['check-doc', ['--expect-text', ''], 0],
+  ['edit-loop', ['--duration-ms', '2000'], 0]
 ]
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } })

@@ -14,6 +14,13 @@
 //! - [`ws`]: a raw y-websocket client (tokio-tungstenite) for byte-level checks, and a
 //!   `Follower` that keeps its own copy of a room's document.
 //! - [`wait_until`]: bounded polling for conditions.
+//! - [`peer`]: a y-websocket peer with a yrs document (exact state at sync, driving edits).
+//! - [`docs`]: yrs documents: an author of exact updates, whole-state comparisons.
+//! - [`resp`]: a tiny binary-safe RESP client for reading and writing Redis keys directly.
+//! - [`store`]: a room's Redis keys (log, snapshot, meta, lease, compaction queue).
+//! - [`metrics`]: Prometheus samples from `/metrics`, peak RSS from `/proc`.
+//! - [`monitor`]: Redis `MONITOR`, every executed command in order (scripts included).
+//! - [`leases`]: compactor claims, releases and snapshot writes in a `MONITOR` trace.
 // Real processes are polled from plain threads here: `std::thread::sleep` is fine.
 #![allow(
     clippy::unwrap_used,
@@ -22,10 +29,17 @@
     clippy::disallowed_methods
 )]
 
+pub mod docs;
 pub mod http;
 pub mod interop;
+pub mod leases;
+pub mod metrics;
+pub mod monitor;
+pub mod peer;
 pub mod process;
 pub mod redis;
+pub mod resp;
+pub mod store;
 pub mod ws;
 
 use std::net::TcpListener;

@@ -3,12 +3,8 @@
 //
 //   node run.mjs <scenario> --urls ws://127.0.0.1:P1[,ws://127.0.0.1:P2,...] [--room NAME]
 //     [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N]
-<<<<<<< HEAD
 //     [--skip-query-awareness] [--text T] [--expect-text T] [--kill-pid PID] [--hold-ms N]
-//     [--expect-close CODE]
-=======
-//     [--skip-query-awareness] [--duration-ms N]
->>>>>>> compactor-tests
+//     [--expect-close CODE] [--duration-ms N]
 //
 // Exit codes: 0 ok, 1 failed expectation, 2 timeout, 64 usage error. See README.md.
 
@@ -31,15 +27,12 @@ const SCENARIOS = {
   keepalive: './scenarios/keepalive.mjs',
   'auth-params': './scenarios/auth.mjs',
   'expect-refused': './scenarios/auth.mjs',
-<<<<<<< HEAD
   'write-doc': './scenarios/doc.mjs',
   'check-doc': './scenarios/doc.mjs',
   failover: './scenarios/failover.mjs',
   'awareness-failover': './scenarios/failover.mjs',
-  outage: './scenarios/outage.mjs'
-=======
+  outage: './scenarios/outage.mjs',
   'edit-loop': './scenarios/edit-loop.mjs'
->>>>>>> compactor-tests
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000
@@ -62,11 +55,7 @@ const finish = async (code, fields) => {
 }
 
 const usage = (reason) => finish(EXIT.usage, {
-<<<<<<< HEAD
-  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness] [--text T] [--expect-text T] [--kill-pid PID] [--hold-ms N] [--expect-close CODE]`
-=======
-  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness] [--duration-ms N]`
->>>>>>> compactor-tests
+  reason: `usage: ${reason}; run.mjs <${Object.keys(SCENARIOS).join('|')}> --urls ws://127.0.0.1:P[,...] [--room NAME] [--token T] [--timeout-ms N] [--client 3] [--seed N] [--quiet-ms N] [--expect-status N] [--skip-query-awareness] [--text T] [--expect-text T] [--kill-pid PID] [--hold-ms N] [--expect-close CODE] [--duration-ms N]`
 })
 
 const parse = () => {
@@ -82,15 +71,12 @@ const parse = () => {
       'quiet-ms': { type: 'string', default: '35000' },
       'expect-status': { type: 'string' },
       'skip-query-awareness': { type: 'boolean', default: false },
-<<<<<<< HEAD
       text: { type: 'string' },
       'expect-text': { type: 'string' },
       'kill-pid': { type: 'string' },
       'hold-ms': { type: 'string' },
-      'expect-close': { type: 'string' }
-=======
+      'expect-close': { type: 'string' },
       'duration-ms': { type: 'string' }
->>>>>>> compactor-tests
     }
   })
   if (positionals.length !== 1) throw new Error('exactly one scenario expected')
@@ -137,7 +123,6 @@ const parse = () => {
     token: values.token ?? null,
     timeoutMs,
     seed,
-<<<<<<< HEAD
     options: {
       quietMs,
       expectStatus,
@@ -146,11 +131,9 @@ const parse = () => {
       expectText: values['expect-text'],
       killPid,
       holdMs,
-      expectClose
+      expectClose,
+      durationMs
     }
-=======
-    options: { quietMs, expectStatus, skipQueryAwareness: values['skip-query-awareness'], durationMs }
->>>>>>> compactor-tests
   }
 }
 

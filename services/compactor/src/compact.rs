@@ -78,6 +78,16 @@ pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, BackendErro
             }
         }
     }
+    // The task was read a moment ago; another replica may have finished it since (and
+    // rescheduled it): only work on it if it is still due.
+    if !queue
+        .due_of(&task.room)
+        .await?
+        .is_some_and(|due| due <= now_ms())
+    {
+        room.release().await?;
+        return Ok(Outcome::Busy);
+    }
     queue.set(&task.room, now_ms() + s.lease_ms, "XX").await?;
     let result = compact(ctx, &room).await;
     let finished = match &result {

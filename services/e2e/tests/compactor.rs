@@ -627,8 +627,6 @@ fn five_replicas_compact_many_rooms_while_entries_keep_arriving() {
 }
 
 #[test]
-#[ignore = "bug: a replica runs tasks from a batch read before another replica compacted and \
-            rescheduled them, so an empty log is deleted at once instead of after cleanup_after_ms"]
 fn with_several_replicas_an_empty_log_still_waits_for_the_cleanup_delay() {
     let redis = RedisServer::start();
     let mut store = Store::connect(redis.port, PREFIX);
@@ -1062,9 +1060,6 @@ fn a_gateway_that_missed_live_updates_catches_up_from_the_log() {
 }
 
 #[test]
-#[ignore = "bug: a gateway catching up after a pub/sub gap reads only the log after its last \
-            applied id (feed.rs catch_up), so entries a compaction trimmed meanwhile are never \
-            applied: its clients miss them"]
 fn a_gateway_that_missed_live_updates_catches_up_after_a_compaction_trimmed_them() {
     missed_live_updates(true);
 }

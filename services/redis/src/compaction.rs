@@ -105,6 +105,22 @@ impl<'a> Queue<'a> {
             .await
     }
 
+    /// A room's due time, if it is queued.
+    pub async fn due_of(&self, room: &str) -> Result<Option<u64>, BackendError> {
+        let (key, room) = (self.key.clone(), room.to_string());
+        let score: Option<f64> = self
+            .redis
+            .call("queue", |mut c| async move {
+                redis::cmd("ZSCORE")
+                    .arg(&key)
+                    .arg(&room)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(score.map(|s| s.max(0.0) as u64))
+    }
+
     /// Removes a room's task.
     pub async fn remove(&self, room: &str) -> Result<(), BackendError> {
         let (key, room) = (self.key.clone(), room.to_string());

@@ -401,33 +401,44 @@ impl Dispatcher {
         }
         sub.needs_catch_up = false;
         loop {
-            match store::read_after(&self.redis, &sub.keys, sub.last, self.page, "catch_up").await {
-                Ok((entries, bad)) => {
-                    let count = entries.len() + bad.len();
-                    for b in &bad {
-                        self.redis
-                            .metrics
-                            .entries_skipped
-                            .with_label_values(&[b.reason])
-                            .inc();
-                        tracing::warn!(room = %sub.room.name(), id = ?b.id, reason = b.reason, "unreadable log entry skipped");
-                        if let Some(id) = b.id {
-                            sub.last = sub.last.max(id);
-                        }
-                    }
-                    for entry in entries {
-                        sub.last = sub.last.max(entry.id);
-                        apply(&self.node, &self.redis, sub, &entry);
-                    }
-                    if count < self.page {
-                        return;
-                    }
-                }
+            let missed = match store::missed_after(&self.redis, &sub.keys, sub.last, self.page)
+                .await
+            {
+                Ok(missed) => missed,
                 Err(e) => {
                     tracing::warn!(room = %sub.room.name(), error = %e, "catch-up failed; will retry");
                     sub.needs_catch_up = true;
                     return;
                 }
+            };
+            if let Some((doc, upto)) = &missed.snapshot {
+                // Entries this node missed were compacted away meanwhile: the snapshot holds them.
+                tracing::info!(room = %sub.room.name(), last = %sub.last, upto = %upto, "missed entries were compacted; applying the snapshot");
+                if let Err(e) = sub.room.apply_remote_update(doc) {
+                    tracing::error!(room = %sub.room.name(), error = %e, "snapshot could not be applied during catch-up");
+                }
+                sub.last = sub.last.max(*upto);
+                sub.room.advance_position((upto.ms, upto.seq));
+            }
+            let count = missed.entries.len() + missed.bad.len();
+            for b in &missed.bad {
+                self.redis
+                    .metrics
+                    .entries_skipped
+                    .with_label_values(&[b.reason])
+                    .inc();
+                tracing::warn!(room = %sub.room.name(), id = ?b.id, reason = b.reason, "unreadable log entry skipped");
+                if let Some(id) = b.id {
+                    sub.last = sub.last.max(id);
+                }
+            }
+            for entry in missed.entries {
+                // From the log, an unreadable entry is skipped for good (by its id).
+                sub.last = sub.last.max(entry.id);
+                apply(&self.node, &self.redis, sub, &entry);
+            }
+            if count < self.page {
+                return;
             }
         }
     }

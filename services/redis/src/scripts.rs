@@ -211,3 +211,25 @@ return 0
 "#,
     )
 });
+
+/// Reads what a node missed after `last`, atomically with the snapshot: when a compaction
+/// trimmed entries past `last`, the snapshot (which covers them) comes back too.
+///
+/// KEYS: snap, log. ARGV: last id, page size. Returns `{doc or '', upto, entries}`; `doc` is
+/// non-empty only when the snapshot covers entries after `last`, and `entries` then start
+/// after `upto`.
+pub static CATCH_UP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local upto = redis.call('HGET', KEYS[1], 'upto') or '0-0'
+local um, us = string.match(upto, '^(%d+)-(%d+)$')
+local lm, ls = string.match(ARGV[1], '^(%d+)-(%d+)$')
+um, us, lm, ls = tonumber(um), tonumber(us), tonumber(lm), tonumber(ls)
+if um and lm and (um > lm or (um == lm and us > ls)) then
+  local doc = redis.call('HGET', KEYS[1], 'doc') or ''
+  return {doc, upto, redis.call('XRANGE', KEYS[2], '(' .. upto, '+', 'COUNT', ARGV[2])}
+end
+return {'', upto, redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+"#,
+    )
+});

@@ -211,6 +211,58 @@ pub async fn current_epoch(redis: &Redis, keys: &RoomKeys) -> Result<u64, Backen
     Ok(epoch.unwrap_or(0))
 }
 
+/// What a live node missed after `after`: a page of entries, and the snapshot when a
+/// compaction trimmed entries it had not seen (see [`scripts::CATCH_UP`]).
+#[derive(Debug, Default)]
+pub struct Missed {
+    /// The snapshot and the id it covers, when it covers entries after `after`.
+    pub snapshot: Option<(Vec<u8>, StreamId)>,
+    /// Entries after `after` (or after the snapshot), in order.
+    pub entries: Vec<LogEntry>,
+    /// Unreadable entries among them.
+    pub bad: Vec<BadEntry>,
+}
+
+/// One page of what was missed after `after`.
+pub async fn missed_after(
+    redis: &Redis,
+    keys: &RoomKeys,
+    after: StreamId,
+    count: usize,
+) -> Result<Missed, BackendError> {
+    let (snap, log) = (keys.snap.clone(), keys.log.clone());
+    let reply: Value = redis
+        .call("catch_up", |mut c| async move {
+            scripts::CATCH_UP
+                .key(&snap)
+                .key(&log)
+                .arg(after.to_string())
+                .arg(count)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await?;
+    let Value::Array(parts) = reply else {
+        return Err(invalid("catch-up reply"));
+    };
+    let [doc, upto, entries] = &parts[..] else {
+        return Err(invalid("catch-up reply shape"));
+    };
+    let upto: StreamId = text(upto)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid("snapshot upto"))?;
+    let snapshot = match doc {
+        Value::BulkString(b) if !b.is_empty() => Some((b.clone(), upto)),
+        _ => None,
+    };
+    let (entries, bad) = parse_entries(entries);
+    Ok(Missed {
+        snapshot,
+        entries,
+        bad,
+    })
+}
+
 /// Up to `count` log entries after `after` (exclusive).
 pub async fn read_after(
     redis: &Redis,

@@ -80,11 +80,8 @@ pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, BackendErro
     }
     // The task was read a moment ago; another replica may have finished it since (and
     // rescheduled it): only work on it if it is still due.
-    if !queue
-        .due_of(&task.room)
-        .await?
-        .is_some_and(|due| due <= now_ms())
-    {
+    let due = queue.due_of(&task.room).await?;
+    if due.is_none_or(|due| due > now_ms()) {
         room.release().await?;
         return Ok(Outcome::Busy);
     }

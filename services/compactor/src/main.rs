@@ -59,6 +59,7 @@ fn main() {
 }
 
 async fn run(config: CompactorConfig) -> anyhow::Result<()> {
+    let shutdown = yws_telemetry::signals::termination();
     tracing::info!(config = ?config, "starting yws-compactor {}", env!("CARGO_PKG_VERSION"));
     let registry = yws_telemetry::metrics::registry();
     let health = Health::new();
@@ -94,7 +95,7 @@ async fn run(config: CompactorConfig) -> anyhow::Result<()> {
     health.set_started();
     tracing::info!(addr = %local_addr, "listening (/healthz /readyz /metrics)");
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: finishing the current task");
     health.set_draining();
     cancel.cancel();
@@ -118,21 +119,5 @@ async fn readiness(redis: Arc<Redis>, health: Health, cancel: CancellationToken)
         let up = redis.ping().await.is_ok();
         redis.metrics.up.set(i64::from(up));
         health.set_dependency_down(!up);
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
     }
 }

@@ -62,6 +62,7 @@ fn main() {
 }
 
 async fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    let shutdown = yws_telemetry::signals::termination();
     tracing::info!(config = ?config, "starting yws-gateway {}", env!("CARGO_PKG_VERSION"));
     let registry = yws_telemetry::metrics::registry();
     let health = Health::new();
@@ -125,7 +126,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
             background.clone(),
         ));
     }
-    gateway.serve(listener, shutdown_signal()).await;
+    gateway.serve(listener, shutdown).await;
     if let Some(store) = store {
         // Rooms are closed (their updates queued); commit everything before exiting.
         if let Err(e) = store.shutdown().await {
@@ -136,29 +137,4 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     background.close();
     background.wait().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => tracing::info!("SIGINT received"),
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -8,12 +8,14 @@
 //! - [`metrics`]: the Prometheus [`Registry`](prometheus::Registry) with the standard
 //!   `process_*` collector, and text encoding for `/metrics`.
 //! - [`health`]: [`Health`], liveness and readiness as the HTTP probes report them.
+//! - [`signals`]: SIGTERM/SIGINT, registered early.
 //! - [`admin`]: a small HTTP server for `/healthz`, `/readyz` and `/metrics` on its own port.
 
 pub mod admin;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod signals;
 
 pub use health::Health;
 pub use logging::{LogConfig, LogFormat};

@@ -60,6 +60,7 @@ fn main() {
 
 async fn run(config: CompactorConfig) -> anyhow::Result<()> {
     let shutdown = yws_telemetry::signals::termination();
+    yws_redis::install_tls_provider();
     tracing::info!(config = ?config, "starting yws-compactor {}", env!("CARGO_PKG_VERSION"));
     let registry = yws_telemetry::metrics::registry();
     let health = Health::new();

@@ -558,3 +558,53 @@ fn prefixes_keep_deployments_apart() {
     assert!(scan("beta:*").lines().any(|k| k == log_key("beta", &room)));
     assert_eq!(scan("yws:*").trim(), "", "nothing under the default prefix");
 }
+
+/// `rediss://`: gateways reach Redis over TLS (a self-signed certificate, so `#insecure`).
+#[test]
+fn rediss_urls_connect_over_tls() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("yws-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("redis.crt"), dir.join("redis.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    let tls_port = yws_e2e::free_port();
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/#insecure");
+    let a = ServiceBuilder::gateway().env("REDIS_URL", &url).spawn();
+    let b = ServiceBuilder::gateway().env("REDIS_URL", &url).spawn();
+    let room = unique_room("tls");
+    interop::expect_pass("converge", &urls(&[&a, &b]), &["--room", &room]);
+    let log = redis.cli(&["EXISTS", &log_key("yws", &room)]).unwrap();
+    assert_eq!(log.trim(), "1", "the room's log was written through TLS");
+}

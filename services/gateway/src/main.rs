@@ -63,6 +63,7 @@ fn main() {
 
 async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let shutdown = yws_telemetry::signals::termination();
+    yws_redis::install_tls_provider();
     tracing::info!(config = ?config, "starting yws-gateway {}", env!("CARGO_PKG_VERSION"));
     let registry = yws_telemetry::metrics::registry();
     let health = Health::new();

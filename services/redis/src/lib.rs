@@ -33,6 +33,12 @@ mod pubsub;
 pub use directory::PRESENCE_TTL_MS;
 
 pub use backend::RedisBackend;
+
+/// Installs the TLS provider used for `rediss://` (rustls with ring). Call once at startup,
+/// before connecting; calling it again is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use client::Redis;
 pub use config::RedisConfig;
 pub use metrics::RedisMetrics;

@@ -178,7 +178,30 @@ async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, 
     }
 }
 
+/// `url` with `protocol=resp3` added to its query (before any `#insecure` fragment).
 fn with_resp3(url: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}protocol=resp3")
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, format!("#{fragment}")),
+        None => (url, String::new()),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}protocol=resp3{fragment}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_resp3;
+
+    #[test]
+    fn resp3_goes_into_the_query() {
+        assert_eq!(with_resp3("redis://h:1"), "redis://h:1?protocol=resp3");
+        assert_eq!(
+            with_resp3("redis://h:1/0?x=1"),
+            "redis://h:1/0?x=1&protocol=resp3"
+        );
+        assert_eq!(
+            with_resp3("rediss://h:1/#insecure"),
+            "rediss://h:1/?protocol=resp3#insecure"
+        );
+    }
 }

@@ -62,11 +62,15 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Operations that may carry whole documents (snapshots, log pages) and get the bulk timeout.
+pub const BULK_OPS: [&str; 5] = ["load", "catch_up", "read_log", "write_snapshot", "trim"];
+
 /// The Redis client: a connection pool, a per-call timeout, metrics.
 #[derive(Debug)]
 pub struct Redis {
     pool: Pool,
     timeout: Duration,
+    bulk_timeout: Duration,
     prefix: String,
     cluster: bool,
     /// Client metrics.
@@ -78,6 +82,8 @@ impl Redis {
     pub fn new(config: &RedisConfig, metrics: RedisMetrics) -> Result<Self, BackendError> {
         let unavailable = |e: String| BackendError::Unavailable(e);
         let timeout = Duration::from_millis(config.command_timeout_ms);
+        let bulk_timeout =
+            Duration::from_millis(config.bulk_timeout_ms.max(config.command_timeout_ms));
         let connect = Duration::from_millis(config.connect_timeout_ms);
         let pool_config = PoolConfig {
             max_size: config.pool_size,
@@ -110,6 +116,7 @@ impl Redis {
         Ok(Redis {
             pool,
             timeout,
+            bulk_timeout,
             prefix: config.prefix.clone(),
             cluster,
             metrics,
@@ -157,7 +164,8 @@ impl Redis {
         }
     }
 
-    /// Runs `f` on a pooled connection under the call timeout, recording latency and errors
+    /// Runs `f` on a pooled connection under the call timeout (the bulk timeout for
+    /// operations that move whole documents: [`BULK_OPS`]), recording latency and errors
     /// under `op`.
     pub async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, BackendError>
     where
@@ -165,7 +173,12 @@ impl Redis {
         Fut: Future<Output = RedisResult<T>>,
     {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, async {
+        let timeout = if BULK_OPS.contains(&op) {
+            self.bulk_timeout
+        } else {
+            self.timeout
+        };
+        let result = tokio::time::timeout(timeout, async {
             let conn = self.conn().await?;
             f(conn).await
         })

@@ -28,6 +28,9 @@ pub struct RedisConfig {
     pub pool_size: usize,
     /// Timeout of every Redis call.
     pub command_timeout_ms: u64,
+    /// Timeout of calls that move whole documents (loading a room, catching up, compaction
+    /// reads, snapshot writes, trims).
+    pub bulk_timeout_ms: u64,
     /// Timeout to establish a connection.
     pub connect_timeout_ms: u64,
     /// Appends in flight per node; more wait (up to the command timeout) — backpressure.
@@ -54,6 +57,7 @@ impl Default for RedisConfig {
             prefix: "yws".into(),
             pool_size: 16,
             command_timeout_ms: 2000,
+            bulk_timeout_ms: 15_000,
             connect_timeout_ms: 2000,
             max_inflight_writes: 1024,
             load_page_entries: 1000,

@@ -1,7 +1,6 @@
 //! `yws-compactor`: merges room logs into snapshots until SIGTERM/SIGINT.
 
 use anyhow::Context as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -13,27 +12,9 @@ use yws_redis::config::Topology;
 use yws_redis::{Redis, RedisMetrics};
 use yws_telemetry::Health;
 
-fn config_path() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
-    let mut path = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => {
-                path = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: yws-compactor [--config FILE]"
-                ))
-            }
-        }
-    }
-    Ok(path)
-}
-
 fn main() {
-    let config =
-        config_path().and_then(|p| CompactorConfig::load(p.as_deref()).map_err(|e| e.to_string()));
+    let config = yws_config::config_path_from_args("yws-compactor")
+        .and_then(|p| CompactorConfig::load(p.as_deref()).map_err(|e| e.to_string()));
     let config = match config {
         Ok(c) => c,
         Err(e) => {

@@ -235,6 +235,39 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+/// The `--config FILE` argument of a yws binary (`-c FILE` also works); an error names
+/// the usage of `binary`.
+pub fn config_path_from_args(binary: &str) -> Result<Option<std::path::PathBuf>, String> {
+    let usage = format!("usage: {binary} [--config FILE]");
+    let mut args = std::env::args().skip(1);
+    let mut path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                let file = args
+                    .next()
+                    .ok_or_else(|| format!("--config needs a file; {usage}"))?;
+                path = Some(std::path::PathBuf::from(file));
+            }
+            "--help" | "-h" => return Err(usage),
+            other => return Err(format!("unknown argument {other:?}; {usage}")),
+        }
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

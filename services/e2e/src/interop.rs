@@ -165,3 +165,26 @@ pub fn expect_pass(scenario: &str, urls: &[String], extra: &[&str]) -> serde_jso
     );
     verdict.json
 }
+
+/// `write-doc`: appends `text` to the room's `text` through the server at `url`, waits for
+/// the server's echo, and returns the whole text the writer then holds.
+pub fn write_doc(url: &str, room: &str, text: &str) -> String {
+    let verdict = expect_pass(
+        "write-doc",
+        &[url.to_string()],
+        &["--room", room, "--text", text],
+    );
+    verdict["text"]
+        .as_str()
+        .expect("write-doc reports text")
+        .to_string()
+}
+
+/// `check-doc`: a new client at `url` must hold exactly `expected` when it is synced.
+pub fn check_doc(url: &str, room: &str, expected: &str) {
+    expect_pass(
+        "check-doc",
+        &[url.to_string()],
+        &["--room", room, "--expect-text", expected],
+    );
+}

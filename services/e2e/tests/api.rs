@@ -11,15 +11,6 @@ use yws_e2e::redis::RedisServer;
 use yws_e2e::ws::{self, Follower};
 use yws_e2e::{http, interop, unique_room};
 
-fn write_doc(gw: &Service, room: &str, text: &str) -> String {
-    let verdict = interop::expect_pass(
-        "write-doc",
-        &[gw.ws_url()],
-        &["--room", room, "--text", text],
-    );
-    verdict["text"].as_str().unwrap().to_string()
-}
-
 fn text_of(update: &[u8]) -> String {
     let doc = yrs::Doc::new();
     doc.transact_mut()
@@ -56,7 +47,7 @@ fn read_write_delete_and_list_on_a_standalone_node() {
     let room = unique_room("api");
     assert_eq!(get_state(&gw, &room).status, 404);
 
-    let text = write_doc(&gw, &room, "hello from a client");
+    let text = interop::write_doc(&gw.ws_url(), &room, "hello from a client");
     let response = get_state(&gw, &room);
     assert_eq!(response.status, 200);
     assert_eq!(
@@ -157,7 +148,7 @@ fn the_api_spans_the_cluster() {
         .env("REDIS_URL", redis.url())
         .spawn();
     let room = unique_room("api-cluster");
-    let text = write_doc(&a, &room, "written on a");
+    let text = interop::write_doc(&a.ws_url(), &room, "written on a");
     // Node b has never served the room: it loads it from Redis to answer.
     assert_eq!(text_of(&get_state(&b, &room).body), text);
 
@@ -313,9 +304,9 @@ fn deleting_a_persisted_room_survives_a_restart() {
     let mut gw = ServiceBuilder::gateway()
         .env("YPERSISTENCE", dir.display())
         .spawn();
-    write_doc(&gw, &room, "to be deleted");
+    interop::write_doc(&gw.ws_url(), &room, "to be deleted");
     let other = unique_room("api-keep");
-    let kept = write_doc(&gw, &other, "to be kept");
+    let kept = interop::write_doc(&gw.ws_url(), &other, "to be kept");
     let list: Value = serde_json::from_slice(&http::get(gw.addr, "/api/rooms").body).unwrap();
     assert!(list["rooms"]
         .as_array()

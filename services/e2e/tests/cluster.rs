@@ -36,29 +36,6 @@ fn readyz(gw: &Service) -> u16 {
     http::get(gw.addr, "/readyz").status
 }
 
-/// `write-doc`: appends `text` to the room's `text` through `gw`, waits for the echo, and
-/// returns the whole text the writer then held.
-fn write_doc(gw: &Service, room: &str, text: &str) -> String {
-    let verdict = interop::expect_pass(
-        "write-doc",
-        &[gw.ws_url()],
-        &["--room", room, "--text", text],
-    );
-    verdict["text"]
-        .as_str()
-        .expect("write-doc reports text")
-        .to_string()
-}
-
-/// `check-doc`: a new client on `gw` must hold exactly `expected` when it is synced.
-fn check_doc(gw: &Service, room: &str, expected: &str) {
-    interop::expect_pass(
-        "check-doc",
-        &[gw.ws_url()],
-        &["--room", room, "--expect-text", expected],
-    );
-}
-
 /// A [`Follower`] of `room` on `gw` (keeps the room loaded there and sees what it delivers).
 fn follow(rt: &tokio::runtime::Runtime, gw: &Service, room: &str) -> Follower {
     let url = format!("{}/{room}", gw.ws_url());
@@ -146,10 +123,10 @@ fn content_survives_every_gateway_restarting() {
     let mut a = gateway(&redis).spawn();
     let mut b = gateway(&redis).spawn();
     let room = unique_room("restart");
-    let text = write_doc(&a, &room, "written through node a; ");
+    let text = interop::write_doc(&a.ws_url(), &room, "written through node a; ");
     assert_eq!(text, "written through node a; ");
     // Everyone left; a late joiner on the other node gets it.
-    check_doc(&b, &room, &text);
+    interop::check_doc(&b.ws_url(), &room, &text);
 
     for gw in [&mut a, &mut b] {
         gw.terminate();
@@ -160,15 +137,15 @@ fn content_survives_every_gateway_restarting() {
     }
     let c = gateway(&redis).spawn();
     let d = gateway(&redis).spawn();
-    check_doc(&c, &room, &text);
-    check_doc(&d, &room, &text);
+    interop::check_doc(&c.ws_url(), &room, &text);
+    interop::check_doc(&d.ws_url(), &room, &text);
     // And the fresh nodes share the room live.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut on_c = follow(&rt, &c, &room);
-    let text = write_doc(&d, &room, "then through node d");
+    let text = interop::write_doc(&d.ws_url(), &room, "then through node d");
     assert_eq!(text, "written through node a; then through node d");
     delivered(&rt, &mut on_c, &text);
-    check_doc(&c, &room, &text);
+    interop::check_doc(&c.ws_url(), &room, &text);
 }
 
 #[test]
@@ -233,7 +210,7 @@ fn sigkill_of_a_gateway_mid_edit_loses_nothing() {
     // Everything both clients wrote is in Redis: a gateway that never saw the room loads it.
     let text = verdict["text"].as_str().expect("failover reports text");
     let fresh = gateway(&redis).spawn();
-    check_doc(&fresh, &room, text);
+    interop::check_doc(&fresh.ws_url(), &room, text);
 }
 
 #[test]
@@ -248,7 +225,7 @@ fn redis_restart_closes_clients_with_1013_and_recovers() {
     let a = gateway(&redis).spawn();
     let b = gateway(&redis).spawn();
     let before = unique_room("before-outage");
-    let before_text = write_doc(&a, &before, "written before the outage");
+    let before_text = interop::write_doc(&a.ws_url(), &before, "written before the outage");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let raw_room = unique_room("raw-outage");
@@ -317,8 +294,8 @@ fn redis_restart_closes_clients_with_1013_and_recovers() {
     let outage_text = verdict.json["text"].as_str().unwrap().to_string();
 
     // Written before the stop: in the AOF. Written after the restart: in the new log.
-    check_doc(&b, &before, &before_text);
-    check_doc(&a, &outage_room, &outage_text);
+    interop::check_doc(&b.ws_url(), &before, &before_text);
+    interop::check_doc(&a.ws_url(), &outage_room, &outage_text);
     let ba = urls(&[&b, &a]);
     for scenario in ["converge", "late-join"] {
         interop::expect_pass(scenario, &ba, &["--room", &unique_room(scenario)]);
@@ -425,7 +402,7 @@ fn poison_in_the_log_and_on_the_channel_is_skipped() {
     let b = gateway(&redis).spawn();
     let room = unique_room("poison");
     let (log, channel) = (log_key("yws", &room), format!("yws:{{{room}}}:ch"));
-    write_doc(&a, &room, "valid before; ");
+    interop::write_doc(&a.ws_url(), &room, "valid before; ");
 
     // Followers keep the room loaded (and subscribed) on both nodes meanwhile.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -443,17 +420,17 @@ fn poison_in_the_log_and_on_the_channel_is_skipped() {
     ] {
         redis.cli(args).expect("redis-cli");
     }
-    let text = write_doc(&b, &room, "valid after");
+    let text = interop::write_doc(&b.ws_url(), &room, "valid after");
     assert_eq!(text, "valid before; valid after");
     // Both nodes still deliver live updates (node a got this one over the channel).
     for f in &mut followers {
         delivered(&rt, f, &text);
     }
-    check_doc(&a, &room, &text);
-    check_doc(&b, &room, &text);
+    interop::check_doc(&a.ws_url(), &room, &text);
+    interop::check_doc(&b.ws_url(), &room, &text);
     // A node that loads the room from the log skips the poisoned entries.
     let c = gateway(&redis).spawn();
-    check_doc(&c, &room, &text);
+    interop::check_doc(&c.ws_url(), &room, &text);
 
     for gw in [&a, &b, &c] {
         let metrics = http::get(gw.addr, "/metrics").text();
@@ -492,7 +469,7 @@ fn poison_in_the_log_and_on_the_channel_is_skipped() {
     rt.block_on(ws::send(&mut bad, encode::update(&[0xff; 16])));
     assert_eq!(rt.block_on(ws::close_code(&mut bad)), Some(1007));
     assert_eq!(xlen(&redis, &log), len);
-    check_doc(&b, &room, &text);
+    interop::check_doc(&b.ws_url(), &room, &text);
     for gw in [&a, &b, &c] {
         assert_eq!(http::get(gw.addr, "/healthz").status, 200);
     }
@@ -506,7 +483,7 @@ fn a_corrupt_live_message_does_not_stop_live_delivery() {
     let b = gateway(&redis).spawn();
     let room = unique_room("corrupt-live");
     let channel = format!("yws:{{{room}}}:ch");
-    write_doc(&a, &room, "one; ");
+    interop::write_doc(&a.ws_url(), &room, "one; ");
     // A follower keeps the room loaded (and live) on node a.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut on_a = follow(&rt, &a, &room);
@@ -519,7 +496,7 @@ fn a_corrupt_live_message_does_not_stop_live_delivery() {
     redis.cli(&["PUBLISH", &channel, &message]).unwrap();
     assert!(a.wait_for_log("could not be applied; skipped", Duration::from_secs(10)));
     // Node a must still apply what node b writes afterwards.
-    let text = write_doc(&b, &room, "two");
+    let text = interop::write_doc(&b.ws_url(), &room, "two");
     assert_eq!(text, "one; two");
     delivered(&rt, &mut on_a, &text);
 }
@@ -537,19 +514,22 @@ fn prefixes_keep_deployments_apart() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut on_beta = follow(&rt, &beta, &room);
 
-    assert_eq!(write_doc(&beta, &room, "beta's text; "), "beta's text; ");
-    let alpha_text = write_doc(&alpha, &room, "alpha's text");
+    assert_eq!(
+        interop::write_doc(&beta.ws_url(), &room, "beta's text; "),
+        "beta's text; "
+    );
+    let alpha_text = interop::write_doc(&alpha.ws_url(), &room, "alpha's text");
     assert_eq!(alpha_text, "alpha's text", "alpha started empty");
     // Written after alpha's update and delivered to beta over the same pub/sub connection that
     // alpha's would have used: once it is there, anything leaked from alpha is there too.
-    let beta_text = write_doc(&beta2, &room, "more from beta");
+    let beta_text = interop::write_doc(&beta2.ws_url(), &room, "more from beta");
     assert_eq!(beta_text, "beta's text; more from beta");
     delivered(&rt, &mut on_beta, &beta_text);
-    check_doc(&beta, &room, &beta_text);
-    check_doc(&alpha, &room, &alpha_text);
+    interop::check_doc(&beta.ws_url(), &room, &beta_text);
+    interop::check_doc(&alpha.ws_url(), &room, &alpha_text);
     // Another gateway with the same prefix shares alpha's rooms.
     let alpha2 = gateway(&redis).env("YWS_REDIS_PREFIX", "alpha").spawn();
-    check_doc(&alpha2, &room, &alpha_text);
+    interop::check_doc(&alpha2.ws_url(), &room, &alpha_text);
 
     let scan = |pattern: &str| redis.cli(&["--scan", "--pattern", pattern]).unwrap();
     assert!(scan("alpha:*")

@@ -19,26 +19,6 @@ fn gateway(dir: &Path) -> Service {
         .spawn()
 }
 
-fn write_doc(gw: &Service, room: &str, text: &str) -> String {
-    let verdict = interop::expect_pass(
-        "write-doc",
-        &[gw.ws_url()],
-        &["--room", room, "--text", text],
-    );
-    verdict["text"]
-        .as_str()
-        .expect("write-doc reports text")
-        .to_string()
-}
-
-fn check_doc(gw: &Service, room: &str, expected: &str) {
-    interop::expect_pass(
-        "check-doc",
-        &[gw.ws_url()],
-        &["--room", room, "--expect-text", expected],
-    );
-}
-
 #[test]
 fn documents_survive_sigterm_and_restart() {
     let dir = data_dir("term");
@@ -48,8 +28,12 @@ fn documents_survive_sigterm_and_restart() {
     let mut gw = gateway(&dir);
     let mut expected = Vec::new();
     for room in &rooms {
-        write_doc(&gw, room, "first; ");
-        expected.push(write_doc(&gw, room, &format!("second in {room}")));
+        interop::write_doc(&gw.ws_url(), room, "first; ");
+        expected.push(interop::write_doc(
+            &gw.ws_url(),
+            room,
+            &format!("second in {room}"),
+        ));
     }
     gw.terminate();
     assert!(gw
@@ -58,10 +42,10 @@ fn documents_survive_sigterm_and_restart() {
         .success());
     let gw = gateway(&dir);
     for (room, text) in rooms.iter().zip(&expected) {
-        check_doc(&gw, room, text);
+        interop::check_doc(&gw.ws_url(), room, text);
     }
     // And edits continue on top of the stored state.
-    let more = write_doc(&gw, &rooms[0], " third");
+    let more = interop::write_doc(&gw.ws_url(), &rooms[0], " third");
     assert_eq!(more, format!("{} third", expected[0]));
 }
 
@@ -70,12 +54,12 @@ fn sigkill_loses_at_most_the_group_commit_window() {
     let dir = data_dir("kill");
     let room = unique_room("killed");
     let mut gw = gateway(&dir);
-    let text = write_doc(&gw, &room, "written well before the kill");
+    let text = interop::write_doc(&gw.ws_url(), &room, "written well before the kill");
     // The group-commit window is at most 100 ms; wait it out, then kill without a goodbye.
     std::thread::sleep(Duration::from_millis(500));
     gw.kill();
     let gw = gateway(&dir);
-    check_doc(&gw, &room, &text);
+    interop::check_doc(&gw.ws_url(), &room, &text);
 }
 
 #[test]
@@ -84,12 +68,12 @@ fn many_concurrent_edits_are_all_stored() {
     let room = unique_room("busy");
     let mut gw = gateway(&dir);
     interop::expect_pass("converge", &[gw.ws_url()], &["--room", &room]);
-    let before = write_doc(&gw, &room, "|end");
+    let before = interop::write_doc(&gw.ws_url(), &room, "|end");
     gw.terminate();
     assert!(gw
         .wait_exit(Duration::from_secs(15))
         .expect("exits")
         .success());
     let gw = gateway(&dir);
-    check_doc(&gw, &room, &before);
+    interop::check_doc(&gw.ws_url(), &room, &before);
 }

@@ -2,7 +2,6 @@
 //! (memory, or Redis when configured), serves until SIGTERM/SIGINT.
 
 use anyhow::Context;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -15,27 +14,8 @@ use yws_redis::{RedisBackend, RedisMetrics};
 use yws_store::{StoreBackend, StoreMetrics};
 use yws_telemetry::Health;
 
-fn config_path() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
-    let mut path = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => {
-                path = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
-            }
-            "--help" | "-h" => return Err("usage: yws-gateway [--config FILE]".into()),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: yws-gateway [--config FILE]"
-                ))
-            }
-        }
-    }
-    Ok(path)
-}
-
 fn main() {
-    let config = config_path()
+    let config = yws_config::config_path_from_args("yws-gateway")
         .and_then(|path| GatewayConfig::load(path.as_deref()).map_err(|e| e.to_string()));
     let config = match config {
         Ok(config) => config,

@@ -34,13 +34,15 @@ redis_calls() {
 run() {
   local name=$1 gateways=$2; shift 2
   stop_cluster
-  "$cluster" start "$gateways" --detach "$@" >"$out/$name.cluster.log" 2>&1
+  # A freshly created Redis Cluster can refuse the first connections: one more try.
+  "$cluster" start "$gateways" --detach "$@" >"$out/$name.cluster.log" 2>&1 ||
+    { sleep 2; stop_cluster; "$cluster" start "$gateways" --detach "$@" >>"$out/$name.cluster.log" 2>&1; }
   # shellcheck disable=SC1090
   source "$state"
   local urls="" gpids="" i ports=("$redis_port")
   for ((i = 0; i < gateways; i++)); do
     urls+="${urls:+,}ws://127.0.0.1:$((gateway_port + i))"
-    gpids+="${gpids:+,}$(cat "$pids/gateway-$((i + 1)).pid")"
+    gpids+="${gpids:+,}$(cut -d" " -f1 "$pids/gateway-$((i + 1)).pid")"
   done
   [ "$mode" = redis-cluster ] && ports=("$redis_port" $((redis_port + 1)) $((redis_port + 2)))
   local before after

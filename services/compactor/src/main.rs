@@ -7,36 +7,17 @@ use tokio_util::task::TaskTracker;
 use yws_compactor::compact::Context;
 use yws_compactor::config::CompactorConfig;
 use yws_compactor::metrics::CompactorMetrics;
-use yws_config::EXIT_CONFIG;
 use yws_redis::config::Topology;
 use yws_redis::{Redis, RedisMetrics};
 use yws_telemetry::Health;
 
 fn main() {
-    let config = yws_config::config_path_from_args("yws-compactor")
-        .and_then(|p| CompactorConfig::load(p.as_deref()).map_err(|e| e.to_string()));
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("yws-compactor: {e}");
-            std::process::exit(EXIT_CONFIG);
-        }
-    };
-    yws_telemetry::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run(config)) {
-        tracing::error!(error = format!("{e:#}"), "compactor failed");
-        std::process::exit(1);
-    }
+    yws_telemetry::process::main(
+        "yws-compactor",
+        CompactorConfig::load,
+        |c: &CompactorConfig| &c.log,
+        run,
+    );
 }
 
 async fn run(config: CompactorConfig) -> anyhow::Result<()> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yws_config::EXIT_CONFIG;
 use yws_core::{MemoryBackend, RoomBackend};
 use yws_gateway::config::GatewayConfig;
 use yws_gateway::gateway::{bind, Gateway};
@@ -15,30 +14,12 @@ use yws_store::{StoreBackend, StoreMetrics};
 use yws_telemetry::Health;
 
 fn main() {
-    let config = yws_config::config_path_from_args("yws-gateway")
-        .and_then(|path| GatewayConfig::load(path.as_deref()).map_err(|e| e.to_string()));
-    let config = match config {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("yws-gateway: {e}");
-            std::process::exit(EXIT_CONFIG);
-        }
-    };
-    yws_telemetry::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run(config)) {
-        tracing::error!(error = format!("{e:#}"), "gateway failed");
-        std::process::exit(1);
-    }
+    yws_telemetry::process::main(
+        "yws-gateway",
+        GatewayConfig::load,
+        |c: &GatewayConfig| &c.log,
+        run,
+    );
 }
 
 async fn run(config: GatewayConfig) -> anyhow::Result<()> {

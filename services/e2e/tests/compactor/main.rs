@@ -1,0 +1,23 @@
+//! `yws-compactor` against a real `redis-server`, real gateways and real clients: merged
+//! snapshots are exact and logs are trimmed, late joiners get everything from a snapshot,
+//! replicas never hold a room at once, a crash at any step loses nothing and is finished by
+//! another replica, joins racing compactions get the complete state, empty logs disappear and
+//! come back, and a 20 MiB document is compacted in bounded memory.
+//!
+//! Rooms are written either through a gateway by [`Peer`]s or straight into the stream
+//! ([`Store::append`]) when a test needs exact control; the source of truth is always a yrs
+//! document ([`Author`]) compared with what Redis or a joining client holds.
+// Real processes and Redis are polled from plain threads here: `std::thread::sleep` is fine.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods
+)]
+
+mod faults;
+mod gateways;
+mod memory;
+mod merge;
+mod replicas;
+mod support;

@@ -8,9 +8,12 @@
 use crate::metrics::{frame_type, Metrics};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::ready;
 use std::time::Duration;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -19,6 +22,18 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yws_core::room::AwarenessOutcome;
 use yws_core::{Access, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease};
 use yws_protocol::{decode, encode, validate, DecodeError, Message};
+
+/// Logs an event of one connection with its room and connection id.
+///
+/// The fields are on the event rather than on a per-connection span: an enabled span costs
+/// every idle connection about 450 bytes (its registry slot and formatted fields), so the
+/// connection span is `debug` level and the events that matter carry their context.
+macro_rules! conn_event {
+    ($level:ident, $room:expr, $conn:expr, $($rest:tt)+) => {
+        tracing::$level!(room = %$room.name(), conn_id = $conn.0, $($rest)+)
+    };
+}
+pub(crate) use conn_event;
 
 /// Outgoing messages larger than this are sent as WebSocket fragments of this size, so a
 /// connection's write buffer never has to hold a whole multi-megabyte document.
@@ -112,131 +127,148 @@ impl Drop for Membership<'_> {
 }
 
 /// Runs a session to its end and returns how it ended.
-pub async fn run<S>(mut ws: S, session: Session, ctx: &SessionContext) -> End
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` stores its arguments twice; see the comment in the body"
+)]
+pub fn run<'a, S>(
+    mut ws: S,
+    session: Session,
+    ctx: &'a SessionContext,
+) -> impl Future<Output = End> + 'a
 where
-    S: Stream<Item = Result<WsMessage, WsError>> + Sink<WsMessage, Error = WsError> + Unpin,
+    S: Stream<Item = Result<WsMessage, WsError>> + Sink<WsMessage, Error = WsError> + Unpin + 'a,
 {
-    let room = session.lease.room().clone();
-    let outbox = Outbox::new(ctx.settings.outbox_frames);
-    room.join(
-        session.conn,
-        outbox.clone(),
-        session.control.clone(),
-        session.access,
-    );
-    let membership = Membership {
-        room: &room,
-        conn: session.conn,
-        active: true,
-    };
-    let mut handler = Handler {
-        room: &room,
-        conn: session.conn,
-        access: session.access,
-        outbox: outbox.clone(),
-        ctx,
-    };
+    // An `async` block rather than an `async fn`: the arguments of an `async fn` are stored
+    // twice in its state (as captured and as moved into locals), and the socket alone is
+    // ~330 bytes of every connection's memory.
+    async move {
+        let room = session.lease.room().clone();
+        let outbox = Outbox::new(ctx.settings.outbox_frames);
+        room.join(
+            session.conn,
+            outbox.clone(),
+            session.control.clone(),
+            session.access,
+        );
+        let membership = Membership {
+            room: &room,
+            conn: session.conn,
+            active: true,
+        };
 
-    // One coarse housekeeping timer drives pings and idle messages, so the loop never
-    // re-registers timers per frame.
-    let ping_every = ctx.settings.ping_interval;
-    let idle = ctx.settings.idle_message;
-    let tick_every =
-        (idle.unwrap_or(ping_every).min(ping_every) / 4).max(Duration::from_millis(50));
-    let mut tick = tokio::time::interval_at(Instant::now() + tick_every, tick_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next_ping = Instant::now() + ping_every;
-    let mut awaiting_pong = false;
-    let mut last_sent = Instant::now();
-    let expiry = sleep_until(
-        session
-            .expires_at
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)),
-    );
-    tokio::pin!(expiry);
+        // One coarse housekeeping timer drives pings and idle messages, so the loop never
+        // re-registers timers per frame.
+        // Settings are read from `ctx` where used, not copied: copies would be stored in this
+        // future.
+        let SessionSettings {
+            ping_interval,
+            idle_message,
+            ..
+        } = ctx.settings;
+        let tick_every = (idle_message.unwrap_or(ping_interval).min(ping_interval) / 4)
+            .max(Duration::from_millis(50));
+        let mut tick = tokio::time::interval_at(Instant::now() + tick_every, tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_ping = Instant::now() + ping_interval;
+        let mut awaiting_pong = false;
+        let mut last_sent = Instant::now();
+        // Boxed, and only when there is an expiry: most connections have none, and every byte of
+        // this future is paid by every idle connection.
+        let mut expiry = session.expires_at.map(|at| Box::pin(sleep_until(at)));
 
-    let end = loop {
-        tokio::select! {
-            biased;
-            _ = session.control.kicked() => {
-                break End::Server(session.control.reason().unwrap_or(CloseReason::ServiceRestart));
-            }
-            _ = &mut expiry, if session.expires_at.is_some() => {
-                break End::Server(CloseReason::TokenExpired);
-            }
-            frame = outbox.next() => {
-                if write_batch(&mut ws, frame, &outbox, &ctx.metrics).await.is_err() {
-                    break End::Io;
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = session.control.kicked() => {
+                    break End::Server(session.control.reason().unwrap_or(CloseReason::ServiceRestart));
                 }
-                last_sent = Instant::now();
-            }
-            incoming = ws.next() => {
-                awaiting_pong = false;
-                match incoming {
-                    Some(Ok(WsMessage::Binary(data))) => {
-                        if let Err(reason) = handler.frame(&data).await {
-                            break End::Server(reason);
-                        }
-                    }
-                    Some(Ok(WsMessage::Text(_))) => {
-                        tracing::info!("text frame from client; y-websocket is binary");
-                        break End::Server(CloseReason::UnsupportedData);
-                    }
-                    Some(Ok(WsMessage::Close(_))) | None => break End::ClientClosed,
-                    Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
-                    Some(Err(e)) => break read_error(e),
+                _ = until(&mut expiry), if expiry.is_some() => {
+                    break End::Server(CloseReason::TokenExpired);
                 }
-            }
-            _ = tick.tick() => {
-                let now = Instant::now();
-                if now >= next_ping {
-                    if awaiting_pong {
-                        tracing::info!("no pong since the last ping; closing");
-                        break End::Server(CloseReason::PingTimeout);
-                    }
-                    awaiting_pong = true;
-                    next_ping = now + ping_every;
-                    if ws.send(WsMessage::Ping(Bytes::new())).await.is_err() {
-                        break End::Io;
-                    }
-                }
-                if idle.is_some_and(|idle| now.saturating_duration_since(last_sent) >= idle) {
-                    // Client watchdogs ignore pings; an empty awareness update is a message.
-                    let frame = Bytes::from(encode::empty_awareness());
+                frame = outbox.next() => {
                     if write_batch(&mut ws, frame, &outbox, &ctx.metrics).await.is_err() {
                         break End::Io;
                     }
-                    last_sent = now;
+                    last_sent = Instant::now();
+                }
+                incoming = ws.next() => {
+                    awaiting_pong = false;
+                    match incoming {
+                        Some(Ok(WsMessage::Binary(data))) => {
+                            // Boxed: only a connection that is talking pays for this state.
+                            let mut handler = Handler {
+                                room: &room,
+                                conn: session.conn,
+                                access: session.access,
+                                outbox: &outbox,
+                                ctx,
+                            };
+                            if let Err(reason) = Box::pin(handler.frame(&data)).await {
+                                break End::Server(reason);
+                            }
+                        }
+                        Some(Ok(WsMessage::Text(_))) => {
+                            conn_event!(info, room, session.conn, "text frame from client; y-websocket is binary");
+                            break End::Server(CloseReason::UnsupportedData);
+                        }
+                        Some(Ok(WsMessage::Close(_))) | None => break End::ClientClosed,
+                        Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
+                        Some(Err(e)) => break read_error(e, &room, session.conn),
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now >= next_ping {
+                        if awaiting_pong {
+                            conn_event!(info, room, session.conn, "no pong since the last ping; closing");
+                            break End::Server(CloseReason::PingTimeout);
+                        }
+                        awaiting_pong = true;
+                        next_ping = now + ctx.settings.ping_interval;
+                        if send(&mut ws, WsMessage::Ping(Bytes::new())).await.is_err() {
+                            break End::Io;
+                        }
+                    }
+                    let idle = ctx.settings.idle_message;
+                    if idle.is_some_and(|idle| now.saturating_duration_since(last_sent) >= idle) {
+                        // Client watchdogs ignore pings; an empty awareness update is a message.
+                        let frame = Bytes::from(encode::empty_awareness());
+                        if write_batch(&mut ws, frame, &outbox, &ctx.metrics).await.is_err() {
+                            break End::Io;
+                        }
+                        last_sent = now;
+                    }
                 }
             }
-        }
-    };
-    outbox.close();
+        };
+        outbox.close();
 
-    if let Some(removal) = membership.leave() {
-        if let Err(e) = ctx.backend.publish_awareness(&room, &removal).await {
-            tracing::debug!(error = %e, "could not share awareness removal; other nodes expire it");
+        if let Some(removal) = membership.leave() {
+            if let Err(e) = Box::pin(ctx.backend.publish_awareness(&room, &removal)).await {
+                tracing::debug!(error = %e, "could not share awareness removal; other nodes expire it");
+            }
         }
+        if let End::Server(reason) = end {
+            Box::pin(close(&mut ws, reason)).await;
+        }
+        end
     }
-    if let End::Server(reason) = end {
-        close(&mut ws, reason).await;
-    }
-    end
 }
 
-fn read_error(e: WsError) -> End {
+fn read_error(e: WsError, room: &Room, conn: ConnId) -> End {
     match e {
         WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-            tracing::info!(size, max_size, "message too big");
+            conn_event!(info, room, conn, size, max_size, "message too big");
             End::Server(CloseReason::MessageTooBig)
         }
         WsError::Capacity(e) => {
-            tracing::info!(error = %e, "frame over capacity");
+            conn_event!(info, room, conn, error = %e, "frame over capacity");
             End::Server(CloseReason::MessageTooBig)
         }
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Io,
         WsError::Protocol(e) => {
-            tracing::info!(error = %e, "WebSocket protocol violation");
+            conn_event!(info, room, conn, error = %e, "WebSocket protocol violation");
             End::Server(CloseReason::ProtocolError)
         }
         WsError::Utf8(_) => End::Server(CloseReason::InvalidPayload),
@@ -268,6 +300,9 @@ where
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
+///
+/// Written against the `Sink` poll methods rather than as nested `feed` futures: this future
+/// is part of the state of every connection, idle or not, so it is kept to a few words.
 async fn write_batch<S>(
     ws: &mut S,
     first: Bytes,
@@ -277,38 +312,75 @@ async fn write_batch<S>(
 where
     S: Sink<WsMessage, Error = WsError> + Unpin,
 {
-    feed(ws, first, metrics).await?;
-    for _ in 1..WRITE_BATCH {
-        match queued.try_next() {
-            Some(frame) => feed(ws, frame, metrics).await?,
-            None => break,
+    let mut current = Some(first);
+    let mut offset = 0; // bytes of `current` already handed to the sink
+    let mut taken = 1; // frames taken from the queue (with `first`)
+    poll_fn(|cx| {
+        while let Some(frame) = &current {
+            ready!(ws.poll_ready_unpin(cx))?;
+            if offset == 0 {
+                metrics.sent.count(frame_type(frame), frame.len());
+            }
+            let (message, end) = piece(frame, offset);
+            ws.start_send_unpin(message)?;
+            if end < frame.len() {
+                offset = end;
+                continue;
+            }
+            offset = 0;
+            current = if taken < WRITE_BATCH {
+                queued.try_next()
+            } else {
+                None
+            };
+            taken += 1;
         }
-    }
-    ws.flush().await
+        ws.poll_flush_unpin(cx)
+    })
+    .await
 }
 
-async fn feed<S>(ws: &mut S, frame: Bytes, metrics: &Metrics) -> Result<(), WsError>
+/// The WebSocket message carrying `frame` from `offset`, and where the next piece starts.
+/// Frames larger than [`FRAGMENT_BYTES`] go out as fragments.
+fn piece(frame: &Bytes, offset: usize) -> (WsMessage, usize) {
+    let total = frame.len();
+    if total <= FRAGMENT_BYTES {
+        return (WsMessage::Binary(frame.clone()), total);
+    }
+    let end = (offset + FRAGMENT_BYTES).min(total);
+    let opcode = if offset == 0 {
+        OpCode::Data(Data::Binary)
+    } else {
+        OpCode::Data(Data::Continue)
+    };
+    let fragment = Frame::message(frame.slice(offset..end), opcode, end == total);
+    (WsMessage::Frame(fragment), end)
+}
+
+/// Sends one message and flushes, with the state of a `poll_fn` rather than of `SinkExt::send`.
+async fn send<S>(ws: &mut S, message: WsMessage) -> Result<(), WsError>
 where
     S: Sink<WsMessage, Error = WsError> + Unpin,
 {
-    metrics.sent.count(frame_type(&frame), frame.len());
-    if frame.len() <= FRAGMENT_BYTES {
-        return ws.feed(WsMessage::Binary(frame)).await;
+    let mut message = Some(message);
+    poll_fn(|cx| {
+        if message.is_some() {
+            ready!(ws.poll_ready_unpin(cx))?;
+            if let Some(m) = message.take() {
+                ws.start_send_unpin(m)?;
+            }
+        }
+        ws.poll_flush_unpin(cx)
+    })
+    .await
+}
+
+/// Completes when `sleep` does; never when there is none.
+async fn until(sleep: &mut Option<Pin<Box<Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
     }
-    let total = frame.len();
-    let mut offset = 0;
-    while offset < total {
-        let end = (offset + FRAGMENT_BYTES).min(total);
-        let opcode = if offset == 0 {
-            OpCode::Data(Data::Binary)
-        } else {
-            OpCode::Data(Data::Continue)
-        };
-        let fragment = Frame::message(frame.slice(offset..end), opcode, end == total);
-        ws.feed(WsMessage::Frame(fragment)).await?;
-        offset = end;
-    }
-    Ok(())
 }
 
 /// Handles the messages of incoming frames for one connection.
@@ -316,7 +388,7 @@ struct Handler<'a> {
     room: &'a Room,
     conn: ConnId,
     access: Access,
-    outbox: Outbox,
+    outbox: &'a Outbox,
     ctx: &'a SessionContext,
 }
 
@@ -338,11 +410,16 @@ impl Handler<'_> {
                             .publish_awareness(self.room, &payload)
                             .await
                         {
-                            tracing::warn!(error = %e, "awareness not shared with other nodes");
+                            conn_event!(warn, self.room, self.conn, error = %e, "awareness not shared with other nodes");
                         }
                     }
                     AwarenessOutcome::TooManyClients => {
-                        tracing::info!("connection owns too many awareness client ids");
+                        conn_event!(
+                            info,
+                            self.room,
+                            self.conn,
+                            "connection owns too many awareness client ids"
+                        );
                         return Err(CloseReason::PolicyViolation);
                     }
                 },
@@ -364,7 +441,7 @@ impl Handler<'_> {
         }
         let started = Instant::now();
         if let Err(e) = self.ctx.backend.append(self.room, raw).await {
-            tracing::warn!(error = %e, "update not written; closing so the client retries");
+            conn_event!(warn, self.room, self.conn, error = %e, "update not written; closing so the client retries");
             return Err(CloseReason::BackendUnavailable);
         }
         self.ctx
@@ -372,7 +449,7 @@ impl Handler<'_> {
             .append_seconds
             .observe(started.elapsed().as_secs_f64());
         self.room.apply_update(update, raw).map_err(|e| {
-            tracing::warn!(error = %e, "update decoded but could not be applied");
+            conn_event!(warn, self.room, self.conn, error = %e, "update decoded but could not be applied");
             CloseReason::InvalidPayload
         })
     }
@@ -382,7 +459,7 @@ impl Handler<'_> {
     }
 
     fn malformed(&self, e: DecodeError) -> CloseReason {
-        tracing::info!(error = %e, "malformed message; closing this connection");
+        conn_event!(info, self.room, self.conn, error = %e, "malformed message; closing this connection");
         self.ctx
             .metrics
             .malformed_messages

@@ -2,7 +2,7 @@
 //! can refuse a client happens here, *before* the 101 response.
 
 use crate::gateway::Gateway;
-use crate::session::{self, End, Session};
+use crate::session::{self, conn_event, End, Session};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{
@@ -12,10 +12,12 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use percent_encoding::percent_decode_str;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -218,63 +220,22 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
 
     let conn = gw.next_conn_id();
     let control = PeerControl::child_of(&gw.connections_cancel);
-    let span = tracing::info_span!("conn", room = %room, conn_id = conn.0, subject = grant.subject.as_deref().unwrap_or(""));
-    let upgrade = hyper::upgrade::on(&mut req);
-    let task_gw = gw.clone();
-    gw.tracker.spawn(
-        async move {
-            let _permit = permit;
-            let upgraded = match upgrade.await {
-                Ok(upgraded) => upgraded,
-                Err(e) => {
-                    tracing::info!(error = %e, "upgrade did not complete");
-                    return;
-                }
-            };
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(task_gw.ws_config),
-            )
-            .await;
-            let metrics = task_gw.metrics.clone();
-            metrics.connections_opened.inc();
-            metrics.connections.inc();
-            tracing::debug!("connected");
-            let session = Session {
-                conn,
-                lease,
-                control,
-                access,
-                expires_at,
-            };
-            let ctx = task_gw.session_context.clone();
-            let outcome = AssertUnwindSafe(session::run(ws, session, &ctx))
-                .catch_unwind()
-                .await;
-            metrics.connections.dec();
-            match outcome {
-                Ok(end) => {
-                    metrics.closed(end.label());
-                    tracing::debug!(end = end.label(), "disconnected");
-                    if let End::Server(reason) = end {
-                        if reason == yws_core::CloseReason::TooSlow {
-                            tracing::info!("client too slow; closed with 1013");
-                        }
-                    }
-                }
-                Err(_) => {
-                    metrics.panics.inc();
-                    metrics.closed("panic");
-                    tracing::error!(
-                        "connection task panicked; connection dropped, node carries on"
-                    );
-                }
-            }
-            task_gw.metrics.rooms.set(task_gw.rooms.len() as i64);
-        }
-        .instrument(span),
-    );
+    // `debug`: an enabled span costs every idle connection ~450 bytes; connection events
+    // carry room and connection id themselves (`session::conn_event!`).
+    let span = tracing::debug_span!("conn", room = %room, conn_id = conn.0, subject = grant.subject.as_deref().unwrap_or(""));
+    let connection = Connection {
+        gw: gw.clone(),
+        upgrade: hyper::upgrade::on(&mut req),
+        _permit: permit,
+        session: Session {
+            conn,
+            lease,
+            control,
+            access,
+            expires_at,
+        },
+    };
+    gw.tracker.spawn(connection.run().instrument(span));
     gw.metrics.rooms.set(gw.rooms.len() as i64);
 
     let mut response = Response::new(Full::new(Bytes::new()));
@@ -289,6 +250,80 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     response
+}
+
+/// An accepted upgrade: what its task owns until the session ends.
+///
+/// Its future lives as long as the connection, so it holds only what the session needs
+/// (metrics and settings are reached through `gw`, not copied) — this is most of the memory
+/// of an idle connection.
+struct Connection {
+    gw: Arc<Gateway>,
+    upgrade: OnUpgrade,
+    /// The connection slot, held until the task ends.
+    _permit: OwnedSemaphorePermit,
+    session: Session,
+}
+
+impl Connection {
+    /// Fields are used in place rather than destructured: destructuring `self` would store
+    /// them twice in this future, which lives as long as the connection.
+    async fn run(self) {
+        let (gw, conn) = (&self.gw, self.session.conn);
+        let room = self.session.lease.room().clone();
+        let upgraded = match self.upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                conn_event!(info, room, conn, error = %e, "upgrade did not complete");
+                return;
+            }
+        };
+        // `from_raw_socket` is an `async fn` that never waits; polling it once here keeps its
+        // ~370-byte state out of this future.
+        let Some(ws) = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(gw.ws_config),
+        )
+        .now_or_never() else {
+            conn_event!(
+                error,
+                room,
+                conn,
+                "WebSocket setup did not complete at once; dropped"
+            );
+            return;
+        };
+        let metrics = &gw.metrics;
+        metrics.connections_opened.inc();
+        metrics.connections.inc();
+        tracing::debug!("connected");
+        // Boxed: the session's state is allocated at its exact size instead of adding to this
+        // task's future.
+        let session = Box::pin(session::run(ws, self.session, &gw.session_context));
+        let outcome = AssertUnwindSafe(session).catch_unwind().await;
+        metrics.connections.dec();
+        match outcome {
+            Ok(end) => {
+                metrics.closed(end.label());
+                tracing::debug!(end = end.label(), "disconnected");
+                if end == End::Server(yws_core::CloseReason::TooSlow) {
+                    conn_event!(info, room, conn, "client too slow; closed with 1013");
+                }
+            }
+            Err(_) => {
+                metrics.panics.inc();
+                metrics.closed("panic");
+                conn_event!(
+                    error,
+                    room,
+                    conn,
+                    "connection task panicked; connection dropped, node carries on"
+                );
+            }
+        }
+        metrics.rooms.set(gw.rooms.len() as i64);
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 #  2. seeds one room with a SEED_BYTES document written as SEED_UPDATES updates (yws-load
 #     --seed-updates), so the room's Redis log holds SEED_UPDATES entries;
 #  3. uncompacted: waits until the gateway unloaded the room (every join is a cold load from
-#     Redis), then measures FIRST_JOINS single joins and one storm of STORM_CLIENTS joiners
-#     (join time = connect → sync step 2 received, i.e. the whole document);
+#     Redis), then measures FIRST_JOINS single joins and STORMS storms of STORM_CLIENTS joiners
+#     at once (join time = connect → sync step 2 received, i.e. the whole document);
 #  4. starts yws-compactor, waits until the log is trimmed and the snapshot written;
 #  5. compacted: the same joins again;
 #  6. prints both, the ratios, and Redis log/snapshot sizes before and after; writes the
@@ -14,8 +14,8 @@
 #
 #   loadtest/scripts/compaction-join.sh [extra yws-load flags for the join runs]
 #
-# Environment: SEED_BYTES (20971520), SEED_UPDATES (4000), STORM_CLIENTS (20), FIRST_JOINS (3),
-# UNLOAD_GRACE_MS (1000), OUT_DIR (default target/loadtest/compaction-join-<time>),
+# Environment: SEED_BYTES (20971520), SEED_UPDATES (4000), STORM_CLIENTS (20), FIRST_JOINS (5),
+# STORMS (3), UNLOAD_GRACE_MS (1000), OUT_DIR (default target/loadtest/compaction-join-<time>),
 # YWS_BIN_DIR (a directory holding yws-gateway, yws-compactor and yws-load; by default they
 # are built with `cargo build --release`, honouring CARGO_TARGET_DIR). The binaries are copied
 # into OUT_DIR/bin first, so a concurrent build cannot swap them mid-run. Every wait is bounded;
@@ -27,11 +27,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 seed_bytes=${SEED_BYTES:-20971520}
 seed_updates=${SEED_UPDATES:-4000}
 storm_clients=${STORM_CLIENTS:-20}
-first_joins=${FIRST_JOINS:-3}
+first_joins=${FIRST_JOINS:-5}
+storms=${STORMS:-3}
 unload_grace_ms=${UNLOAD_GRACE_MS:-1000}
 out=${OUT_DIR:-$ROOT/target/loadtest/compaction-join-$(date +%Y%m%d-%H%M%S)}
 EXTRA=("$@")
-for v in seed_bytes seed_updates storm_clients first_joins unload_grace_ms; do
+for v in seed_bytes seed_updates storm_clients first_joins storms unload_grace_ms; do
   case ${!v} in '' | *[!0-9]*) echo "compaction-join: $v must be a number" >&2; exit 64 ;; esac
 done
 for tool in redis-server redis-cli curl python3 timeout; do
@@ -169,13 +170,15 @@ print(f"  {name}: {row.get('synced')}/{clients} synced, join p50 {s.get('p50_ms'
 PY
 }
 
-# measure PHASE: FIRST_JOINS single cold joins, then one cold storm.
+# measure PHASE: FIRST_JOINS single cold joins, then STORMS cold storms.
 measure() {
   local phase=$1 i
   for ((i = 1; i <= first_joins; i++)); do
     join "$phase-first-$i" "$phase" 1
   done
-  join "$phase-storm" "$phase" "$storm_clients"
+  for ((i = 1; i <= storms; i++)); do
+    join "$phase-storm-$i" "$phase" "$storm_clients"
+  done
 }
 
 # --- 1. seed ---------------------------------------------------------------------------------
@@ -190,7 +193,7 @@ wait_until 60 "$seed_updates log entries" log_has_seed
 redis_sizes uncompacted
 
 # --- 2. uncompacted joins -------------------------------------------------------------------
-say "uncompacted: $first_joins first joins, then a storm of $storm_clients (each on a cold room)"
+say "uncompacted: $first_joins first joins, then $storms storms of $storm_clients (each on a cold room)"
 measure uncompacted
 [ "$(rcli EXISTS "$snap_key")" = 0 ] || { echo "the log was compacted during the uncompacted phase" >&2; exit 1; }
 
@@ -208,7 +211,7 @@ say "compacted $compaction_s s after the compactor started"
 redis_sizes compacted
 
 # --- 4. compacted joins ----------------------------------------------------------------------
-say "compacted: $first_joins first joins, then a storm of $storm_clients (each on a cold room)"
+say "compacted: $first_joins first joins, then $storms storms of $storm_clients (each on a cold room)"
 measure compacted
 redis_sizes end
 
@@ -222,11 +225,14 @@ sizes = {r["label"]: r for r in map(json.loads, open(f"{out}/redis-sizes.jsonl")
 
 def phase(name):
     firsts = [r for r in runs if r["phase"] == name and r["clients"] == 1]
-    storm = next((r for r in runs if r["phase"] == name and r["clients"] > 1), {})
+    storms = [r for r in runs if r["phase"] == name and r["clients"] > 1]
     first_ms = [r["sync"]["p50_ms"] for r in firsts if r.get("sync") and r["sync"]["count"]]
     loads = [r["gateway_room_load_wait_s_mean"] * 1e3 for r in firsts if r.get("gateway_room_load_wait_s_mean") is not None]
     cpus = [r["gateway_cpu_connect_ms"] for r in firsts if r.get("gateway_cpu_connect_ms") is not None]
-    s = storm.get("sync") or {}
+    def med(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+    sync = [r.get("sync") or {} for r in storms]
     return {
         "first_join_ms": first_ms,
         "first_join_median_ms": statistics.median(first_ms) if first_ms else None,
@@ -234,11 +240,15 @@ def phase(name):
         "first_join_gateway_load_median_ms": statistics.median(loads) if loads else None,
         "first_join_gateway_cpu_ms": cpus,
         "first_join_gateway_cpu_median_ms": statistics.median(cpus) if cpus else None,
-        "storm_gateway_cpu_ms": storm.get("gateway_cpu_connect_ms"),
-        "storm_clients": storm.get("clients"),
-        "storm_synced": storm.get("synced"),
-        "storm_p50_ms": s.get("p50_ms"), "storm_p99_ms": s.get("p99_ms"), "storm_max_ms": s.get("max_ms"),
-        "storm_gateway_load_wait_mean_ms": (storm["gateway_room_load_wait_s_mean"] or 0) * 1e3 if storm.get("gateway_room_load_wait_s_mean") is not None else None,
+        "storm_gateway_cpu_ms": [r.get("gateway_cpu_connect_ms") for r in storms],
+        "storm_gateway_cpu_median_ms": med(r.get("gateway_cpu_connect_ms") for r in storms),
+        "storms": len(storms),
+        "storm_synced": [r.get("synced") for r in storms],
+        "storm_p50s_ms": [s.get("p50_ms") for s in sync], "storm_p99s_ms": [s.get("p99_ms") for s in sync],
+        "storm_p50_ms": med(s.get("p50_ms") for s in sync),
+        "storm_p99_ms": med(s.get("p99_ms") for s in sync),
+        "storm_max_ms": max((s.get("max_ms") or 0 for s in sync), default=None),
+        "storm_gateway_load_wait_mean_ms": med((r.get("gateway_room_load_wait_s_mean") or 0) * 1e3 for r in storms),
         "step2_bytes": max((r.get("step2_bytes_max") or 0) for r in runs if r["phase"] == name) if runs else None,
         "all_ok": all(r.get("ok") and r["exit"] == 0 and r.get("converged") for r in runs if r["phase"] == name),
         "loadavg_1m": [r["loadavg_1m"] for r in runs if r["phase"] == name],
@@ -259,18 +269,21 @@ def ms(v): return "-" if v is None else f"{v:,.0f}"
 def mib(v): return "-" if v in (None, "null") else f"{v / 2**20:.2f} MiB"
 print()
 print(f"join time of a {seed_bytes / 2**20:.0f} MiB document (cold room: loaded from Redis by the gateway)")
-print(f"{'':<13}{'first join (median of ' + str(len(u['first_join_ms'])) + ')':>26}{'gateway load':>14}{'storm p50':>12}{'storm p99':>12}{'storm max':>12}")
+print(f"medians over {len(u['first_join_ms'])} first joins and {u['storms']} storms of {storm_clients} clients; storm max: the worst join of all storms")
+print(f"{'':<13}{'first join':>12}{'gateway load':>14}{'storm p50':>12}{'storm p99':>12}{'storm max':>12}")
 for name, p in (("uncompacted", u), ("compacted", c)):
-    print(f"{name:<13}{ms(p['first_join_median_ms']) + ' ms':>26}{ms(p['first_join_gateway_load_median_ms']) + ' ms':>14}"
+    print(f"{name:<13}{ms(p['first_join_median_ms']) + ' ms':>12}{ms(p['first_join_gateway_load_median_ms']) + ' ms':>14}"
           f"{ms(p['storm_p50_ms']) + ' ms':>12}{ms(p['storm_p99_ms']) + ' ms':>12}{ms(p['storm_max_ms']) + ' ms':>12}")
 r = summary["ratio_uncompacted_over_compacted"]
 fmt = lambda v: "-" if v is None else f"{v:.2f}x"
-print(f"{'ratio':<13}{fmt(r['first_join_median_ms']):>26}{fmt(r['first_join_gateway_load_median_ms']):>14}"
+print(f"{'ratio u/c':<13}{fmt(r['first_join_median_ms']):>12}{fmt(r['first_join_gateway_load_median_ms']):>14}"
       f"{fmt(r['storm_p50_ms']):>12}{fmt(r['storm_p99_ms']):>12}{fmt(r['storm_max_ms']):>12}")
 print(f"first joins (ms): uncompacted {', '.join(ms(v) for v in u['first_join_ms'])}; compacted {', '.join(ms(v) for v in c['first_join_ms'])}")
+print(f"storm p50s (ms): uncompacted {', '.join(ms(v) for v in u['storm_p50s_ms'])}; compacted {', '.join(ms(v) for v in c['storm_p50s_ms'])}")
+print(f"storm p99s (ms): uncompacted {', '.join(ms(v) for v in u['storm_p99s_ms'])}; compacted {', '.join(ms(v) for v in c['storm_p99s_ms'])}")
 print(f"gateway CPU per first join (median): uncompacted {ms(u['first_join_gateway_cpu_median_ms'])} ms, compacted {ms(c['first_join_gateway_cpu_median_ms'])} ms ({fmt(r['first_join_gateway_cpu_median_ms'])}); "
-      f"per storm: {ms(u['storm_gateway_cpu_ms'])} ms vs {ms(c['storm_gateway_cpu_ms'])} ms")
-print(f"storm: {storm_clients} clients at once; synced {u['storm_synced']} / {c['storm_synced']}; sync step 2 {mib(c['step2_bytes'])}")
+      f"per storm: {ms(u['storm_gateway_cpu_median_ms'])} ms vs {ms(c['storm_gateway_cpu_median_ms'])} ms")
+print(f"storms: {storm_clients} clients at once; synced {u['storm_synced']} / {c['storm_synced']}; sync step 2 {mib(c['step2_bytes'])}")
 print(f"compaction took {compaction_s:.1f} s from compactor start")
 print("redis (room keys):")
 for label, s in sizes.items():

@@ -1,13 +1,15 @@
 # Helpers shared by the yws-load scripts (sourced, not run).
-# Every process a script starts is recorded in STARTED_PIDS and stopped, by pid, on exit.
+# Every process a script starts is recorded in STARTED_PIDS and stopped, by pid, on exit, in
+# reverse start order (a service stops before what it depends on).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 REFERENCE_JS="$ROOT/loadtest/reference/node_modules/@y/websocket-server/src/server.js"
 STARTED_PIDS=()
 
 stop_started() {
-  local pid
-  for pid in "${STARTED_PIDS[@]:-}"; do
+  local pid i
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${STARTED_PIDS[i]}
     # Under `set -e` a failing last command would replace the script's exit status.
     if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null || true

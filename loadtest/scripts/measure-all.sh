@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every measurement behind docs/scaling.md, in one run: the side-by-side scenarios (reference
-# Node server vs yws) and the scaling runs (1-3 gateways over Redis, 2 over a Redis Cluster).
+# Node server vs yws), the scaling runs (1-3 gateways over Redis, 2 over a Redis Cluster) and
+# the join time of a compacted vs an uncompacted 20 MiB document.
 # Reports land in OUT_DIR (default target/loadtest/measure-<time>); a summary is printed.
-# Takes about 15 minutes; run it on a quiet machine.
+# Takes about 17 minutes; run it on a quiet machine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out=${OUT_DIR:-$ROOT/target/loadtest/measure-$(date +%Y%m%d-%H%M%S)}
@@ -19,4 +20,8 @@ echo "==== scaling"
 OUT_DIR="$out/scaling" "$ROOT/loadtest/scripts/scaling.sh" "$ROOT/loadtest/scenarios/cross-node.toml" \
   > "$out/scaling.txt" 2>&1 || echo "(scaling reported a problem; see $out/scaling.txt)"
 cat "$out/scaling/summary.jsonl" 2>/dev/null || tail -20 "$out/scaling.txt"
+echo "==== join time: compacted vs uncompacted 20 MiB document"
+OUT_DIR="$out/compaction-join" "$ROOT/loadtest/scripts/compaction-join.sh" \
+  > "$out/compaction-join.txt" 2>&1 || echo "(compaction-join reported a problem; see $out/compaction-join.txt)"
+sed -n '/^join time/,$p' "$out/compaction-join.txt"
 echo "reports in $out"

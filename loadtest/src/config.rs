@@ -17,6 +17,10 @@ pub const MAX_DURATION_S: f64 = 3_600.0;
 /// Most (update, receiver) pairs one step may plan: each costs a 16-byte key in the
 /// receiver's replica until the end-of-step check (400 M ≈ 6.4 GB).
 pub const MAX_PLANNED_DELIVERIES: f64 = 400e6;
+/// Most updates a seed document may be split into.
+pub const MAX_SEED_UPDATES: usize = 1_000_000;
+/// Fewest seed bytes per seed update (a seed cell takes about 48 bytes).
+pub const MIN_SEED_BYTES_PER_UPDATE: usize = 64;
 
 /// `yws-load`: a swarm of y-websocket clients with reports and charts.
 #[derive(Debug, Parser)]
@@ -110,6 +114,10 @@ pub struct Flags {
     /// Size of a document seeded into every room before the clients join (join storms).
     #[arg(long)]
     pub seed_bytes: Option<usize>,
+    /// Write the seed document as this many updates, one message each, instead of one sync
+    /// step 2 (a room log as it looks before compaction); 1: one message.
+    #[arg(long)]
+    pub seed_updates: Option<usize>,
     /// Reconnect (with backoff, resyncing through sync step 1) when a connection drops.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub reconnect: Option<bool>,
@@ -168,6 +176,7 @@ pub struct Settings {
     pub drain_s: f64,
     pub awareness_rate: f64,
     pub seed_bytes: usize,
+    pub seed_updates: usize,
     pub reconnect: bool,
     pub max_updates: u64,
     pub retain_bytes: usize,
@@ -218,6 +227,7 @@ impl Flags {
             drain,
             awareness_rate,
             seed_bytes,
+            seed_updates,
             reconnect,
             max_updates,
             retain_bytes,
@@ -269,6 +279,7 @@ impl Flags {
             drain_s: self.drain.unwrap_or(5.0),
             awareness_rate: self.awareness_rate.unwrap_or(0.0),
             seed_bytes: self.seed_bytes.unwrap_or(0),
+            seed_updates: self.seed_updates.unwrap_or(1),
             reconnect: self.reconnect.unwrap_or(true),
             max_updates: self.max_updates.unwrap_or(5_000_000),
             retain_bytes: self.retain_bytes.unwrap_or(1 << 20),
@@ -371,6 +382,19 @@ impl Settings {
         }
         if self.seed_bytes > 1 << 30 {
             bail!("--seed-bytes is limited to 1 GiB");
+        }
+        if self.seed_updates == 0 || self.seed_updates > MAX_SEED_UPDATES {
+            bail!("--seed-updates must be between 1 and {MAX_SEED_UPDATES}");
+        }
+        if self.seed_updates > 1 && self.seed_bytes == 0 {
+            bail!("--seed-updates needs --seed-bytes");
+        }
+        if self.seed_updates > 1 && self.seed_bytes / self.seed_updates < MIN_SEED_BYTES_PER_UPDATE
+        {
+            bail!(
+                "--seed-bytes / --seed-updates must be at least {MIN_SEED_BYTES_PER_UPDATE} \
+                 bytes per update"
+            );
         }
         if self.seed_bytes + (1 << 20) > self.max_message_bytes {
             bail!("--max-message-bytes must exceed --seed-bytes by at least 1 MiB");
@@ -476,6 +500,54 @@ mod tests {
             ..base()
         };
         assert!(warmup.into_settings().is_err());
+    }
+
+    #[test]
+    fn seed_updates_are_validated() {
+        let seeded = |bytes: usize, updates: usize| Flags {
+            urls: Some(vec!["ws://127.0.0.1:1".into()]),
+            seed_bytes: Some(bytes),
+            seed_updates: Some(updates),
+            ..Flags::default()
+        };
+        let defaults = Flags {
+            urls: Some(vec!["ws://127.0.0.1:1".into()]),
+            ..Flags::default()
+        };
+        assert_eq!(defaults.into_settings().unwrap().seed_updates, 1);
+        let ok = seeded(20 << 20, 4_000).into_settings().unwrap();
+        assert_eq!((ok.seed_bytes, ok.seed_updates), (20 << 20, 4_000));
+        assert!(seeded(1 << 20, 1).into_settings().is_ok());
+        assert!(seeded(1 << 20, 0).into_settings().is_err(), "zero updates");
+        assert!(seeded(0, 10).into_settings().is_err(), "nothing to split");
+        assert!(seeded(0, 1).into_settings().is_ok(), "1 is the default");
+        assert!(
+            seeded(1 << 20, (1 << 20) / 64).into_settings().is_ok(),
+            "64 bytes per update"
+        );
+        assert!(
+            seeded(1 << 20, (1 << 20) / 64 + 1).into_settings().is_err(),
+            "under 64 bytes per update"
+        );
+        assert!(seeded(128 << 20, MAX_SEED_UPDATES).into_settings().is_ok());
+        assert!(seeded(128 << 20, MAX_SEED_UPDATES + 1)
+            .into_settings()
+            .is_err());
+        let file = Flags::from_toml("seed_bytes = 1048576\nseed_updates = 100").unwrap();
+        assert_eq!(file.seed_updates, Some(100));
+        assert!(Flags::from_toml("seed_updates = -1").is_err());
+        let cli = Cli::try_parse_from([
+            "yws-load",
+            "--urls",
+            "ws://a:1",
+            "--seed-bytes",
+            "1048576",
+            "--seed-updates",
+            "256",
+        ])
+        .unwrap();
+        assert_eq!(cli.run.seed_updates, Some(256));
+        assert!(Cli::try_parse_from(["yws-load", "--seed-updates", "many"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::header;
 use crate::metrics::Metrics;
 use crate::replica::Replica;
 use crate::room::Room;
+use crate::seed::SeedPlan;
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -38,7 +39,8 @@ pub enum Role {
     Writer,
     /// Only listens (and answers sync).
     Observer,
-    /// Pushes a seed document of this many bytes into the room, then listens.
+    /// Pushes a seed document of this many bytes into the room (as one sync step 2, or as
+    /// `seed_updates` update messages), then listens.
     Seeder(usize),
 }
 
@@ -97,13 +99,22 @@ struct Client {
     awareness: Option<Interval>,
     awareness_clock: u64,
     ever_synced: bool,
+    /// A seeder's document still to be written as separate updates (`seed_updates` > 1).
+    seed: Option<SeedPlan>,
 }
 
 /// Runs a client until the step is cancelled (or, without `reconnect`, until it drops).
 pub async fn run(spec: ClientSpec, shared: Arc<Shared>) -> Outcome {
     let mut replica = Replica::new(spec.id, shared.settings.retain_bytes);
+    let mut seed = None;
     if let Role::Seeder(bytes) = spec.role {
-        crate::seed::fill(replica.doc(), bytes);
+        if shared.settings.seed_updates > 1 {
+            // Written update by update once connected: the replica stays empty until then,
+            // so the answer to the server's sync step 1 carries nothing.
+            seed = Some(SeedPlan::new(bytes, shared.settings.seed_updates));
+        } else {
+            crate::seed::fill(replica.doc(), bytes);
+        }
     }
     let payload = crate::seed::payload(shared.settings.payload_bytes, spec.id);
     let mut client = Client {
@@ -118,6 +129,7 @@ pub async fn run(spec: ClientSpec, shared: Arc<Shared>) -> Outcome {
         awareness: None,
         awareness_clock: 0,
         ever_synced: false,
+        seed,
     };
     client.lifecycle().await;
     Outcome {
@@ -205,6 +217,7 @@ impl Client {
             synced: false,
             step2s: 0,
             confirm_sent: false,
+            seeding: false,
         };
         let result = self.drive(&mut ws, &mut session).await;
         if session.synced {
@@ -264,6 +277,9 @@ impl Client {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(anyhow!(e).context("read")),
                 },
+                // After incoming frames (`biased`): the server echoes every seed update, and
+                // those echoes must be read while the seed is written.
+                _ = std::future::ready(()), if s.seeding => self.seed_next(ws, s).await?,
                 _ = &mut sync_timeout, if !s.synced => {
                     bail!("no sync step 2 within the connect timeout");
                 }
@@ -329,6 +345,28 @@ impl Client {
         self.send(ws, frame).await
     }
 
+    /// Sends the next update of a split seed; after the last one, a sync step 1 whose answer
+    /// proves that the server applied them all (it handles a connection's messages in order).
+    async fn seed_next(&mut self, ws: &mut Ws, s: &mut Session) -> anyhow::Result<()> {
+        let Some(plan) = self.seed.as_mut() else {
+            s.seeding = false;
+            return Ok(());
+        };
+        if let Some(update) = plan.next_update(self.replica.doc()) {
+            return self.send(ws, encode::update(&update)).await;
+        }
+        tracing::debug!(
+            client = self.spec.id,
+            updates = plan.written(),
+            "seed written"
+        );
+        self.seed = None;
+        s.seeding = false;
+        s.confirm_sent = true;
+        let sv = self.replica.state_vector(&self.spec.room);
+        self.send(ws, encode::sync_step1(&sv)).await
+    }
+
     async fn send_awareness(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
         if self.awareness.is_none() && self.shared.settings.awareness_rate > 0.0 {
             let period = Duration::from_secs_f64(1.0 / self.shared.settings.awareness_rate);
@@ -368,6 +406,8 @@ struct Session {
     synced: bool,
     step2s: u32,
     confirm_sent: bool,
+    /// A split seed is being written (the server's sync step 1 was answered).
+    seeding: bool,
 }
 
 async fn tick(interval: &mut Option<Interval>) {

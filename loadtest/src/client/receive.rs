@@ -39,7 +39,10 @@ impl Client {
                     let diff = self.replica.diff(&self.spec.room, &sv);
                     let answered = diff[..] != EMPTY_UPDATE;
                     self.send(ws, encode::sync_step2(&diff)).await?;
-                    if answered && self.spec.ready.is_some() && !s.confirm_sent {
+                    if self.seed.is_some() {
+                        // Seeder of a split seed: start writing it (see `seed_next`).
+                        s.seeding = true;
+                    } else if answered && self.spec.ready.is_some() && !s.confirm_sent {
                         // Seeder: a second step 1 whose answer proves the seed was applied.
                         s.confirm_sent = true;
                         let sv = self.replica.state_vector(&self.spec.room);

@@ -56,3 +56,44 @@ fn load_smoke_across_two_gateways() {
         "{report}"
     );
 }
+
+/// `--seed-updates`: the seed document reaches the room's Redis log as one entry per update
+/// (not as one sync step 2), and a later joiner receives all of it.
+#[test]
+fn a_split_seed_is_logged_as_one_entry_per_update() {
+    let redis = RedisServer::start();
+    let gw = ServiceBuilder::gateway()
+        .env("REDIS_URL", redis.url())
+        .spawn();
+    let prefix = format!("e2e-seed-{}", std::process::id());
+    let out = std::env::temp_dir().join(format!("yws-load-{prefix}.json"));
+    let status = Command::new(binary("yws-load"))
+        .args([
+            "--urls",
+            &gw.ws_url(),
+            "--rooms",
+            "1",
+            "--clients-per-room",
+            "2",
+        ])
+        .args(["--rate", "0", "--duration", "0", "--quiet"])
+        .args(["--seed-bytes", "262144", "--seed-updates", "64"])
+        .args(["--room-prefix", &prefix, "--json"])
+        .arg(&out)
+        .status()
+        .expect("run yws-load");
+    assert!(status.success(), "yws-load failed: {status:?}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(report["ok"], true, "{}", report["problems"]);
+    let step = &report["steps"][0];
+    assert_eq!(step["convergence"]["converged_rooms"], 1, "{step}");
+    assert!(
+        step["counters"]["step2_bytes_max"].as_u64().unwrap_or(0) >= 256 * 1024,
+        "a joiner got the whole seed: {}",
+        step["counters"]
+    );
+    let log = redis
+        .cli(&["XLEN", &format!("yws:{{{prefix}-0}}:log")])
+        .expect("redis-cli XLEN");
+    assert_eq!(log.trim(), "64", "one log entry per seed update");
+}

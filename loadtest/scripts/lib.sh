@@ -19,6 +19,10 @@ stop_started() {
 }
 trap stop_started EXIT
 
+# Scenarios hold up to 10,000 connections (idle.toml): raise the open-file limit to the hard
+# limit for this script and the servers and generator it starts.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 # A free loopback TCP port.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -7,6 +7,8 @@
 #
 #   loadtest/scripts/scaling.sh [SCENARIO.toml] [yws-load flags]   (default: cross-node.toml)
 #   OUT_DIR=… to keep the reports elsewhere (default target/loadtest/scaling-<time>)
+#   RUNS="redis-2-gateways …" to run only some of: redis-1-gateway redis-2-gateways
+#   redis-3-gateways redis-cluster-2-gateways (default: all four)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 scenario=${1:-$ROOT/loadtest/scenarios/cross-node.toml}
@@ -33,6 +35,7 @@ redis_calls() {
 
 run() {
   local name=$1 gateways=$2; shift 2
+  case " ${RUNS:-$name} " in *" $name "*) ;; *) return 0 ;; esac
   stop_cluster
   # A freshly created Redis Cluster can refuse the first connections: one more try.
   "$cluster" start "$gateways" --detach "$@" >"$out/$name.cluster.log" 2>&1 ||
@@ -72,7 +75,8 @@ PY
 }
 
 EXTRA=("$@")
-run redis-1-gateway 1 | tee "$out/summary.jsonl"
+: >"$out/summary.jsonl"
+run redis-1-gateway 1 | tee -a "$out/summary.jsonl"
 run redis-2-gateways 2 | tee -a "$out/summary.jsonl"
 run redis-3-gateways 3 | tee -a "$out/summary.jsonl"
 run redis-cluster-2-gateways 2 --redis-cluster | tee -a "$out/summary.jsonl"

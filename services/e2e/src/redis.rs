@@ -1,6 +1,6 @@
 //! Real `redis-server` processes on free loopback ports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,53 +34,40 @@ impl RedisServer {
 
     /// Starts a server with extra arguments (e.g. `--cluster-enabled yes`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_with_extra_port(|_| extra.iter().map(|s| s.to_string()).collect()).0
+    }
+
+    /// Starts a server that listens on a second port too (e.g. `--tls-port`): `extra` gets
+    /// that port and returns the extra arguments. Returns the server and the second port.
+    ///
+    /// Ports are only "free a moment ago", so a server that exits at once (its port was taken
+    /// meanwhile) is started again on fresh ports, up to three times.
+    pub fn start_with_extra_port(extra: impl Fn(u16) -> Vec<String>) -> (Self, u16) {
         let dir = std::env::temp_dir().join(format!(
             "yws-redis-{}-{}",
             std::process::id(),
             crate::free_port()
         ));
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut server = RedisServer {
-            child: None,
-            port: crate::free_port(),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        server.launch();
-        server
-    }
-
-    fn launch(&mut self) {
-        let child = Command::new(redis_server())
-            .current_dir(&self.dir)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-            ])
-            .args(["--dir", &self.dir.to_string_lossy()])
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self
-                .cli(&["PING"])
-                .map(|o| o.trim() == "PONG")
-                .unwrap_or(false)
-            {
-                return;
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let (port, second) = (crate::free_port(), crate::free_port());
+            let extra = extra(second);
+            match launch(&dir, port, &extra) {
+                Ok(child) => {
+                    let server = RedisServer {
+                        child: Some(child),
+                        port,
+                        dir,
+                        extra,
+                    };
+                    return (server, second);
+                }
+                Err(e) => failures.push(e),
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not start", self.port);
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("redis-server did not start:\n{}", failures.join("\n"));
     }
 
     /// `redis://127.0.0.1:port`.
@@ -90,14 +77,7 @@ impl RedisServer {
 
     /// Runs `redis-cli` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        cli(self.port, args)
     }
 
     /// Stops the server (SIGKILL: the AOF keeps what was fsynced).
@@ -111,8 +91,74 @@ impl RedisServer {
     /// Starts it again on the same port and data directory.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch();
+        match launch(&self.dir, self.port, &self.extra) {
+            Ok(child) => self.child = Some(child),
+            Err(e) => panic!("{e}"),
+        }
     }
+}
+
+/// Starts `redis-server` on `port` with its data and log in `dir`, and waits until it answers.
+fn launch(dir: &Path, port: u16, extra: &[String]) -> Result<Child, String> {
+    let log_path = dir.join("redis-server.log");
+    let log = std::fs::File::create(&log_path).expect("redis log file");
+    let mut child = Command::new(redis_server())
+        .current_dir(dir)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ])
+        .args(["--dir", &dir.to_string_lossy()])
+        .args(extra)
+        .stdout(log.try_clone().expect("redis log file"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn redis-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut exited = None;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        if cli(port, &["PING"])
+            .map(|o| o.trim() == "PONG")
+            .unwrap_or(false)
+        {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+    Err(format!(
+        "redis-server on port {} {} (log, last lines first: {:?})",
+        port,
+        match exited {
+            Some(status) => format!("exited at once ({status})"),
+            None => "did not answer PING within 10 s".to_string(),
+        },
+        tail
+    ))
+}
+
+/// Runs `redis-cli` against `port` and returns its output.
+fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Drop for RedisServer {

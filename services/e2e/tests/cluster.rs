@@ -567,19 +567,22 @@ fn rediss_urls_connect_over_tls() {
         .status()
         .expect("openssl");
     assert!(status.success());
-    let tls_port = yws_e2e::free_port();
-    let redis = RedisServer::start_with(&[
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        cert.to_str().unwrap(),
-        "--tls-key-file",
-        key.to_str().unwrap(),
-        "--tls-ca-cert-file",
-        cert.to_str().unwrap(),
-        "--tls-auth-clients",
-        "no",
-    ]);
+    let (redis, tls_port) = RedisServer::start_with_extra_port(|tls_port| {
+        [
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--tls-ca-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-auth-clients",
+            "no",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
     let url = format!("rediss://127.0.0.1:{tls_port}/#insecure");
     let a = ServiceBuilder::gateway().env("REDIS_URL", &url).spawn();
     let b = ServiceBuilder::gateway().env("REDIS_URL", &url).spawn();

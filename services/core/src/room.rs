@@ -218,14 +218,17 @@ impl Room {
         }
         // The version cannot change while we hold the read transaction.
         let version = self.version.load(Ordering::Acquire);
-        if let Some((cached, frame)) = &*self.full_state.lock() {
+        // Encoded under the cache lock: joiners arriving together (a join storm on a large
+        // document) wait for one encoding instead of each repeating it. Only holders of a read
+        // transaction take this lock, and none waits for anything else while holding it.
+        let mut cache = self.full_state.lock();
+        if let Some((cached, frame)) = &*cache {
             if *cached == version {
                 return frame.clone();
             }
         }
         let frame = Bytes::from(encode::sync_step2(&txn.encode_state_as_update_v1(sv)));
-        drop(txn);
-        *self.full_state.lock() = Some((version, frame.clone()));
+        *cache = Some((version, frame.clone()));
         frame
     }
 

@@ -274,3 +274,33 @@ fn an_update_that_makes_yrs_panic_is_rejected_not_fatal() {
         .unwrap();
     assert_eq!(drain(&mut a).len(), 1);
 }
+
+#[test]
+fn joiners_arriving_together_share_one_encoding_of_the_full_state() {
+    let room = Arc::new(room());
+    // Large enough that encoding takes a while, so the joiners overlap.
+    let big = "x".repeat(4 << 20);
+    let update = text_update(7, &big);
+    room.apply_remote_update(&update).unwrap();
+    for _ in 0..5 {
+        room.forget_cached_state();
+        let start = Arc::new(std::sync::Barrier::new(4));
+        let frames: Vec<Bytes> = (0..4)
+            .map(|_| {
+                let (room, start) = (room.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    room.sync_step2(&StateVector::default())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        // One encoding, shared: every frame is the same buffer.
+        assert!(
+            frames.iter().all(|f| f.as_ptr() == frames[0].as_ptr()),
+            "each joiner encoded the document again"
+        );
+    }
+}

@@ -158,9 +158,8 @@ where
         };
 
         // One coarse housekeeping timer drives pings and idle messages, so the loop never
-        // re-registers timers per frame.
-        // Settings are read from `ctx` where used, not copied: copies would be stored in this
-        // future.
+        // re-registers timers per frame. Inside the loop, settings are read from `ctx` rather
+        // than kept in locals, which would be stored in this future.
         let SessionSettings {
             ping_interval,
             idle_message,

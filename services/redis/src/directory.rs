@@ -4,7 +4,7 @@
 
 use crate::client::Redis;
 use crate::entry::{delete_message, now_ms};
-use crate::keys::{nodes_key, presence_key, queue_key, RoomKeys};
+use crate::keys::{nodes_key, presence_key, RoomKeys};
 use crate::scripts;
 use std::time::Duration;
 use yws_core::{BackendError, Claimed, RoomName};
@@ -48,16 +48,8 @@ pub(crate) async fn delete(redis: &Redis, node: &str, room: &RoomName) -> Result
                 .map(|_| ())
         })
         .await?;
-    let (queue, member) = (queue_key(redis.prefix()), room.as_str().to_string());
-    redis
-        .call("schedule", |mut c| async move {
-            redis::cmd("ZREM")
-                .arg(&queue)
-                .arg(&member)
-                .query_async::<i64>(&mut c)
-                .await
-                .map(|_| ())
-        })
+    crate::compaction::Queue::new(redis)
+        .remove(room.as_str())
         .await
 }
 
@@ -109,7 +101,7 @@ pub(crate) async fn report_presence(
         .map(|(r, n)| (r.as_str().to_string(), *n))
         .collect();
     redis
-        .call("schedule", |mut c| async move {
+        .call("presence", |mut c| async move {
             let mut pipe = redis::pipe();
             pipe.atomic().del(&key);
             if !fields.is_empty() {
@@ -121,7 +113,7 @@ pub(crate) async fn report_presence(
         .await?;
     let (nodes, node, now) = (nodes_key(redis.prefix()), node.to_string(), now_ms());
     redis
-        .call("schedule", |mut c| async move {
+        .call("presence", |mut c| async move {
             redis::pipe()
                 .zadd(&nodes, &node, now)
                 .zrembyscore(&nodes, "-inf", now.saturating_sub(PRESENCE_TTL_MS * 4))
@@ -142,7 +134,7 @@ pub(crate) async fn claim_callback(
     let position = format!("{ms}-{seq}");
     let window_ms = window.as_millis().max(1) as u64;
     let answer: i64 = redis
-        .call("schedule", |mut c| async move {
+        .call("callback", |mut c| async move {
             scripts::CLAIM_CALLBACK
                 .key(&key)
                 .arg(&position)

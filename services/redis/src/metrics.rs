@@ -3,7 +3,7 @@
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Operations, as labelled in metrics.
-pub const OPS: [&str; 14] = [
+pub const OPS: [&str; 16] = [
     "append",
     "awareness",
     "load",
@@ -12,6 +12,8 @@ pub const OPS: [&str; 14] = [
     "ping",
     "schedule",
     "queue",
+    "presence",
+    "callback",
     "lease",
     "read_log",
     "write_snapshot",

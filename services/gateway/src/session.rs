@@ -315,14 +315,16 @@ where
     let mut offset = 0; // bytes of `current` already handed to the sink
     let mut taken = 1; // frames taken from the queue (with `first`)
     poll_fn(|cx| {
-        while let Some(frame) = &current {
+        while current.is_some() {
             ready!(ws.poll_ready_unpin(cx))?;
+            let Some(frame) = current.take() else { break };
             if offset == 0 {
-                metrics.sent.count(frame_type(frame), frame.len());
+                metrics.sent.count(frame_type(&frame), frame.len());
             }
-            let (message, end) = piece(frame, offset);
+            let (message, rest) = piece(frame, offset);
             ws.start_send_unpin(message)?;
-            if end < frame.len() {
+            if let Some((frame, end)) = rest {
+                current = Some(frame);
                 offset = end;
                 continue;
             }
@@ -339,12 +341,12 @@ where
     .await
 }
 
-/// The WebSocket message carrying `frame` from `offset`, and where the next piece starts.
-/// Frames larger than [`FRAGMENT_BYTES`] go out as fragments.
-fn piece(frame: &Bytes, offset: usize) -> (WsMessage, usize) {
+/// The WebSocket message carrying `frame` from `offset`, and, when a piece of it remains, the
+/// frame and where that piece starts. Frames larger than [`FRAGMENT_BYTES`] go out as fragments.
+fn piece(frame: Bytes, offset: usize) -> (WsMessage, Option<(Bytes, usize)>) {
     let total = frame.len();
     if total <= FRAGMENT_BYTES {
-        return (WsMessage::Binary(frame.clone()), total);
+        return (WsMessage::Binary(frame), None);
     }
     let end = (offset + FRAGMENT_BYTES).min(total);
     let opcode = if offset == 0 {
@@ -353,7 +355,8 @@ fn piece(frame: &Bytes, offset: usize) -> (WsMessage, usize) {
         OpCode::Data(Data::Continue)
     };
     let fragment = Frame::message(frame.slice(offset..end), opcode, end == total);
-    (WsMessage::Frame(fragment), end)
+    let rest = (end < total).then_some((frame, end));
+    (WsMessage::Frame(fragment), rest)
 }
 
 /// Sends one message and flushes, with the state of a `poll_fn` rather than of `SinkExt::send`.

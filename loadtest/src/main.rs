@@ -80,11 +80,14 @@ fn print_summary(report: &yws_load::report::Report) {
         eprintln!(
             "step {} rate {}/s: {} clients synced ({:.0}/s, {} connect failures), sent {} ({:.0}/s), \
              deliveries {} ({:.0}/s), latency p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms, \
-             missing {}, rooms converged {}/{}, disconnects {}, resyncs {}",
+             missing {}, rooms converged {}/{}, disconnects {}, resyncs {}, \
+             closes 1001/1008/1011/1012/1013/other/none {}/{}/{}/{}/{}/{}/{}",
             s.index, s.rate, c.synced_first, s.connect_per_s, c.connect_failures, c.sent,
             s.sent_per_s, c.deliveries, s.deliveries_per_s, s.latency.p50_ms, s.latency.p95_ms,
             s.latency.p99_ms, s.latency.max_ms, s.convergence.missing,
             s.convergence.converged_rooms, s.convergence.rooms, c.disconnects, c.resyncs,
+            c.closed_1001, c.closed_1008, c.closed_1011, c.closed_1012, c.closed_1013,
+            c.closed_other, c.dropped,
         );
         for srv in &s.servers {
             eprintln!(

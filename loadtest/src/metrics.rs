@@ -46,6 +46,8 @@ pub struct Counters {
     pub protocol_errors: AtomicU64,
     pub send_budget_exhausted: AtomicU64,
     pub step2_bytes_max: AtomicU64,
+    /// How connections ended, by the server's close code (see [`CloseKind`]).
+    pub closes: [AtomicU64; CloseKind::ALL.len()],
     /// Clients currently connected and synced.
     pub connected: AtomicI64,
 }
@@ -71,6 +73,68 @@ pub struct CounterSnapshot {
     pub send_budget_exhausted: u64,
     pub step2_bytes_max: u64,
     pub connected: i64,
+    /// Connections ended by the server with 1001 (going away / no pong).
+    pub closed_1001: u64,
+    /// … 1008 (policy: limits, rate).
+    pub closed_1008: u64,
+    /// … 1011 (internal error).
+    pub closed_1011: u64,
+    /// … 1012 (server restarting).
+    pub closed_1012: u64,
+    /// … 1013 (too slow, or Redis unavailable).
+    pub closed_1013: u64,
+    /// … any other close code.
+    pub closed_other: u64,
+    /// Connections that ended without a close frame (reset, EOF, read error, sync timeout).
+    pub dropped: u64,
+}
+
+/// How a connection ended, as counted in [`Counters::closes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseKind {
+    /// Close code 1001.
+    GoingAway,
+    /// Close code 1008.
+    Policy,
+    /// Close code 1011.
+    Internal,
+    /// Close code 1012.
+    Restart,
+    /// Close code 1013.
+    TryAgain,
+    /// Another close code.
+    Other,
+    /// No close frame.
+    Dropped,
+}
+
+impl CloseKind {
+    /// Every kind, in counter order.
+    pub const ALL: [CloseKind; 7] = [
+        CloseKind::GoingAway,
+        CloseKind::Policy,
+        CloseKind::Internal,
+        CloseKind::Restart,
+        CloseKind::TryAgain,
+        CloseKind::Other,
+        CloseKind::Dropped,
+    ];
+
+    /// The kind of a close frame's code.
+    pub fn of_code(code: u16) -> CloseKind {
+        match code {
+            1001 => CloseKind::GoingAway,
+            1008 => CloseKind::Policy,
+            1011 => CloseKind::Internal,
+            1012 => CloseKind::Restart,
+            1013 => CloseKind::TryAgain,
+            _ => CloseKind::Other,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// Counters and histograms of one step.
@@ -153,6 +217,11 @@ impl Metrics {
         add(pick(&self.counters), n);
     }
 
+    /// One connection ended this way.
+    pub fn closed(&self, kind: CloseKind) {
+        add(&self.counters.closes[kind.index()], 1);
+    }
+
     /// Raises the largest sync step 2 seen.
     pub fn step2_bytes(&self, n: u64) {
         self.counters
@@ -202,6 +271,13 @@ impl Metrics {
             send_budget_exhausted: l(&c.send_budget_exhausted),
             step2_bytes_max: l(&c.step2_bytes_max),
             connected: c.connected.load(Ordering::Relaxed),
+            closed_1001: l(&c.closes[CloseKind::GoingAway.index()]),
+            closed_1008: l(&c.closes[CloseKind::Policy.index()]),
+            closed_1011: l(&c.closes[CloseKind::Internal.index()]),
+            closed_1012: l(&c.closes[CloseKind::Restart.index()]),
+            closed_1013: l(&c.closes[CloseKind::TryAgain.index()]),
+            closed_other: l(&c.closes[CloseKind::Other.index()]),
+            dropped: l(&c.closes[CloseKind::Dropped.index()]),
         }
     }
 }
@@ -240,6 +316,26 @@ impl Percentiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closes_are_counted_by_code() {
+        let m = Metrics::new();
+        for code in [1012, 1012, 1013, 4404] {
+            m.closed(CloseKind::of_code(code));
+        }
+        m.closed(CloseKind::Dropped);
+        let s = m.snapshot();
+        assert_eq!(
+            (
+                s.closed_1012,
+                s.closed_1013,
+                s.closed_other,
+                s.dropped,
+                s.closed_1001
+            ),
+            (2, 1, 1, 1, 0)
+        );
+    }
 
     #[test]
     fn shards_drain_into_percentiles() {

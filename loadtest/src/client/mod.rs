@@ -10,7 +10,7 @@ mod receive;
 
 use crate::config::Settings;
 use crate::header;
-use crate::metrics::Metrics;
+use crate::metrics::{CloseKind, Metrics};
 use crate::replica::Replica;
 use crate::room::Room;
 use crate::seed::SeedPlan;
@@ -218,6 +218,7 @@ impl Client {
             step2s: 0,
             confirm_sent: false,
             seeding: false,
+            close: None,
         };
         let result = self.drive(&mut ws, &mut session).await;
         if session.synced {
@@ -230,6 +231,9 @@ impl Client {
                 End::Cancelled
             }
             Err(err) => {
+                // A close frame's code, or no close frame at all (reset, EOF, write error,
+                // sync timeout).
+                metrics.closed(session.close.unwrap_or(CloseKind::Dropped));
                 if session.synced {
                     metrics.add(|c| &c.disconnects, 1);
                 } else {
@@ -273,7 +277,12 @@ impl Client {
                 _ = &mut cancelled => return Ok(()),
                 frame = ws.next() => match frame {
                     Some(Ok(WsMessage::Binary(frame))) => self.on_frame(ws, s, frame).await?,
-                    Some(Ok(WsMessage::Close(_))) | None => bail!("closed by the server"),
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        let code = frame.as_ref().map(|f| u16::from(f.code));
+                        s.close = Some(code.map_or(CloseKind::Other, CloseKind::of_code));
+                        bail!("closed by the server ({})", code.map_or("no code".into(), |c| c.to_string()));
+                    }
+                    None => bail!("connection ended without a close frame"),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(anyhow!(e).context("read")),
                 },
@@ -408,6 +417,8 @@ struct Session {
     confirm_sent: bool,
     /// A split seed is being written (the server's sync step 1 was answered).
     seeding: bool,
+    /// The server's close code, when it closed the connection with a close frame.
+    close: Option<CloseKind>,
 }
 
 async fn tick(interval: &mut Option<Interval>) {

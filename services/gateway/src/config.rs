@@ -1,12 +1,12 @@
 //! The gateway's configuration: typed, layered (see `yws-config`), validated once.
 
-use crate::callback::CallbackConfig;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 use yws_auth::AuthConfig;
-use yws_config::{ConfigError, Legacy, Loader};
+use yws_config::{ConfigError, Legacy, Loader, Secret};
+use yws_core::export::parse_spec;
 use yws_core::{RoomSettings, RoomsSettings};
 use yws_redis::RedisConfig;
 use yws_store::StoreConfig;
@@ -24,11 +24,21 @@ pub const LEGACY_ENV: &[Legacy] = &[
     Legacy::plain("LOG_LEVEL", "log.level"),
 ];
 
+/// The reference server's callback environment names.
+pub const CALLBACK_LEGACY_ENV: &[Legacy] = &[
+    Legacy::plain("CALLBACK_URL", "callback.url"),
+    Legacy::plain("CALLBACK_DEBOUNCE_WAIT", "callback.debounce_wait_ms"),
+    Legacy::plain("CALLBACK_DEBOUNCE_MAXWAIT", "callback.debounce_maxwait_ms"),
+    Legacy::plain("CALLBACK_TIMEOUT", "callback.timeout_ms"),
+    Legacy::plain("CALLBACK_OBJECTS", "callback.objects"),
+    Legacy::plain("CALLBACK_SECRET", "callback.secret"),
+];
+
 /// Every environment name the gateway understands besides `YWS__…`: the reference server's,
 /// Redis's, and the auth settings'.
 pub fn legacy_env() -> Vec<Legacy> {
     let mut all = LEGACY_ENV.to_vec();
-    all.extend(crate::callback::LEGACY_ENV.iter().cloned());
+    all.extend(CALLBACK_LEGACY_ENV.iter().cloned());
     all.extend(
         yws_auth::ENV_VARS
             .iter()
@@ -135,6 +145,74 @@ impl Default for RoomsConfig {
             awareness_timeout_ms: 30_000,
             max_awareness_clients_per_conn: 32,
         }
+    }
+}
+
+/// The `[callback]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackConfig {
+    /// Where to POST (`CALLBACK_URL`, `http://` only); unset: no callbacks.
+    pub url: Option<String>,
+    /// Quiet time after the last change (`CALLBACK_DEBOUNCE_WAIT`, default 2000).
+    pub debounce_wait_ms: u64,
+    /// Longest wait after the first change (`CALLBACK_DEBOUNCE_MAXWAIT`, default 10000).
+    pub debounce_maxwait_ms: u64,
+    /// Request timeout (`CALLBACK_TIMEOUT`, default 5000).
+    pub timeout_ms: u64,
+    /// Shared objects to send, JSON name → type (`CALLBACK_OBJECTS`, default `{}`).
+    pub objects: String,
+    /// Signs the body with HMAC-SHA256 when set (`CALLBACK_SECRET`).
+    pub secret: Option<Secret>,
+    /// Attempts after the first one, on timeouts, connection errors and 5xx.
+    pub max_retries: u32,
+    /// First retry delay; doubles each time.
+    pub retry_backoff_ms: u64,
+    /// Callbacks in flight at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            url: None,
+            debounce_wait_ms: 2000,
+            debounce_maxwait_ms: 10_000,
+            timeout_ms: 5000,
+            objects: "{}".into(),
+            secret: None,
+            max_retries: 3,
+            retry_backoff_ms: 500,
+            max_concurrency: 16,
+        }
+    }
+}
+
+impl CallbackConfig {
+    /// Checks the URL, the objects and the timings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(url) = &self.url {
+            match url.parse::<http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+                Ok(uri) if uri.scheme_str() == Some("https") => {
+                    return invalid("callback.url: https is not supported (no TLS client is built in); use http to a sidecar or an internal service".into())
+                }
+                _ => return invalid(format!("callback.url {url:?} is not an http:// URL")),
+            }
+        }
+        parse_spec(&self.objects).map_err(|e| {
+            ConfigError::Invalid(format!("callback.objects (CALLBACK_OBJECTS): {e}"))
+        })?;
+        if self.debounce_maxwait_ms < self.debounce_wait_ms {
+            return invalid(
+                "callback.debounce_maxwait_ms must be at least debounce_wait_ms".into(),
+            );
+        }
+        if self.timeout_ms == 0 || self.max_concurrency == 0 {
+            return invalid("callback.timeout_ms and max_concurrency must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -312,5 +390,31 @@ mod tests {
         assert!(load(&[("YWS__SERVER__PATH_PREFIX", "collab/")]).is_err());
         assert!(load(&[("YWS__SERVER__NOPE", "1")]).is_err());
         assert!(load(&[("PORT", "99999")]).is_err());
+    }
+
+    #[test]
+    fn callback_validation() {
+        let ok = CallbackConfig {
+            url: Some("http://127.0.0.1:9/cb".into()),
+            objects: r#"{"t":"Text"}"#.into(),
+            ..CallbackConfig::default()
+        };
+        assert!(ok.validate().is_ok());
+        let bad_objects = CallbackConfig {
+            objects: r#"{"t":"Blob"}"#.into(),
+            ..ok.clone()
+        };
+        assert!(bad_objects.validate().is_err());
+        let https = CallbackConfig {
+            url: Some("https://x/cb".into()),
+            ..ok.clone()
+        };
+        assert!(https.validate().is_err());
+        let waits = CallbackConfig {
+            debounce_wait_ms: 5000,
+            debounce_maxwait_ms: 100,
+            ..ok
+        };
+        assert!(waits.validate().is_err());
     }
 }

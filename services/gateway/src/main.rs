@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yws_core::{MemoryBackend, RoomBackend};
 use yws_gateway::config::GatewayConfig;
-use yws_gateway::gateway::{bind, Gateway};
+use yws_gateway::server::{self, bind};
+use yws_gateway::state::Gateway;
 use yws_redis::{RedisBackend, RedisMetrics};
 use yws_store::{StoreBackend, StoreMetrics};
 use yws_telemetry::Health;
@@ -61,13 +62,20 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     } else {
         (Arc::new(MemoryBackend), "standalone: documents in memory")
     };
-    let gateway = Gateway::new(config, backend.clone(), registry.clone(), health.clone())?;
+    let authorizer = yws_auth::Authorizer::new(&config.auth)?;
+    let gateway = Gateway::new(
+        &config,
+        backend.clone(),
+        authorizer,
+        registry.clone(),
+        health.clone(),
+    )?;
     if let Some(availability) = backend.availability() {
-        background.spawn(
-            gateway
-                .clone()
-                .watch_backend(availability, background_cancel.clone()),
-        );
+        background.spawn(server::watch_backend(
+            gateway.clone(),
+            availability,
+            background_cancel.clone(),
+        ));
     }
     let listener = bind(addr, backlog)
         .await
@@ -88,7 +96,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
             background.clone(),
         ));
     }
-    gateway.serve(listener, shutdown).await;
+    server::serve(gateway, listener, shutdown).await;
     if let Some(store) = store {
         // Rooms are closed (their updates queued); commit everything before exiting.
         if let Err(e) = store.shutdown().await {

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use http::Uri;
+
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -179,18 +181,10 @@ impl AuthConfig {
         self.token_cookie.is_some() || (self.webhook_enabled() && self.webhook_forward_cookies)
     }
 
-    /// Checks every setting and their combinations, and loads the JWT public key file (so an
-    /// unreadable or unusable key is reported here too). Errors name the offending key.
+    /// Checks every setting and their combinations. Errors name the offending key. The JWT
+    /// public key file is read (and its key checked against `jwt_algorithm`) by
+    /// [`Authorizer::new`](crate::Authorizer::new), once, not here.
     pub fn validate(&self) -> Result<(), AuthError> {
-        self.validate_settings()?;
-        if self.jwt_enabled() {
-            crate::jwt::JwtVerifier::new(self)?;
-        }
-        Ok(())
-    }
-
-    /// Everything [`Self::validate`] checks except the key file.
-    pub(crate) fn validate_settings(&self) -> Result<(), AuthError> {
         self.validate_jwt()?;
         self.validate_token_sources()?;
         self.validate_webhook()?;
@@ -298,8 +292,7 @@ impl AuthConfig {
             }
             return Ok(());
         };
-        crate::webhook::parse_url(url)
-            .map_err(|reason| AuthError::invalid("webhook_url", reason))?;
+        parse_webhook_url(url).map_err(|reason| AuthError::invalid("webhook_url", reason))?;
         if !(1..=MAX_WEBHOOK_TIMEOUT_MS).contains(&self.webhook_timeout_ms) {
             return Err(AuthError::invalid(
                 "webhook_timeout_ms",
@@ -355,6 +348,32 @@ impl AuthConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Checks a webhook URL: absolute `http://` with a host, no user info.
+pub(crate) fn parse_webhook_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(
+                "https webhook URLs are not supported: yws-auth has no TLS client (it \
+                        would need a C toolchain). Reach the webhook over plain http inside your \
+                        network, or through a local TLS-originating proxy"
+                    .to_owned(),
+            )
+        }
+        _ => return Err(format!("`{url}` must be an absolute http:// URL")),
+    }
+    match uri.authority() {
+        Some(authority) if authority.as_str().contains('@') => {
+            Err("credentials in the webhook URL are not supported".to_owned())
+        }
+        Some(authority) if !authority.host().is_empty() => Ok(uri),
+        _ => Err(format!("`{url}` has no host")),
     }
 }
 
@@ -461,6 +480,18 @@ mod tests {
             let doc = serde_json::json!({ *key: value });
             serde_json::from_value::<AuthConfig>(doc).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
+    }
+
+    #[test]
+    fn webhook_urls() {
+        assert!(parse_webhook_url("http://127.0.0.1:8080/auth?key=1").is_ok());
+        assert!(parse_webhook_url("https://auth.example.com/")
+            .unwrap_err()
+            .contains("https"));
+        assert!(parse_webhook_url("/auth").is_err());
+        assert!(parse_webhook_url("ftp://host/").is_err());
+        assert!(parse_webhook_url("http://user:pw@host/").is_err());
+        assert!(parse_webhook_url("not a url").is_err());
     }
 
     #[test]

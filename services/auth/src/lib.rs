@@ -20,6 +20,18 @@
 //! - [`secret`]: [`Secret`], a string whose `Debug` is `"<redacted>"`.
 //! - `error`: [`AuthError`], the one error type (configuration problems at startup).
 //!
+//! Modules depend on each other one way only (`a → b`: `a` uses `b`); `jwt` and `webhook`
+//! take their own settings types, built by the authorizer from the validated config:
+//!
+//! ```text
+//! authorizer  → config, jwt, webhook, origin, credentials, grant, error
+//! config      → origin, secret, error        (validation; URL checks included)
+//! jwt         → config (JwtAlgorithm only), rooms, secret, grant, error
+//! webhook     → cache, credentials, grant
+//! cache, origin → grant
+//! credentials, rooms, grant, secret, error: no module of this crate
+//! ```
+//!
 //! ## Modes
 //!
 //! - **None** (default): every request gets read-write access.

@@ -27,6 +27,9 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let shutdown = yws_telemetry::signals::termination();
     yws_redis::install_tls_provider();
     tracing::info!(config = ?config, "starting yws-gateway {}", env!("CARGO_PKG_VERSION"));
+    // Reads the JWT key file: a key that cannot be used is invalid configuration (exit 64).
+    let authorizer = yws_auth::Authorizer::new(&config.auth)
+        .map_err(|e| yws_config::ConfigError::Invalid(e.to_string()))?;
     let registry = yws_telemetry::metrics::registry();
     let health = Health::new();
     let addr = config.listen_addr()?;
@@ -62,7 +65,6 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     } else {
         (Arc::new(MemoryBackend), "standalone: documents in memory")
     };
-    let authorizer = yws_auth::Authorizer::new(&config.auth)?;
     let gateway = Gateway::new(
         &config,
         backend.clone(),

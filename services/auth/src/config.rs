@@ -1,13 +1,11 @@
-//! [`AuthConfig`]: the `auth` section of the gateway config, its defaults, its environment
-//! variables ([`ENV_VARS`]) and its validation.
+//! [`AuthConfig`]: the `auth` section of the gateway config, its defaults and its validation.
+//! Its environment names (`AUTH_*`) are listed in `yws_config::env::AUTH`.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use http::Uri;
 
-use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::error::AuthError;
 use crate::origin::normalize_origin;
@@ -29,32 +27,6 @@ const MAX_WEBHOOK_TIMEOUT_MS: u64 = 60_000;
 const MAX_WEBHOOK_CACHE_TTL_MS: u64 = 600_000;
 const MAX_WEBHOOK_CACHE_MAX_ENTRIES: usize = 1_000_000;
 const MAX_WEBHOOK_MAX_CONCURRENCY: usize = 4_096;
-
-/// Environment variable → key under the `auth` section. List keys (`allowed_origins`,
-/// `webhook_forward_headers`) take a comma-separated string; the config loader passes values
-/// through as strings and [`AuthConfig`] splits them.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("AUTH_JWT_SECRET", "jwt_secret"),
-    ("AUTH_JWT_PUBLIC_KEY_FILE", "jwt_public_key_file"),
-    ("AUTH_JWT_ALGORITHM", "jwt_algorithm"),
-    ("AUTH_JWT_ISSUER", "jwt_issuer"),
-    ("AUTH_JWT_AUDIENCE", "jwt_audience"),
-    ("AUTH_JWT_REQUIRE_EXP", "jwt_require_exp"),
-    ("AUTH_JWT_LEEWAY_SECS", "leeway_secs"),
-    ("AUTH_TOKEN_QUERY_PARAM", "token_query_param"),
-    ("AUTH_TOKEN_COOKIE", "token_cookie"),
-    ("AUTH_URL", "webhook_url"),
-    ("AUTH_WEBHOOK_TIMEOUT_MS", "webhook_timeout_ms"),
-    ("AUTH_WEBHOOK_FORWARD_HEADERS", "webhook_forward_headers"),
-    ("AUTH_WEBHOOK_FORWARD_COOKIES", "webhook_forward_cookies"),
-    ("AUTH_WEBHOOK_CACHE_TTL_MS", "webhook_cache_ttl_ms"),
-    (
-        "AUTH_WEBHOOK_CACHE_MAX_ENTRIES",
-        "webhook_cache_max_entries",
-    ),
-    ("AUTH_WEBHOOK_MAX_CONCURRENCY", "webhook_max_concurrency"),
-    ("AUTH_ALLOWED_ORIGINS", "allowed_origins"),
-];
 
 /// The JWT signature algorithm. Fixed by configuration; the token's own `alg` header is only
 /// compared against it, never trusted.
@@ -119,7 +91,7 @@ pub struct AuthConfig {
     /// Request headers sent to the webhook, e.g. `["authorization", "x-forwarded-for"]`
     /// (`AUTH_WEBHOOK_FORWARD_HEADERS`, comma list). `cookie` is not allowed here: use
     /// `webhook_forward_cookies`. Default: none.
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde(deserialize_with = "yws_config::comma_list")]
     pub webhook_forward_headers: Vec<String>,
     /// Send the raw `Cookie` header to the webhook (`AUTH_WEBHOOK_FORWARD_COOKIES`). Enables
     /// cookie auth, which requires `allowed_origins`. Default: `false`.
@@ -136,7 +108,7 @@ pub struct AuthConfig {
     /// Allowed `Origin`s, e.g. `["https://app.example.com"]` (`AUTH_ALLOWED_ORIGINS`, comma
     /// list). When non-empty, a request with another `Origin` is refused (403). Required when
     /// cookies can authenticate. Default: none (no check).
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde(deserialize_with = "yws_config::comma_list")]
     pub allowed_origins: Vec<String>,
 }
 
@@ -385,46 +357,6 @@ fn is_cookie_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// A list given either as a sequence or as one comma-separated string (environment variables).
-/// Entries are trimmed; empty entries are dropped.
-fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    struct ListVisitor;
-
-    impl<'de> Visitor<'de> for ListVisitor {
-        type Value = Vec<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of strings or a comma-separated string")
-        }
-
-        fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-            Ok(value
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect())
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-            while let Some(item) = seq.next_element::<String>()? {
-                let item = item.trim();
-                if !item.is_empty() {
-                    out.push(item.to_owned());
-                }
-            }
-            Ok(out)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-    }
-
-    deserializer.deserialize_any(ListVisitor)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,10 +396,13 @@ mod tests {
 
     #[test]
     fn env_vars_name_real_keys() {
-        for (var, key) in ENV_VARS {
-            assert!(var.starts_with("AUTH_"), "{var}");
+        let table = yws_config::env::AUTH;
+        assert_eq!(table.section, "auth");
+        for var in table.vars {
+            assert!(var.name.starts_with("AUTH_"), "{}", var.name);
+            let key = var.key;
             // Every key must deserialize on its own (a typo would hit deny_unknown_fields).
-            let value = match *key {
+            let value = match key {
                 "jwt_require_exp" | "webhook_forward_cookies" => serde_json::json!(true),
                 "leeway_secs"
                 | "webhook_timeout_ms"
@@ -477,7 +412,7 @@ mod tests {
                 "jwt_algorithm" => serde_json::json!("HS256"),
                 _ => serde_json::json!("x"),
             };
-            let doc = serde_json::json!({ *key: value });
+            let doc = serde_json::json!({ key: value });
             serde_json::from_value::<AuthConfig>(doc).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
     }

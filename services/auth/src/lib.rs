@@ -7,7 +7,8 @@
 //!
 //! ## Layout
 //!
-//! - [`config`]: [`AuthConfig`] (the `auth` section, defaults, `validate()`), [`ENV_VARS`].
+//! - [`config`]: [`AuthConfig`] (the `auth` section, defaults, `validate()`); its environment
+//!   names are `yws_config::env::AUTH`.
 //! - [`authorizer`]: [`Authorizer`], the entry point and the combination rule.
 //! - `origin`: the `Origin` allow-list against cross-site WebSocket hijacking.
 //! - `credentials`: finding the token (query parameter, `Authorization: Bearer`, cookie).
@@ -81,7 +82,7 @@ mod rooms;
 mod webhook;
 
 pub use authorizer::Authorizer;
-pub use config::{AuthConfig, JwtAlgorithm, ENV_VARS};
+pub use config::{AuthConfig, JwtAlgorithm};
 pub use error::AuthError;
 pub use grant::{Access, Grant, Refusal, RefusalReason};
 pub use secret::Secret;

@@ -252,6 +252,11 @@ fn deserializes_from_a_config_section() {
     assert_eq!(config.jwt_secret.as_ref().map(Secret::expose), Some(SECRET));
     assert_eq!(config.allowed_origins.len(), 2);
     config.validate().expect("valid");
-    assert!(yws_auth::ENV_VARS.contains(&("AUTH_URL", "webhook_url")));
-    assert!(yws_auth::ENV_VARS.contains(&("AUTH_JWT_SECRET", "jwt_secret")));
+    let env: Vec<(&str, &str)> = yws_config::env::AUTH
+        .vars
+        .iter()
+        .map(|v| (v.name, v.key))
+        .collect();
+    assert!(env.contains(&("AUTH_URL", "webhook_url")));
+    assert!(env.contains(&("AUTH_JWT_SECRET", "jwt_secret")));
 }

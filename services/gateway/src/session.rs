@@ -145,12 +145,7 @@ where
     async move {
         let room = session.lease.room().clone();
         let outbox = Outbox::new(ctx.settings.outbox_frames);
-        room.join(
-            session.conn,
-            outbox.clone(),
-            session.control.clone(),
-            session.access,
-        );
+        room.join(session.conn, outbox.clone(), session.control.clone());
         let membership = Membership {
             room: &room,
             conn: session.conn,

@@ -313,4 +313,44 @@ mod tests {
             Some(Err(NameError::TooLong { .. }))
         ));
     }
+
+    /// The size of what `f` returns, without calling it (so no socket is needed to name the
+    /// production types).
+    fn size_of_output<A, R>(_: &impl FnOnce(A) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Bytes of the connection task's future as spawned: tracked, instrumented.
+    const TASK_FUTURE_MAX_BYTES: usize = 272;
+    /// Bytes of the boxed session state over the production socket type.
+    const SESSION_STATE_MAX_BYTES: usize = 808;
+
+    /// docs/scaling.md ("Idle memory is 3.7 KB per connection") counts, per idle connection, a
+    /// 384-byte task (this future plus tokio's task header, cache-line aligned) and 808 bytes of
+    /// boxed session state. Both are paid by every connection, idle or not.
+    #[test]
+    fn idle_connection_state_stays_small() {
+        type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+        let task = size_of_output(&|c: Connection| {
+            tokio_util::task::TaskTracker::new()
+                .track_future(c.run().instrument(tracing::Span::none()))
+        });
+        let session = size_of_output(&|(ws, s, ctx): (
+            Socket,
+            Session,
+            &'static session::SessionContext,
+        )| { session::run(ws, s, ctx) });
+        let advice = "every connection pays for this. Find what grew (`cargo +nightly rustc -p \
+                      yws-gateway --lib -- -Zprint-type-sizes`) and box or drop it; if the growth \
+                      is worth it, re-run the `idle` load scenario, update the idle figure in \
+                      docs/scaling.md and raise the bound in this test";
+        assert!(
+            task <= TASK_FUTURE_MAX_BYTES,
+            "the connection task's future is {task} bytes, over {TASK_FUTURE_MAX_BYTES}: {advice}"
+        );
+        assert!(
+            session <= SESSION_STATE_MAX_BYTES,
+            "the session state is {session} bytes, over {SESSION_STATE_MAX_BYTES}: {advice}"
+        );
+    }
 }

@@ -58,7 +58,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
     }
 
     shutdown.await;
-    let deadline = Instant::now() + Duration::from_millis(gw.server.shutdown_timeout_ms);
+    let deadline = Deadline(Instant::now() + Duration::from_millis(gw.server.shutdown_timeout_ms));
     tracing::info!(
         connections = gw.metrics.connections.get(),
         "shutting down: no longer ready"
@@ -67,54 +67,48 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
     accept_cancel.cancel();
     let _ = accept.await;
     tracing::info!("shutting down: closing clients with 1012");
-    let connections = &gw.connections;
-    connections.cancel.cancel();
-    connections.tracker.close();
-    let clients = connections.tracker.wait();
-    step(
-        deadline,
-        "close clients",
-        clients,
-        Some(&connections.tracker),
-    )
-    .await;
-    http_tracker.close();
-    let requests = http_tracker.wait();
-    step(
-        deadline,
-        "finish HTTP requests",
-        requests,
-        Some(&http_tracker),
-    )
-    .await;
+    gw.connections.cancel.cancel();
+    deadline
+        .drain("close clients", &gw.connections.tracker)
+        .await;
+    deadline.drain("finish HTTP requests", &http_tracker).await;
     // Pending callbacks are sent once more with the final state before rooms close.
     callbacks_cancel.cancel();
     if let Some(callbacks) = callbacks {
-        step(deadline, "send pending callbacks", callbacks, None).await;
+        deadline.step("send pending callbacks", callbacks).await;
     }
-    callback_tasks.close();
-    let in_flight = callback_tasks.wait();
-    step(
-        deadline,
-        "finish callbacks in flight",
-        in_flight,
-        Some(&callback_tasks),
-    )
-    .await;
+    deadline
+        .drain("finish callbacks in flight", &callback_tasks)
+        .await;
     maintenance_cancel.cancel();
     let _ = maintenance.await;
     let _ = presence.await;
     tracing::info!("shutting down: closing rooms");
-    step(deadline, "close rooms", gw.rooms.close_all(), None).await;
+    deadline.step("close rooms", gw.rooms.close_all()).await;
     tracing::info!("shutdown complete");
 }
 
-/// One step of the shutdown sequence: waits for `work` until `deadline`; when it does not
-/// finish in time, a warning names the step (and the tasks `left` in `tracker`, if given).
-async fn step(deadline: Instant, name: &str, work: impl Future, tracker: Option<&TaskTracker>) {
-    if tokio::time::timeout_at(deadline, work).await.is_err() {
-        let left = tracker.map(TaskTracker::len);
-        tracing::warn!(left, "shutdown step '{name}' timed out");
+/// The end of the shutdown sequence's time: every step waits until then at most, and a step
+/// that does not finish in time is named in a warning.
+struct Deadline(Instant);
+
+impl Deadline {
+    /// Waits for `work`.
+    async fn step(&self, name: &str, work: impl Future) {
+        self.wait(name, work, None).await;
+    }
+
+    /// Closes `tracker` and waits for its tasks; a warning says how many are left.
+    async fn drain(&self, name: &str, tracker: &TaskTracker) {
+        tracker.close();
+        self.wait(name, tracker.wait(), Some(tracker)).await;
+    }
+
+    async fn wait(&self, name: &str, work: impl Future, tracker: Option<&TaskTracker>) {
+        if tokio::time::timeout_at(self.0, work).await.is_err() {
+            let left = tracker.map(TaskTracker::len);
+            tracing::warn!(left, "shutdown step '{name}' timed out");
+        }
     }
 }
 
@@ -246,4 +240,28 @@ pub async fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_steps_end_at_the_deadline() {
+        let start = Instant::now();
+        let deadline = Deadline(start + Duration::from_secs(2));
+        deadline.step("done", async {}).await;
+        assert_eq!(Instant::now(), start, "finished work does not wait");
+        deadline.step("stuck", std::future::pending::<()>()).await;
+        let tracker = TaskTracker::new();
+        tracker.spawn(std::future::pending::<()>());
+        deadline.drain("stuck tasks", &tracker).await;
+        assert!(tracker.is_closed());
+        assert_eq!(tracker.len(), 1);
+        assert_eq!(
+            Instant::now() - start,
+            Duration::from_secs(2),
+            "stuck steps share one deadline"
+        );
+    }
 }

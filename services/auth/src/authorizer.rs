@@ -1,14 +1,16 @@
 //! [`Authorizer`]: the one entry point the gateway calls per upgrade or API request.
 
+use std::time::Duration;
+
 use http::request::Parts;
 
-use crate::config::AuthConfig;
+use crate::config::{parse_webhook_url, AuthConfig};
 use crate::credentials::TokenSources;
 use crate::error::AuthError;
 use crate::grant::{Grant, Refusal, RefusalReason};
-use crate::jwt::JwtVerifier;
+use crate::jwt::{JwtKey, JwtSettings, JwtVerifier};
 use crate::origin::OriginPolicy;
-use crate::webhook::Webhook;
+use crate::webhook::{Webhook, WebhookSettings};
 
 /// Decides whether a request (a WebSocket upgrade or a document API call) may use a room.
 ///
@@ -31,22 +33,21 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
-    /// Validates `config`, reads the JWT key file once and builds the webhook HTTP client.
-    /// No network IO happens here.
+    /// Validates `config`, reads the JWT public key file once (an unreadable or unusable key,
+    /// or one that does not match `jwt_algorithm`, is an error here) and builds the webhook
+    /// HTTP client. No network IO happens here.
     pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
-        config.validate_settings()?;
-        let jwt = if config.jwt_enabled() {
-            Some(JwtVerifier::new(config)?)
-        } else {
-            None
-        };
+        config.validate()?;
+        let jwt = jwt_settings(config)
+            .map(|settings| JwtVerifier::new(&settings))
+            .transpose()?;
         let origins = OriginPolicy::new(&config.allowed_origins)
             .map_err(|reason| AuthError::invalid("allowed_origins", reason))?;
         Ok(Authorizer {
             origins,
             tokens: TokenSources::new(&config.token_query_param, config.token_cookie.as_deref()),
             jwt,
-            webhook: Webhook::new(config)?,
+            webhook: webhook_settings(config)?.map(Webhook::new),
         })
     }
 
@@ -96,6 +97,53 @@ impl Authorizer {
         }
         Ok(grant)
     }
+}
+
+/// The JWT verifier's settings; `None` when JWT auth is off. (A secret *and* a key file are
+/// refused by `validate`.)
+fn jwt_settings(config: &AuthConfig) -> Option<JwtSettings> {
+    let key = match (&config.jwt_secret, &config.jwt_public_key_file) {
+        (Some(secret), None) => JwtKey::Secret(secret.clone()),
+        (None, Some(path)) => JwtKey::PublicKeyFile(path.clone()),
+        _ => return None,
+    };
+    Some(JwtSettings {
+        key,
+        algorithm: config.jwt_algorithm,
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        require_exp: config.jwt_require_exp,
+        leeway_secs: config.leeway_secs,
+    })
+}
+
+/// The webhook client's settings; `None` when no webhook is configured.
+fn webhook_settings(config: &AuthConfig) -> Result<Option<WebhookSettings>, AuthError> {
+    let Some(url) = &config.webhook_url else {
+        return Ok(None);
+    };
+    let uri = parse_webhook_url(url).map_err(|reason| AuthError::invalid("webhook_url", reason))?;
+    let forward_headers = config
+        .webhook_forward_headers
+        .iter()
+        .map(|name| {
+            http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                AuthError::invalid(
+                    "webhook_forward_headers",
+                    format!("`{name}` is not a valid header name"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(WebhookSettings {
+        uri,
+        timeout: Duration::from_millis(config.webhook_timeout_ms),
+        forward_headers,
+        forward_cookies: config.webhook_forward_cookies,
+        cache_ttl: Duration::from_millis(config.webhook_cache_ttl_ms),
+        cache_max_entries: config.webhook_cache_max_entries,
+        max_concurrency: config.webhook_max_concurrency,
+    }))
 }
 
 /// JWT grant (or the anonymous one) + webhook grant → the more restrictive of both.

@@ -1,11 +1,11 @@
-//! [`AuthConfig`]: the `auth` section of the gateway config, its defaults, its environment
-//! variables ([`ENV_VARS`]) and its validation.
+//! [`AuthConfig`]: the `auth` section of the gateway config, its defaults and its validation.
+//! Its environment names (`AUTH_*`) are listed in `yws_config::env::AUTH`.
 
-use std::fmt;
 use std::path::PathBuf;
 
-use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use http::Uri;
+
+use serde::Deserialize;
 
 use crate::error::AuthError;
 use crate::origin::normalize_origin;
@@ -27,32 +27,6 @@ const MAX_WEBHOOK_TIMEOUT_MS: u64 = 60_000;
 const MAX_WEBHOOK_CACHE_TTL_MS: u64 = 600_000;
 const MAX_WEBHOOK_CACHE_MAX_ENTRIES: usize = 1_000_000;
 const MAX_WEBHOOK_MAX_CONCURRENCY: usize = 4_096;
-
-/// Environment variable → key under the `auth` section. List keys (`allowed_origins`,
-/// `webhook_forward_headers`) take a comma-separated string; the config loader passes values
-/// through as strings and [`AuthConfig`] splits them.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("AUTH_JWT_SECRET", "jwt_secret"),
-    ("AUTH_JWT_PUBLIC_KEY_FILE", "jwt_public_key_file"),
-    ("AUTH_JWT_ALGORITHM", "jwt_algorithm"),
-    ("AUTH_JWT_ISSUER", "jwt_issuer"),
-    ("AUTH_JWT_AUDIENCE", "jwt_audience"),
-    ("AUTH_JWT_REQUIRE_EXP", "jwt_require_exp"),
-    ("AUTH_JWT_LEEWAY_SECS", "leeway_secs"),
-    ("AUTH_TOKEN_QUERY_PARAM", "token_query_param"),
-    ("AUTH_TOKEN_COOKIE", "token_cookie"),
-    ("AUTH_URL", "webhook_url"),
-    ("AUTH_WEBHOOK_TIMEOUT_MS", "webhook_timeout_ms"),
-    ("AUTH_WEBHOOK_FORWARD_HEADERS", "webhook_forward_headers"),
-    ("AUTH_WEBHOOK_FORWARD_COOKIES", "webhook_forward_cookies"),
-    ("AUTH_WEBHOOK_CACHE_TTL_MS", "webhook_cache_ttl_ms"),
-    (
-        "AUTH_WEBHOOK_CACHE_MAX_ENTRIES",
-        "webhook_cache_max_entries",
-    ),
-    ("AUTH_WEBHOOK_MAX_CONCURRENCY", "webhook_max_concurrency"),
-    ("AUTH_ALLOWED_ORIGINS", "allowed_origins"),
-];
 
 /// The JWT signature algorithm. Fixed by configuration; the token's own `alg` header is only
 /// compared against it, never trusted.
@@ -117,7 +91,7 @@ pub struct AuthConfig {
     /// Request headers sent to the webhook, e.g. `["authorization", "x-forwarded-for"]`
     /// (`AUTH_WEBHOOK_FORWARD_HEADERS`, comma list). `cookie` is not allowed here: use
     /// `webhook_forward_cookies`. Default: none.
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde(deserialize_with = "yws_config::comma_list")]
     pub webhook_forward_headers: Vec<String>,
     /// Send the raw `Cookie` header to the webhook (`AUTH_WEBHOOK_FORWARD_COOKIES`). Enables
     /// cookie auth, which requires `allowed_origins`. Default: `false`.
@@ -134,7 +108,7 @@ pub struct AuthConfig {
     /// Allowed `Origin`s, e.g. `["https://app.example.com"]` (`AUTH_ALLOWED_ORIGINS`, comma
     /// list). When non-empty, a request with another `Origin` is refused (403). Required when
     /// cookies can authenticate. Default: none (no check).
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde(deserialize_with = "yws_config::comma_list")]
     pub allowed_origins: Vec<String>,
 }
 
@@ -179,18 +153,10 @@ impl AuthConfig {
         self.token_cookie.is_some() || (self.webhook_enabled() && self.webhook_forward_cookies)
     }
 
-    /// Checks every setting and their combinations, and loads the JWT public key file (so an
-    /// unreadable or unusable key is reported here too). Errors name the offending key.
+    /// Checks every setting and their combinations. Errors name the offending key. The JWT
+    /// public key file is read (and its key checked against `jwt_algorithm`) by
+    /// [`Authorizer::new`](crate::Authorizer::new), once, not here.
     pub fn validate(&self) -> Result<(), AuthError> {
-        self.validate_settings()?;
-        if self.jwt_enabled() {
-            crate::jwt::JwtVerifier::new(self)?;
-        }
-        Ok(())
-    }
-
-    /// Everything [`Self::validate`] checks except the key file.
-    pub(crate) fn validate_settings(&self) -> Result<(), AuthError> {
         self.validate_jwt()?;
         self.validate_token_sources()?;
         self.validate_webhook()?;
@@ -298,8 +264,7 @@ impl AuthConfig {
             }
             return Ok(());
         };
-        crate::webhook::parse_url(url)
-            .map_err(|reason| AuthError::invalid("webhook_url", reason))?;
+        parse_webhook_url(url).map_err(|reason| AuthError::invalid("webhook_url", reason))?;
         if !(1..=MAX_WEBHOOK_TIMEOUT_MS).contains(&self.webhook_timeout_ms) {
             return Err(AuthError::invalid(
                 "webhook_timeout_ms",
@@ -358,52 +323,38 @@ impl AuthConfig {
     }
 }
 
+/// Checks a webhook URL: absolute `http://` with a host, no user info.
+pub(crate) fn parse_webhook_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(
+                "https webhook URLs are not supported: yws-auth has no TLS client (it \
+                        would need a C toolchain). Reach the webhook over plain http inside your \
+                        network, or through a local TLS-originating proxy"
+                    .to_owned(),
+            )
+        }
+        _ => return Err(format!("`{url}` must be an absolute http:// URL")),
+    }
+    match uri.authority() {
+        Some(authority) if authority.as_str().contains('@') => {
+            Err("credentials in the webhook URL are not supported".to_owned())
+        }
+        Some(authority) if !authority.host().is_empty() => Ok(uri),
+        _ => Err(format!("`{url}` has no host")),
+    }
+}
+
 /// RFC 6265 `cookie-name`: an RFC 7230 token.
 fn is_cookie_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// A list given either as a sequence or as one comma-separated string (environment variables).
-/// Entries are trimmed; empty entries are dropped.
-fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    struct ListVisitor;
-
-    impl<'de> Visitor<'de> for ListVisitor {
-        type Value = Vec<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of strings or a comma-separated string")
-        }
-
-        fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-            Ok(value
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect())
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-            while let Some(item) = seq.next_element::<String>()? {
-                let item = item.trim();
-                if !item.is_empty() {
-                    out.push(item.to_owned());
-                }
-            }
-            Ok(out)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-    }
-
-    deserializer.deserialize_any(ListVisitor)
 }
 
 #[cfg(test)]
@@ -445,10 +396,13 @@ mod tests {
 
     #[test]
     fn env_vars_name_real_keys() {
-        for (var, key) in ENV_VARS {
-            assert!(var.starts_with("AUTH_"), "{var}");
+        let table = yws_config::env::AUTH;
+        assert_eq!(table.section, "auth");
+        for var in table.vars {
+            assert!(var.name.starts_with("AUTH_"), "{}", var.name);
+            let key = var.key;
             // Every key must deserialize on its own (a typo would hit deny_unknown_fields).
-            let value = match *key {
+            let value = match key {
                 "jwt_require_exp" | "webhook_forward_cookies" => serde_json::json!(true),
                 "leeway_secs"
                 | "webhook_timeout_ms"
@@ -458,9 +412,21 @@ mod tests {
                 "jwt_algorithm" => serde_json::json!("HS256"),
                 _ => serde_json::json!("x"),
             };
-            let doc = serde_json::json!({ *key: value });
+            let doc = serde_json::json!({ key: value });
             serde_json::from_value::<AuthConfig>(doc).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
+    }
+
+    #[test]
+    fn webhook_urls() {
+        assert!(parse_webhook_url("http://127.0.0.1:8080/auth?key=1").is_ok());
+        assert!(parse_webhook_url("https://auth.example.com/")
+            .unwrap_err()
+            .contains("https"));
+        assert!(parse_webhook_url("/auth").is_err());
+        assert!(parse_webhook_url("ftp://host/").is_err());
+        assert!(parse_webhook_url("http://user:pw@host/").is_err());
+        assert!(parse_webhook_url("not a url").is_err());
     }
 
     #[test]

@@ -2,8 +2,10 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Why the auth configuration cannot be used. Returned by [`AuthConfig::validate`] and
-/// [`Authorizer::new`] at startup; the binary prints it and exits with status 64.
+/// Why the auth configuration cannot be used. Returned at startup by [`AuthConfig::validate`]
+/// (settings) and [`Authorizer::new`] (settings, then the key file: [`AuthError::KeyFile`],
+/// [`AuthError::Key`], and a `jwt_algorithm` that does not match the key); the binary prints
+/// it and exits with status 64.
 ///
 /// Messages name the config key (under the `auth` section) and never contain secret values.
 ///

@@ -16,7 +16,7 @@
 //! [`WrongAlgorithm`]: crate::RefusalReason::WrongAlgorithm
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,10 +25,11 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::config::{AuthConfig, JwtAlgorithm};
+use crate::config::JwtAlgorithm;
 use crate::error::AuthError;
 use crate::grant::{Access, Grant, Refusal, RefusalReason};
 use crate::rooms::room_allowed;
+use crate::secret::Secret;
 
 /// Tokens longer than this are refused without parsing.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -55,6 +56,33 @@ struct HeaderAlg {
     alg: String,
 }
 
+/// What the verifier needs from the `auth` section (checked by
+/// [`AuthConfig::validate`](crate::AuthConfig::validate)).
+#[derive(Debug, Clone)]
+pub(crate) struct JwtSettings {
+    /// The key tokens are verified with.
+    pub(crate) key: JwtKey,
+    /// The algorithm the configuration insists on, if any (`jwt_algorithm`).
+    pub(crate) algorithm: Option<JwtAlgorithm>,
+    /// Required `iss` (`jwt_issuer`).
+    pub(crate) issuer: Option<String>,
+    /// Required member of `aud` (`jwt_audience`).
+    pub(crate) audience: Option<String>,
+    /// Refuse tokens without `exp` (`jwt_require_exp`).
+    pub(crate) require_exp: bool,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds (`leeway_secs`).
+    pub(crate) leeway_secs: u64,
+}
+
+/// Where the verification key comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum JwtKey {
+    /// An HS256 secret (`jwt_secret`).
+    Secret(Secret),
+    /// A PEM public key file, RS256 or ES256 by its key type (`jwt_public_key_file`).
+    PublicKeyFile(PathBuf),
+}
+
 /// Verifies tokens against one key and one algorithm.
 pub(crate) struct JwtVerifier {
     algorithm: JwtAlgorithm,
@@ -73,10 +101,10 @@ impl std::fmt::Debug for JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// Builds the verifier; reads and checks the public key file, if any.
-    pub(crate) fn new(config: &AuthConfig) -> Result<Self, AuthError> {
-        let (algorithm, key) = match (&config.jwt_secret, &config.jwt_public_key_file) {
-            (Some(secret), None) => {
+    /// Builds the verifier; reads and checks the public key file, if that is the key.
+    pub(crate) fn new(settings: &JwtSettings) -> Result<Self, AuthError> {
+        let (algorithm, key) = match &settings.key {
+            JwtKey::Secret(secret) => {
                 if secret.expose().len() < MIN_SECRET_BYTES {
                     tracing::warn!(
                         min_bytes = MIN_SECRET_BYTES,
@@ -88,15 +116,9 @@ impl JwtVerifier {
                     DecodingKey::from_secret(secret.expose().as_bytes()),
                 )
             }
-            (None, Some(path)) => load_public_key(path)?,
-            _ => {
-                return Err(AuthError::invalid(
-                    "jwt_secret",
-                    "JWT auth needs exactly one of `jwt_secret` and `jwt_public_key_file`",
-                ))
-            }
+            JwtKey::PublicKeyFile(path) => load_public_key(path)?,
         };
-        if let Some(configured) = config.jwt_algorithm {
+        if let Some(configured) = settings.algorithm {
             if configured != algorithm {
                 return Err(AuthError::invalid(
                     "jwt_algorithm",
@@ -114,19 +136,19 @@ impl JwtVerifier {
             JwtAlgorithm::Rs256 => Algorithm::RS256,
             JwtAlgorithm::Es256 => Algorithm::ES256,
         });
-        validation.leeway = config.leeway_secs;
+        validation.leeway = settings.leeway_secs;
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.validate_aud = true;
         let mut required = HashSet::new();
-        if config.jwt_require_exp {
+        if settings.require_exp {
             required.insert("exp".to_owned());
         }
-        if let Some(issuer) = &config.jwt_issuer {
+        if let Some(issuer) = &settings.issuer {
             validation.set_issuer(&[issuer]);
             required.insert("iss".to_owned());
         }
-        if let Some(audience) = &config.jwt_audience {
+        if let Some(audience) = &settings.audience {
             validation.set_audience(&[audience]);
             required.insert("aud".to_owned());
         }
@@ -136,7 +158,7 @@ impl JwtVerifier {
             algorithm,
             key,
             validation,
-            leeway: Duration::from_secs(config.leeway_secs),
+            leeway: Duration::from_secs(settings.leeway_secs),
         })
     }
 

@@ -7,7 +7,8 @@
 //!
 //! ## Layout
 //!
-//! - [`config`]: [`AuthConfig`] (the `auth` section, defaults, `validate()`), [`ENV_VARS`].
+//! - [`config`]: [`AuthConfig`] (the `auth` section, defaults, `validate()`); its environment
+//!   names are `yws_config::env::AUTH`.
 //! - [`authorizer`]: [`Authorizer`], the entry point and the combination rule.
 //! - `origin`: the `Origin` allow-list against cross-site WebSocket hijacking.
 //! - `credentials`: finding the token (query parameter, `Authorization: Bearer`, cookie).
@@ -19,6 +20,18 @@
 //! - [`grant`]: [`Grant`], [`Access`], [`Refusal`], [`RefusalReason`].
 //! - [`secret`]: [`Secret`], a string whose `Debug` is `"<redacted>"`.
 //! - `error`: [`AuthError`], the one error type (configuration problems at startup).
+//!
+//! Modules depend on each other one way only (`a → b`: `a` uses `b`); `jwt` and `webhook`
+//! take their own settings types, built by the authorizer from the validated config:
+//!
+//! ```text
+//! authorizer  → config, jwt, webhook, origin, credentials, grant, error
+//! config      → origin, secret, error        (validation; URL checks included)
+//! jwt         → config (JwtAlgorithm only), rooms, secret, grant, error
+//! webhook     → cache, credentials, grant
+//! cache, origin → grant
+//! credentials, rooms, grant, secret, error: no module of this crate
+//! ```
 //!
 //! ## Modes
 //!
@@ -69,7 +82,7 @@ mod rooms;
 mod webhook;
 
 pub use authorizer::Authorizer;
-pub use config::{AuthConfig, JwtAlgorithm, ENV_VARS};
+pub use config::{AuthConfig, JwtAlgorithm};
 pub use error::AuthError;
 pub use grant::{Access, Grant, Refusal, RefusalReason};
 pub use secret::Secret;

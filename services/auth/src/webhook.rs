@@ -28,9 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::cache::GrantCache;
-use crate::config::AuthConfig;
 use crate::credentials::raw_cookie;
-use crate::error::AuthError;
 use crate::grant::{Access, Grant, Refusal, RefusalReason};
 
 /// Largest webhook answer body read.
@@ -38,32 +36,6 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Idle keep-alive connections kept to the webhook host.
 const MAX_IDLE_CONNECTIONS: usize = 16;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Checks a webhook URL: absolute `http://` with a host, no user info.
-pub(crate) fn parse_url(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(
-                "https webhook URLs are not supported: yws-auth has no TLS client (it \
-                        would need a C toolchain). Reach the webhook over plain http inside your \
-                        network, or through a local TLS-originating proxy"
-                    .to_owned(),
-            )
-        }
-        _ => return Err(format!("`{url}` must be an absolute http:// URL")),
-    }
-    match uri.authority() {
-        Some(authority) if authority.as_str().contains('@') => {
-            Err("credentials in the webhook URL are not supported".to_owned())
-        }
-        Some(authority) if !authority.host().is_empty() => Ok(uri),
-        _ => Err(format!("`{url}` has no host")),
-    }
-}
 
 #[derive(Serialize)]
 struct WebhookRequest<'a> {
@@ -83,6 +55,26 @@ struct WebhookAnswer {
     expires_in_secs: Option<u64>,
     #[serde(default)]
     subject: Option<String>,
+}
+
+/// What the webhook client needs from the `auth` section (checked by
+/// [`AuthConfig::validate`](crate::AuthConfig::validate)).
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookSettings {
+    /// Where to `POST` (`webhook_url`, plain `http://`).
+    pub(crate) uri: Uri,
+    /// Per call, connecting included (`webhook_timeout_ms`).
+    pub(crate) timeout: Duration,
+    /// Request headers sent along (`webhook_forward_headers`).
+    pub(crate) forward_headers: Vec<HeaderName>,
+    /// Send the raw `Cookie` header (`webhook_forward_cookies`).
+    pub(crate) forward_cookies: bool,
+    /// How long a grant is reused; zero: no cache (`webhook_cache_ttl_ms`).
+    pub(crate) cache_ttl: Duration,
+    /// Bound of the grant cache (`webhook_cache_max_entries`).
+    pub(crate) cache_max_entries: usize,
+    /// Calls in flight at once (`webhook_max_concurrency`).
+    pub(crate) max_concurrency: usize,
 }
 
 /// The webhook client with its cache and concurrency limit.
@@ -111,26 +103,17 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
-    /// `None` when no webhook is configured. Builds the HTTP client (no IO yet).
-    pub(crate) fn new(config: &AuthConfig) -> Result<Option<Self>, AuthError> {
-        let Some(url) = &config.webhook_url else {
-            return Ok(None);
-        };
-        let uri = parse_url(url).map_err(|reason| AuthError::invalid("webhook_url", reason))?;
-        let forward_headers = config
-            .webhook_forward_headers
-            .iter()
-            .map(|name| {
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    AuthError::invalid(
-                        "webhook_forward_headers",
-                        format!("`{name}` is not a valid header name"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let timeout = Duration::from_millis(config.webhook_timeout_ms);
-
+    /// Builds the HTTP client (no IO yet).
+    pub(crate) fn new(settings: WebhookSettings) -> Self {
+        let WebhookSettings {
+            uri,
+            timeout,
+            forward_headers,
+            forward_cookies,
+            cache_ttl,
+            cache_max_entries,
+            max_concurrency,
+        } = settings;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
@@ -145,19 +128,16 @@ impl Webhook {
             uri.authority().map(|a| a.as_str()).unwrap_or_default(),
             uri.path()
         );
-        Ok(Some(Webhook {
+        Webhook {
             client,
             uri,
             log_target,
             timeout,
             forward_headers,
-            forward_cookies: config.webhook_forward_cookies,
-            cache: GrantCache::new(
-                Duration::from_millis(config.webhook_cache_ttl_ms),
-                config.webhook_cache_max_entries,
-            ),
-            permits: Semaphore::new(config.webhook_max_concurrency),
-        }))
+            forward_cookies,
+            cache: GrantCache::new(cache_ttl, cache_max_entries),
+            permits: Semaphore::new(max_concurrency),
+        }
     }
 
     /// Asks the webhook (or the cache) whether the request may use `room`.
@@ -315,18 +295,6 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        assert!(parse_url("http://127.0.0.1:8080/auth?key=1").is_ok());
-        assert!(parse_url("https://auth.example.com/")
-            .unwrap_err()
-            .contains("https"));
-        assert!(parse_url("/auth").is_err());
-        assert!(parse_url("ftp://host/").is_err());
-        assert!(parse_url("http://user:pw@host/").is_err());
-        assert!(parse_url("not a url").is_err());
-    }
 
     #[test]
     fn answers() {

@@ -3,19 +3,13 @@
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use yws_config::{ConfigError, Legacy, Loader};
+use yws_config::{env, ConfigError, EnvTable, Loader};
 use yws_redis::RedisConfig;
 use yws_telemetry::LogConfig;
 
-/// Environment names understood besides `YWS__…`.
-pub const LEGACY_ENV: &[Legacy] = &[
-    Legacy::plain("REDIS_URL", "redis.url"),
-    Legacy::list("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
-    Legacy::plain("YWS_REDIS_PREFIX", "redis.prefix"),
-    Legacy::flag("GC", "compactor.gc"),
-    Legacy::plain("LOG_FORMAT", "log.format"),
-    Legacy::plain("LOG_LEVEL", "log.level"),
-];
+/// The environment names the compactor reads besides `YWS__…`, one table per section; `[redis]`
+/// and `[log]` are the gateway's tables.
+pub const ENV: &[EnvTable] = &[env::REDIS, env::COMPACTOR, env::LOG];
 
 /// Everything the compactor reads at startup.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -96,10 +90,7 @@ impl Default for AdminConfig {
 impl CompactorConfig {
     /// Loads and validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: CompactorConfig = Loader::new(LEGACY_ENV)
-            .with_file(file)
-            .with_list_keys(yws_redis::config::LIST_KEYS)
-            .load()?;
+        let config: CompactorConfig = Loader::new(ENV).with_file(file).load()?;
         config.validate()?;
         Ok(config)
     }
@@ -138,5 +129,83 @@ impl CompactorConfig {
             .ok_or_else(|| {
                 ConfigError::Invalid(format!("admin.host {:?} does not resolve", self.admin.host))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)]) -> Result<CompactorConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c: CompactorConfig = Loader::new(ENV).with_env(env).load()?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Every environment name the compactor reads besides `YWS__…`; dropping or renaming one
+    /// silently ignores a deployment's setting. When a name is added on purpose, add it here
+    /// and to the README.
+    const COMPACTOR_ENV_NAMES: &[&str] = &[
+        "GC",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+        "REDIS_CLUSTER_NODES",
+        "REDIS_URL",
+        "YWS_REDIS_PREFIX",
+    ];
+
+    #[test]
+    fn environment_names_are_pinned() {
+        let mut names: Vec<&str> = ENV
+            .iter()
+            .flat_map(|t| t.vars.iter().map(|v| v.name))
+            .collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "an environment name is listed twice");
+        assert_eq!(
+            names, COMPACTOR_ENV_NAMES,
+            "the compactor's environment names changed (see COMPACTOR_ENV_NAMES)"
+        );
+    }
+
+    #[test]
+    fn every_environment_name_sets_a_known_key() {
+        for (name, key) in ENV.iter().flat_map(EnvTable::entries) {
+            let env = HashMap::from([(name.to_string(), "1".to_string())]);
+            if let Err(e) = Loader::new(ENV).with_env(env).load::<CompactorConfig>() {
+                let e = e.to_string();
+                assert!(!e.contains("unknown field"), "{name} → {key}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn settings_from_the_environment() {
+        assert!(load(&[]).is_err(), "Redis is required");
+        let c = load(&[
+            ("REDIS_CLUSTER_NODES", "10.0.0.1:7000,10.0.0.2:7000"),
+            ("YWS_REDIS_PREFIX", "team-a"),
+            ("GC", "false"),
+            ("LOG_LEVEL", "debug"),
+        ])
+        .unwrap();
+        assert_eq!(c.redis.cluster_nodes.len(), 2);
+        assert_eq!(c.redis.prefix, "team-a");
+        assert!(!c.compactor.gc);
+        assert_eq!(c.log.level, "debug");
+        let c = load(&[("REDIS_URL", "redis://127.0.0.1:6379"), ("GC", "yes")]).unwrap();
+        assert!(c.compactor.gc && c.redis.enabled());
+        assert!(load(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("YWS__COMPACTOR__NOPE", "1")
+        ])
+        .is_err());
     }
 }

@@ -6,17 +6,24 @@
 //! 1. built-in defaults (`#[serde(default)]` on the caller's structs);
 //! 2. an optional TOML file (`--config FILE`);
 //! 3. the reference server's own environment names (`HOST`, `PORT`, `GC`, `REDIS_URL`, …),
-//!    mapped to config keys by a [`Legacy`] table;
+//!    mapped to config keys by the [`env`](mod@env) tables of the binary's sections;
 //! 4. `YWS__SECTION__KEY` environment variables (`__` nests).
 //!
 //! ## Layout
 //! - [`Loader`]: builds the layers and deserializes.
-//! - [`Legacy`]: one reference environment name and the key it sets.
+//! - [`env`](mod@env): [`EnvTable`], one section's environment names, and every such table — each
+//!   name listed once, the `[redis]` and `[log]` tables shared by the gateway and the compactor.
+//! - [`comma_list`]: the one parser of list settings (a sequence, or a comma-separated string).
 //! - [`Secret`]: a string that never appears in logs.
 //! - [`EXIT_CONFIG`]: the exit code for invalid configuration (64, `EX_USAGE`).
 
+pub mod env;
+mod list;
+
+pub use env::{EnvKind, EnvTable, EnvVar};
+pub use list::{comma_list, comma_list_keep_empty};
+
 use serde::de::DeserializeOwned;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -34,77 +41,9 @@ pub enum ConfigError {
     /// A layer could not be read or a value has the wrong type or an unknown key.
     #[error("{0}")]
     Load(#[from] config::ConfigError),
-    /// A legacy environment variable has a value we cannot use.
-    #[error("environment variable {var}: {reason}")]
-    Legacy {
-        /// The variable.
-        var: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// The values are well-formed but inconsistent (reported by the caller's `validate`).
     #[error("invalid configuration: {0}")]
     Invalid(String),
-}
-
-/// A reference-server environment variable and the config key it sets.
-#[derive(Debug, Clone)]
-pub struct Legacy {
-    /// The environment variable, e.g. `PORT`.
-    pub var: &'static str,
-    /// The dotted config key, e.g. `server.port`.
-    pub key: Cow<'static, str>,
-    /// How the value is read.
-    pub kind: LegacyKind,
-}
-
-/// How a legacy variable's value is turned into a config value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegacyKind {
-    /// Taken as is (numbers are parsed by the target type).
-    Plain,
-    /// A boolean where `false` and `0` mean false and anything else true (the reference's `GC`).
-    FlagUnlessFalse,
-    /// A comma-separated list.
-    List,
-}
-
-impl Legacy {
-    /// A plain mapping.
-    pub const fn plain(var: &'static str, key: &'static str) -> Self {
-        Legacy {
-            var,
-            key: Cow::Borrowed(key),
-            kind: LegacyKind::Plain,
-        }
-    }
-
-    /// A plain mapping to the key `section.key`, for tables owned by a library crate.
-    pub fn in_section(var: &'static str, section: &str, key: &str) -> Self {
-        Legacy {
-            var,
-            key: Cow::Owned(format!("{section}.{key}")),
-            kind: LegacyKind::Plain,
-        }
-    }
-
-    /// A comma-separated list mapping.
-    pub const fn list(var: &'static str, key: &'static str) -> Self {
-        Legacy {
-            var,
-            key: Cow::Borrowed(key),
-            kind: LegacyKind::List,
-        }
-    }
-
-    /// A flag that is true unless `false` or `0`.
-    pub const fn flag(var: &'static str, key: &'static str) -> Self {
-        Legacy {
-            var,
-            key: Cow::Borrowed(key),
-            kind: LegacyKind::FlagUnlessFalse,
-        }
-    }
 }
 
 /// Loads configuration from the layers described in the crate docs.
@@ -112,18 +51,17 @@ impl Legacy {
 pub struct Loader<'a> {
     file: Option<&'a Path>,
     env: HashMap<String, String>,
-    legacy: &'a [Legacy],
-    list_keys: Vec<String>,
+    tables: &'a [EnvTable],
 }
 
 impl<'a> Loader<'a> {
-    /// A loader reading the process environment.
-    pub fn new(legacy: &'a [Legacy]) -> Self {
+    /// A loader reading the process environment; `tables` are the environment names of the
+    /// binary's sections.
+    pub fn new(tables: &'a [EnvTable]) -> Self {
         Loader {
             file: None,
             env: std::env::vars().collect(),
-            legacy,
-            list_keys: Vec::new(),
+            tables,
         }
     }
 
@@ -139,12 +77,6 @@ impl<'a> Loader<'a> {
         self
     }
 
-    /// Declares dotted keys whose `YWS__` environment values are comma-separated lists.
-    pub fn with_list_keys(mut self, keys: &[&str]) -> Self {
-        self.list_keys.extend(keys.iter().map(|k| k.to_string()));
-        self
-    }
-
     /// Builds the layers and deserializes them into `T`.
     pub fn load<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         let mut builder = config::Config::builder();
@@ -155,63 +87,52 @@ impl<'a> Loader<'a> {
                     .required(true),
             );
         }
-        // Legacy names become synthetic `YWS__…` variables of a lower layer.
-        let mut legacy_env = HashMap::new();
-        let mut legacy_lists = Vec::new();
-        for l in self.legacy {
-            let Some(value) = self.env.get(l.var) else {
-                continue;
-            };
-            let value = match l.kind {
-                LegacyKind::Plain => value.clone(),
-                LegacyKind::List => {
-                    legacy_lists.push(l.key.to_string());
-                    value.clone()
-                }
-                LegacyKind::FlagUnlessFalse => {
-                    let off = matches!(value.trim(), "false" | "0");
-                    (!off).to_string()
-                }
-            };
-            legacy_env.insert(env_name(&l.key), value);
+        // Reference names become synthetic `YWS__…` variables of a lower layer.
+        let mut reference = HashMap::new();
+        for table in self.tables {
+            for var in table.vars {
+                let Some(value) = self.env.get(var.name) else {
+                    continue;
+                };
+                let value = match var.kind {
+                    EnvKind::Plain => value.clone(),
+                    EnvKind::Flag => {
+                        let off = matches!(value.trim(), "false" | "0");
+                        (!off).to_string()
+                    }
+                };
+                reference.insert(env_name(table.section, var.key), value);
+            }
         }
-        builder = builder.add_source(self.environment(legacy_env, &legacy_lists));
+        builder = builder.add_source(environment(reference));
         let own: HashMap<String, String> = self
             .env
             .iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        builder = builder.add_source(self.environment(own, &[]));
+        builder = builder.add_source(environment(own));
         Ok(builder.build()?.try_deserialize()?)
     }
-
-    fn environment(
-        &self,
-        vars: HashMap<String, String>,
-        extra_lists: &[String],
-    ) -> config::Environment {
-        let mut env = config::Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .source(Some(vars.into_iter().collect()));
-        // Only declared keys are split on commas (otherwise every value would become a list).
-        let mut lists = self.list_keys.iter().chain(extra_lists).peekable();
-        if lists.peek().is_some() {
-            env = env.list_separator(",");
-            for key in lists {
-                env = env.with_list_parse_key(key);
-            }
-        }
-        env
-    }
 }
 
-fn env_name(key: &str) -> String {
-    format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
+/// A layer of `YWS__…` variables. Values stay strings (numbers and booleans are parsed by
+/// their target type); lists are split by [`comma_list`] where a section declares one.
+fn environment(vars: HashMap<String, String>) -> config::Environment {
+    config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(vars.into_iter().collect()))
 }
 
+fn env_name(section: &str, key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}__{}__{}",
+        section.to_uppercase(),
+        key.to_uppercase()
+    )
+}
 /// A secret string: deserializes from plain text, never prints.
 #[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
@@ -278,6 +199,7 @@ mod tests {
     struct Server {
         host: String,
         port: u16,
+        #[serde(deserialize_with = "comma_list")]
         tags: Vec<String>,
     }
     impl Default for Server {
@@ -302,11 +224,19 @@ mod tests {
         token: Option<Secret>,
     }
 
-    const LEGACY: &[Legacy] = &[
-        Legacy::plain("HOST", "server.host"),
-        Legacy::plain("PORT", "server.port"),
-        Legacy::flag("GC", "rooms.gc"),
-        Legacy::list("TAGS", "server.tags"),
+    const LEGACY: &[EnvTable] = &[
+        EnvTable {
+            section: "server",
+            vars: &[
+                EnvVar::plain("HOST", "host"),
+                EnvVar::plain("PORT", "port"),
+                EnvVar::plain("TAGS", "tags"),
+            ],
+        },
+        EnvTable {
+            section: "rooms",
+            vars: &[EnvVar::flag("GC", "gc")],
+        },
     ];
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -344,6 +274,17 @@ mod tests {
             .unwrap();
         assert_eq!(top.server.port, 4000, "YWS__ beats legacy names");
         assert!(top.rooms.gc);
+
+        let top: Top = Loader::new(LEGACY)
+            .with_env(env(&[("TAGS", "a"), ("YWS__SERVER__TAGS", "x, y")]))
+            .with_file(Some(&path))
+            .load()
+            .unwrap();
+        assert_eq!(
+            top.server.tags,
+            vec!["x", "y"],
+            "lists split the same way in every layer"
+        );
     }
 
     #[test]

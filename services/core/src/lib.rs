@@ -9,8 +9,9 @@
 //! - [`name`]: [`RoomName`], validated from the URL path.
 //! - [`awareness`]: [`AwarenessRegistry`], the awareness states of a room and who owns them,
 //!   with the exact semantics of `y-protocols/awareness`.
-//! - [`peer`]: a connection as a room sees it: its bounded [`Outbox`], its [`Access`], and the
-//!   [`CloseReason`] with which a room can end it (too slow, room deleted, …).
+//! - [`peer`]: a connection as a room sees it: its bounded [`Outbox`] and the [`CloseReason`]
+//!   with which a room can end it (too slow, room deleted, …); its [`Access`] (enforced by the
+//!   session that applies its edits).
 //! - [`outbox`]: [`Outbox`], a connection's bounded, allocation-free-when-idle frame queue.
 //! - [`room`]: [`Room`], one document plus its peers and awareness. Its handlers take a decoded
 //!   message and push frames into outboxes; they never await.

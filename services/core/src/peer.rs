@@ -1,5 +1,6 @@
-//! A connection as a room sees it: an id, a bounded outbox of frames, its access level, and a
-//! control through which the room (or the node) can end it with a reason.
+//! A connection as a room sees it: an id, a bounded outbox of frames, and a control through
+//! which the room (or the node) can end it with a reason. Also its access level, which the
+//! session enforces before an edit reaches the room.
 
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};

@@ -7,7 +7,7 @@
 
 use crate::awareness::{AwarenessChange, AwarenessRegistry, Owner};
 use crate::outbox::{Outbox, PushError};
-use crate::peer::{Access, CloseReason, ConnId, Frame, PeerControl};
+use crate::peer::{CloseReason, ConnId, Frame, PeerControl};
 use crate::RoomError;
 use crate::RoomName;
 use bytes::Bytes;
@@ -43,7 +43,6 @@ impl Default for RoomSettings {
 struct Peer {
     outbox: Outbox,
     control: Arc<PeerControl>,
-    access: Access,
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +59,6 @@ pub struct Room {
     settings: RoomSettings,
     state: Mutex<RoomState>,
     loaded: OnceCell<()>,
-    updates_applied: AtomicU64,
     retired: AtomicBool,
     /// Bumped (while the write transaction is held) by every change of the document.
     version: AtomicU64,
@@ -113,7 +111,6 @@ impl Room {
             settings,
             state: Mutex::new(RoomState::default()),
             loaded: OnceCell::new(),
-            updates_applied: AtomicU64::new(0),
             retired: AtomicBool::new(false),
             version: AtomicU64::new(0),
             full_state: Mutex::new(None),
@@ -178,24 +175,15 @@ impl Room {
         self.state.lock().peers.len()
     }
 
-    /// Number of updates applied since the room was loaded.
-    pub fn updates_applied(&self) -> u64 {
-        self.updates_applied.load(Ordering::Relaxed)
-    }
-
     /// Adds a connection and queues what the reference server sends on connect: its sync
     /// step 1, then every current awareness state.
-    pub fn join(&self, conn: ConnId, outbox: Outbox, control: Arc<PeerControl>, access: Access) {
+    pub fn join(&self, conn: ConnId, outbox: Outbox, control: Arc<PeerControl>) {
         let step1 = Bytes::from(encode::sync_step1_encoded(
             &self.doc.transact().state_vector().encode_v1(),
         ));
         let mut state = self.state.lock();
         let awareness = state.awareness.encode_all();
-        let peer = Peer {
-            outbox,
-            control,
-            access,
-        };
+        let peer = Peer { outbox, control };
         let mut ok = push(&peer, step1);
         if let Some(payload) = awareness {
             ok = ok && push(&peer, Bytes::from(encode::awareness_payload(&payload)));
@@ -203,11 +191,6 @@ impl Room {
         if ok {
             state.peers.insert(conn, peer);
         }
-    }
-
-    /// The access level of a connection in the room.
-    pub fn access(&self, conn: ConnId) -> Option<Access> {
-        self.state.lock().peers.get(&conn).map(|p| p.access)
     }
 
     /// Sync step 2 for a client whose state vector is `sv`: everything it is missing.
@@ -254,7 +237,6 @@ impl Room {
             self.version.fetch_add(1, Ordering::AcqRel);
             applied?;
         }
-        self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.broadcast(Bytes::from(encode::update(raw)));
         if let Some(listener) = &self.listener {
             listener.changed(&self.name);
@@ -324,11 +306,6 @@ impl Room {
             Some(payload) => Bytes::from(encode::awareness_payload(&payload)),
             None => Bytes::from(encode::empty_awareness()),
         }
-    }
-
-    /// Every current awareness state as a payload, if any (for other nodes).
-    pub fn awareness_payload(&self) -> Option<Vec<u8>> {
-        self.state.lock().awareness.encode_all()
     }
 
     /// Removes a connection and the awareness states it introduced, broadcasting the removal.

@@ -300,6 +300,22 @@ fn webhook_grants_refuses_and_fails_closed() {
 }
 
 #[test]
+fn an_unusable_key_file_is_invalid_configuration() {
+    let (status, stderr) = ServiceBuilder::gateway()
+        .env("AUTH_JWT_PUBLIC_KEY_FILE", "/nonexistent/yws/key.pem")
+        .run_to_exit(Duration::from_secs(10));
+    assert_eq!(
+        status.code(),
+        Some(64),
+        "exit 64, like any invalid setting: {stderr}"
+    );
+    assert!(
+        stderr.contains("auth.jwt_public_key_file") && stderr.contains("/nonexistent/yws/key.pem"),
+        "the error names the setting and the file: {stderr}"
+    );
+}
+
+#[test]
 fn cookie_auth_checks_origin_and_needs_an_allow_list() {
     let (status, stderr) = ServiceBuilder::gateway()
         .env("AUTH_JWT_SECRET", SECRET)

@@ -12,8 +12,8 @@
 //! larger than `server.max_message_bytes` → 413, no stored state → 404, read-only access for
 //! a write → 403.
 
-use crate::gateway::Gateway;
-use crate::upgrade::authorize;
+use crate::authorize::authorize;
+use crate::state::Gateway;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use std::sync::Arc;
 use yws_core::export::{export, parse_spec};
-use yws_core::RoomName;
+use yws_core::{RoomName, Rooms};
 
 /// The API's path prefix.
 pub const PREFIX: &str = "/api/rooms";
@@ -53,11 +53,11 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// Handles an API request.
-pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     if path == PREFIX || path == "/api/rooms/" {
         return match *req.method() {
-            Method::GET => list(&gw, req).await,
+            Method::GET => list(gw, req).await,
             _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
         };
     }
@@ -66,7 +66,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         (&Method::POST, Some(room)) => (room, true),
         _ => (rest, false),
     };
-    let max = gw.config.server.max_room_name_bytes;
+    let max = gw.server.max_room_name_bytes;
     let room = match percent_decode_str(raw_room).decode_utf8() {
         Ok(name) => match RoomName::new(&name, max) {
             Ok(room) => room,
@@ -75,7 +75,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         Err(_) => return error(StatusCode::BAD_REQUEST, "room name is not valid UTF-8"),
     };
     let (head, body) = req.into_parts();
-    let grant = match authorize(&gw, &room, &head).await {
+    let grant = match authorize(&gw.authorizer, &gw.metrics, &room, &head).await {
         Ok(grant) => grant,
         Err(refusal) => return refusal,
     };
@@ -84,9 +84,12 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         return error(StatusCode::FORBIDDEN, "read-only access");
     }
     match (&head.method, update) {
-        (&Method::GET, false) => get(&gw, &room, head.uri.query()).await,
-        (&Method::POST, true) => post(&gw, &room, body).await,
-        (&Method::DELETE, false) => delete(&gw, &room).await,
+        (&Method::GET, false) => get(&gw.rooms, &room, head.uri.query()).await,
+        (&Method::POST, true) => {
+            let max = gw.server.max_message_bytes;
+            post(&gw.rooms, &room, body, max).await
+        }
+        (&Method::DELETE, false) => delete(&gw.rooms, &room).await,
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "GET or DELETE /api/rooms/{room}, POST /api/rooms/{room}/update",
@@ -94,21 +97,21 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
     }
 }
 
-async fn get(gw: &Gateway, room: &RoomName, query: Option<&str>) -> Response<Full<Bytes>> {
+async fn get(rooms: &Arc<Rooms>, room: &RoomName, query: Option<&str>) -> Response<Full<Bytes>> {
     let spec = match query_param(query, "objects").map(|o| parse_spec(&o)) {
         Some(Ok(spec)) => Some(spec),
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, &format!("objects: {e}")),
         None => None,
     };
-    let state = match gw.rooms.get(room) {
+    let state = match rooms.get(room) {
         Some(loaded) => loaded.encode_state(),
         None => {
-            match gw.rooms.backend().exists(room).await {
+            match rooms.backend().exists(room).await {
                 Ok(true) => {}
                 Ok(false) => return error(StatusCode::NOT_FOUND, "no such room"),
                 Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
             }
-            match gw.rooms.lease(room).await {
+            match rooms.lease(room).await {
                 Ok(lease) => lease.room().encode_state(),
                 Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
             }
@@ -133,8 +136,12 @@ async fn get(gw: &Gateway, room: &RoomName, query: Option<&str>) -> Response<Ful
     }
 }
 
-async fn post(gw: &Gateway, room: &RoomName, body: Incoming) -> Response<Full<Bytes>> {
-    let max = gw.config.server.max_message_bytes;
+async fn post(
+    rooms: &Arc<Rooms>,
+    room: &RoomName,
+    body: Incoming,
+    max: usize,
+) -> Response<Full<Bytes>> {
     let bytes = match Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e)
@@ -155,11 +162,11 @@ async fn post(gw: &Gateway, room: &RoomName, body: Incoming) -> Response<Full<By
     if update.is_empty() {
         return json(StatusCode::OK, serde_json::json!({ "applied": false }));
     }
-    let lease = match gw.rooms.lease(room).await {
+    let lease = match rooms.lease(room).await {
         Ok(lease) => lease,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    if let Err(e) = gw.rooms.backend().append(lease.room(), &bytes).await {
+    if let Err(e) = rooms.backend().append(lease.room(), &bytes).await {
         return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     if let Err(e) = lease.room().apply_update(update, &bytes) {
@@ -168,9 +175,9 @@ async fn post(gw: &Gateway, room: &RoomName, body: Incoming) -> Response<Full<By
     json(StatusCode::OK, serde_json::json!({ "applied": true }))
 }
 
-async fn delete(gw: &Gateway, room: &RoomName) -> Response<Full<Bytes>> {
-    let was_loaded = gw.rooms.retire(room).await;
-    if let Err(e) = gw.rooms.backend().delete(room).await {
+async fn delete(rooms: &Rooms, room: &RoomName) -> Response<Full<Bytes>> {
+    let was_loaded = rooms.retire(room).await;
+    if let Err(e) = rooms.backend().delete(room).await {
         return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     tracing::info!(room = %room, was_loaded, "room deleted through the API");
@@ -186,7 +193,7 @@ async fn list(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let (head, _) = req.into_parts();
-    if let Err(refusal) = authorize(gw, &all, &head).await {
+    if let Err(refusal) = authorize(&gw.authorizer, &gw.metrics, &all, &head).await {
         return refusal;
     }
     let query = head.uri.query();

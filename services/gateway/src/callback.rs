@@ -10,7 +10,7 @@
 //! optional `X-Yws-Signature: sha256=<hex HMAC-SHA256 of the body>`; bounded retries with
 //! backoff on timeouts, connection errors and 5xx; failures logged and counted.
 
-use crate::gateway::Gateway;
+use crate::config::CallbackConfig;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
@@ -18,96 +18,16 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use prometheus::{IntCounterVec, Opts, Registry};
-use serde::Deserialize;
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yws_config::{ConfigError, Legacy, Secret};
 use yws_core::export::{export, parse_spec, ObjectSpec};
-use yws_core::{Claimed, RoomListener, RoomName};
-
-/// The reference server's environment names.
-pub const LEGACY_ENV: &[Legacy] = &[
-    Legacy::plain("CALLBACK_URL", "callback.url"),
-    Legacy::plain("CALLBACK_DEBOUNCE_WAIT", "callback.debounce_wait_ms"),
-    Legacy::plain("CALLBACK_DEBOUNCE_MAXWAIT", "callback.debounce_maxwait_ms"),
-    Legacy::plain("CALLBACK_TIMEOUT", "callback.timeout_ms"),
-    Legacy::plain("CALLBACK_OBJECTS", "callback.objects"),
-    Legacy::plain("CALLBACK_SECRET", "callback.secret"),
-];
-
-/// The `[callback]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CallbackConfig {
-    /// Where to POST (`CALLBACK_URL`, `http://` only); unset: no callbacks.
-    pub url: Option<String>,
-    /// Quiet time after the last change (`CALLBACK_DEBOUNCE_WAIT`, default 2000).
-    pub debounce_wait_ms: u64,
-    /// Longest wait after the first change (`CALLBACK_DEBOUNCE_MAXWAIT`, default 10000).
-    pub debounce_maxwait_ms: u64,
-    /// Request timeout (`CALLBACK_TIMEOUT`, default 5000).
-    pub timeout_ms: u64,
-    /// Shared objects to send, JSON name → type (`CALLBACK_OBJECTS`, default `{}`).
-    pub objects: String,
-    /// Signs the body with HMAC-SHA256 when set (`CALLBACK_SECRET`).
-    pub secret: Option<Secret>,
-    /// Attempts after the first one, on timeouts, connection errors and 5xx.
-    pub max_retries: u32,
-    /// First retry delay; doubles each time.
-    pub retry_backoff_ms: u64,
-    /// Callbacks in flight at once.
-    pub max_concurrency: usize,
-}
-
-impl Default for CallbackConfig {
-    fn default() -> Self {
-        CallbackConfig {
-            url: None,
-            debounce_wait_ms: 2000,
-            debounce_maxwait_ms: 10_000,
-            timeout_ms: 5000,
-            objects: "{}".into(),
-            secret: None,
-            max_retries: 3,
-            retry_backoff_ms: 500,
-            max_concurrency: 16,
-        }
-    }
-}
-
-impl CallbackConfig {
-    /// Checks the URL, the objects and the timings.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if let Some(url) = &self.url {
-            match url.parse::<http::Uri>() {
-                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
-                Ok(uri) if uri.scheme_str() == Some("https") => {
-                    return invalid("callback.url: https is not supported (no TLS client is built in); use http to a sidecar or an internal service".into())
-                }
-                _ => return invalid(format!("callback.url {url:?} is not an http:// URL")),
-            }
-        }
-        parse_spec(&self.objects).map_err(|e| {
-            ConfigError::Invalid(format!("callback.objects (CALLBACK_OBJECTS): {e}"))
-        })?;
-        if self.debounce_maxwait_ms < self.debounce_wait_ms {
-            return invalid(
-                "callback.debounce_maxwait_ms must be at least debounce_wait_ms".into(),
-            );
-        }
-        if self.timeout_ms == 0 || self.max_concurrency == 0 {
-            return invalid("callback.timeout_ms and max_concurrency must be at least 1".into());
-        }
-        Ok(())
-    }
-}
+use yws_core::{Claimed, RoomListener, RoomName, Rooms};
 
 /// Callback metrics.
 #[derive(Debug, Clone)]
@@ -195,7 +115,7 @@ impl Callbacks {
     /// Fires due callbacks until `cancel`; on cancel, sends what is pending once (shutdown).
     pub async fn run(
         self: Arc<Self>,
-        gw: Weak<Gateway>,
+        rooms: Arc<Rooms>,
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) {
@@ -225,36 +145,32 @@ impl Callbacks {
                 }
                 due
             };
-            let Some(gw) = gw.upgrade() else { return };
             for room in due {
                 let Ok(permit) = self.slots.clone().acquire_owned().await else {
                     return;
                 };
                 let this = self.clone();
-                let gw = gw.clone();
+                let rooms = rooms.clone();
                 tracker.spawn(async move {
                     let _permit = permit;
-                    this.fire(&gw, &room).await;
+                    this.fire(&rooms, &room).await;
                 });
             }
         }
         // Shutdown: whatever is still pending is sent now, once, within the shutdown deadline.
-        let rooms: Vec<RoomName> = self.pending.lock().drain().map(|(r, _)| r).collect();
-        if let Some(gw) = gw.upgrade() {
-            for room in rooms {
-                self.fire(&gw, &room).await;
-            }
+        let pending: Vec<RoomName> = self.pending.lock().drain().map(|(r, _)| r).collect();
+        for room in pending {
+            self.fire(&rooms, &room).await;
         }
     }
 
-    async fn fire(&self, gw: &Gateway, name: &RoomName) {
-        let Some(room) = gw.rooms.get(name) else {
+    async fn fire(&self, rooms: &Rooms, name: &RoomName) {
+        let Some(room) = rooms.get(name) else {
             tracing::debug!(room = %name, "room unloaded before its callback; skipped");
             return;
         };
         let window = Duration::from_millis(self.config.debounce_wait_ms);
-        match gw
-            .rooms
+        match rooms
             .backend()
             .claim_callback(name, room.position(), window)
             .await
@@ -350,36 +266,5 @@ impl Callbacks {
                 self.metrics.callbacks.with_label_values(&["failed"]).inc();
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_validation() {
-        let ok = CallbackConfig {
-            url: Some("http://127.0.0.1:9/cb".into()),
-            objects: r#"{"t":"Text"}"#.into(),
-            ..CallbackConfig::default()
-        };
-        assert!(ok.validate().is_ok());
-        let bad_objects = CallbackConfig {
-            objects: r#"{"t":"Blob"}"#.into(),
-            ..ok.clone()
-        };
-        assert!(bad_objects.validate().is_err());
-        let https = CallbackConfig {
-            url: Some("https://x/cb".into()),
-            ..ok.clone()
-        };
-        assert!(https.validate().is_err());
-        let waits = CallbackConfig {
-            debounce_wait_ms: 5000,
-            debounce_maxwait_ms: 100,
-            ..ok
-        };
-        assert!(waits.validate().is_err());
     }
 }

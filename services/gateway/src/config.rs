@@ -1,46 +1,27 @@
 //! The gateway's configuration: typed, layered (see `yws-config`), validated once.
 
-use crate::callback::CallbackConfig;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 use yws_auth::AuthConfig;
-use yws_config::{ConfigError, Legacy, Loader};
+use yws_config::{env, ConfigError, EnvTable, Loader, Secret};
+use yws_core::export::parse_spec;
 use yws_core::{RoomSettings, RoomsSettings};
 use yws_redis::RedisConfig;
 use yws_store::StoreConfig;
 use yws_telemetry::LogConfig;
 
-/// Reference-server environment names and the keys they set.
-pub const LEGACY_ENV: &[Legacy] = &[
-    Legacy::plain("REDIS_URL", "redis.url"),
-    Legacy::list("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
-    Legacy::plain("YWS_REDIS_PREFIX", "redis.prefix"),
-    Legacy::plain("HOST", "server.host"),
-    Legacy::plain("PORT", "server.port"),
-    Legacy::flag("GC", "rooms.gc"),
-    Legacy::plain("LOG_FORMAT", "log.format"),
-    Legacy::plain("LOG_LEVEL", "log.level"),
+/// The environment names the gateway reads besides `YWS__…`, one table per section.
+pub const ENV: &[EnvTable] = &[
+    env::SERVER,
+    env::ROOMS,
+    env::REDIS,
+    env::AUTH,
+    env::PERSISTENCE,
+    env::CALLBACK,
+    env::LOG,
 ];
-
-/// Every environment name the gateway understands besides `YWS__…`: the reference server's,
-/// Redis's, and the auth settings'.
-pub fn legacy_env() -> Vec<Legacy> {
-    let mut all = LEGACY_ENV.to_vec();
-    all.extend(crate::callback::LEGACY_ENV.iter().cloned());
-    all.extend(
-        yws_auth::ENV_VARS
-            .iter()
-            .map(|(var, key)| Legacy::in_section(var, "auth", key)),
-    );
-    all.extend(
-        yws_store::LEGACY_ENV
-            .iter()
-            .map(|(var, key)| Legacy::in_section(var, "persistence", key)),
-    );
-    all
-}
 
 /// Everything the gateway reads at startup.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,14 +119,78 @@ impl Default for RoomsConfig {
     }
 }
 
+/// The `[callback]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackConfig {
+    /// Where to POST (`CALLBACK_URL`, `http://` only); unset: no callbacks.
+    pub url: Option<String>,
+    /// Quiet time after the last change (`CALLBACK_DEBOUNCE_WAIT`, default 2000).
+    pub debounce_wait_ms: u64,
+    /// Longest wait after the first change (`CALLBACK_DEBOUNCE_MAXWAIT`, default 10000).
+    pub debounce_maxwait_ms: u64,
+    /// Request timeout (`CALLBACK_TIMEOUT`, default 5000).
+    pub timeout_ms: u64,
+    /// Shared objects to send, JSON name → type (`CALLBACK_OBJECTS`, default `{}`).
+    pub objects: String,
+    /// Signs the body with HMAC-SHA256 when set (`CALLBACK_SECRET`).
+    pub secret: Option<Secret>,
+    /// Attempts after the first one, on timeouts, connection errors and 5xx.
+    pub max_retries: u32,
+    /// First retry delay; doubles each time.
+    pub retry_backoff_ms: u64,
+    /// Callbacks in flight at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            url: None,
+            debounce_wait_ms: 2000,
+            debounce_maxwait_ms: 10_000,
+            timeout_ms: 5000,
+            objects: "{}".into(),
+            secret: None,
+            max_retries: 3,
+            retry_backoff_ms: 500,
+            max_concurrency: 16,
+        }
+    }
+}
+
+impl CallbackConfig {
+    /// Checks the URL, the objects and the timings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(url) = &self.url {
+            match url.parse::<http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+                Ok(uri) if uri.scheme_str() == Some("https") => {
+                    return invalid("callback.url: https is not supported (no TLS client is built in); use http to a sidecar or an internal service".into())
+                }
+                _ => return invalid(format!("callback.url {url:?} is not an http:// URL")),
+            }
+        }
+        parse_spec(&self.objects).map_err(|e| {
+            ConfigError::Invalid(format!("callback.objects (CALLBACK_OBJECTS): {e}"))
+        })?;
+        if self.debounce_maxwait_ms < self.debounce_wait_ms {
+            return invalid(
+                "callback.debounce_maxwait_ms must be at least debounce_wait_ms".into(),
+            );
+        }
+        if self.timeout_ms == 0 || self.max_concurrency == 0 {
+            return invalid("callback.timeout_ms and max_concurrency must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl GatewayConfig {
     /// Loads and validates the configuration.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let legacy = legacy_env();
-        let config: GatewayConfig = Loader::new(&legacy)
-            .with_file(file)
-            .with_list_keys(yws_redis::config::LIST_KEYS)
-            .load()?;
+        let config: GatewayConfig = Loader::new(ENV).with_file(file).load()?;
         config.validate()?;
         Ok(config)
     }
@@ -226,91 +271,4 @@ impl GatewayConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn load(env: &[(&str, &str)]) -> Result<GatewayConfig, ConfigError> {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let legacy = legacy_env();
-        let c: GatewayConfig = Loader::new(&legacy)
-            .with_env(env)
-            .with_list_keys(yws_redis::config::LIST_KEYS)
-            .load()?;
-        c.validate()?;
-        Ok(c)
-    }
-
-    #[test]
-    fn reference_defaults_and_names() {
-        let c = load(&[]).unwrap();
-        assert_eq!((c.server.host.as_str(), c.server.port), ("localhost", 1234));
-        assert!(c.rooms.gc);
-        let c = load(&[("HOST", "127.0.0.1"), ("PORT", "4321"), ("GC", "0")]).unwrap();
-        assert_eq!(c.listen_addr().unwrap(), "127.0.0.1:4321".parse().unwrap());
-        assert!(!c.rooms.gc);
-    }
-
-    #[test]
-    fn redis_settings_from_reference_style_names() {
-        let c = load(&[
-            ("REDIS_URL", "redis://:pw@127.0.0.1:6379"),
-            ("REDIS_CLUSTER_NODES", "10.0.0.1:7000,10.0.0.2:7000"),
-            ("YWS_REDIS_PREFIX", "team-a"),
-        ])
-        .unwrap();
-        assert!(c.redis.enabled());
-        assert_eq!(c.redis.cluster_nodes.len(), 2);
-        assert_eq!(c.redis.prefix, "team-a");
-        assert!(load(&[("REDIS_URL", "http://nope")]).is_err());
-    }
-
-    #[test]
-    fn auth_settings_from_their_env_names() {
-        let c = load(&[("AUTH_JWT_SECRET", "s3cret"), ("AUTH_JWT_ISSUER", "me")]).unwrap();
-        assert!(c.auth.jwt_enabled());
-        assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted");
-        // Cookie auth without an Origin allow-list is refused at startup.
-        assert!(load(&[("AUTH_JWT_SECRET", "s"), ("AUTH_TOKEN_COOKIE", "t")]).is_err());
-    }
-
-    #[test]
-    fn persistence_from_ypersistence() {
-        let c = load(&[("YPERSISTENCE", "/tmp/yws-data")]).unwrap();
-        assert!(c.persistence.enabled());
-        assert!(load(&[
-            ("YPERSISTENCE", "/tmp/x"),
-            ("REDIS_URL", "redis://127.0.0.1:6379")
-        ])
-        .is_err());
-    }
-
-    #[test]
-    fn callback_settings_from_the_reference_names() {
-        let c = load(&[
-            ("CALLBACK_URL", "http://127.0.0.1:8080/cb"),
-            ("CALLBACK_DEBOUNCE_WAIT", "100"),
-            ("CALLBACK_DEBOUNCE_MAXWAIT", "500"),
-            ("CALLBACK_TIMEOUT", "1000"),
-            (
-                "CALLBACK_OBJECTS",
-                r#"{"prosemirror":"XmlFragment","meta":"Map"}"#,
-            ),
-        ])
-        .unwrap();
-        assert_eq!(c.callback.debounce_wait_ms, 100);
-        assert_eq!(c.callback.timeout_ms, 1000);
-        assert!(load(&[("CALLBACK_OBJECTS", "{not json")]).is_err());
-    }
-
-    #[test]
-    fn invalid_values_are_reported() {
-        assert!(load(&[("YWS__SERVER__MAX_CONNECTIONS", "0")]).is_err());
-        assert!(load(&[("YWS__SERVER__PATH_PREFIX", "collab/")]).is_err());
-        assert!(load(&[("YWS__SERVER__NOPE", "1")]).is_err());
-        assert!(load(&[("PORT", "99999")]).is_err());
-    }
-}
+mod tests;

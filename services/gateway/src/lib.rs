@@ -5,21 +5,42 @@
 //!
 //! ## Layout
 //! - [`config`]: [`GatewayConfig`](config::GatewayConfig), loaded once (defaults < file <
-//!   reference env names < `YWS__` env).
-//! - [`gateway`]: [`Gateway`](gateway::Gateway), the node — accept loop, HTTP on the same port as
-//!   WebSockets (hyper 1.x upgrades), the shutdown sequence.
-//! - [`routes`]: HTTP routing: upgrades, `/healthz`, `/readyz`, `/metrics`, 404/426.
+//!   reference env names < `YWS__` env), including the callback's section.
+//! - [`state`]: [`Gateway`](state::Gateway), the node's shared state — data only — and the
+//!   [`Connections`](state::Connections) every WebSocket task shares.
+//! - [`server`]: the accept loop (HTTP and WebSocket upgrades on one port, hyper 1.x), the
+//!   background loops, the shutdown sequence.
+//! - [`routes`]: HTTP routing: upgrades, `/healthz`, `/readyz`, `/metrics`, the API, 404/426.
 //! - [`upgrade`]: the WebSocket upgrade: room name, limits and room load before the 101.
-//! - [`session`]: one connection's loop (generic over `Sink + Stream`).
 //! - [`api`]: the document HTTP API (`/api/rooms/…`).
-//! - [`callback`]: the reference server's debounced HTTP callback, cluster-deduplicated.
+//! - [`authorize`]: the authorizer's verdict for upgrades and API requests alike, and how a
+//!   refused request is answered.
+//! - [`session`]: one connection's loop (generic over `Sink + Stream`).
+//! - [`callback`]: the reference server's debounced HTTP callback, cluster-deduplicated; it
+//!   reads the rooms registry only.
 //! - [`metrics`]: the gateway's Prometheus metrics.
+//!
+//! Modules depend on each other one way only (`a → b`: `a` uses `b`):
+//!
+//! ```text
+//! server    → routes, state
+//! routes    → upgrade, api, state
+//! upgrade   → authorize, session, state
+//! api       → authorize, state
+//! state     → callback, session, metrics, config
+//! authorize → metrics
+//! session   → metrics
+//! callback  → config
+//! metrics, config: no module of this crate
+//! ```
 
 pub mod api;
+pub mod authorize;
 pub mod callback;
 pub mod config;
-pub mod gateway;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod session;
+pub mod state;
 pub mod upgrade;

@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yws_core::{MemoryBackend, RoomBackend};
 use yws_gateway::config::GatewayConfig;
-use yws_gateway::gateway::{bind, Gateway};
+use yws_gateway::server::{self, bind};
+use yws_gateway::state::Gateway;
 use yws_redis::{RedisBackend, RedisMetrics};
 use yws_store::{StoreBackend, StoreMetrics};
 use yws_telemetry::Health;
@@ -26,6 +27,9 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let shutdown = yws_telemetry::signals::termination();
     yws_redis::install_tls_provider();
     tracing::info!(config = ?config, "starting yws-gateway {}", env!("CARGO_PKG_VERSION"));
+    // Reads the JWT key file: a key that cannot be used is invalid configuration (exit 64).
+    let authorizer = yws_auth::Authorizer::new(&config.auth)
+        .map_err(|e| yws_config::ConfigError::Invalid(e.to_string()))?;
     let registry = yws_telemetry::metrics::registry();
     let health = Health::new();
     let addr = config.listen_addr()?;
@@ -61,13 +65,19 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     } else {
         (Arc::new(MemoryBackend), "standalone: documents in memory")
     };
-    let gateway = Gateway::new(config, backend.clone(), registry.clone(), health.clone())?;
+    let gateway = Gateway::new(
+        &config,
+        backend.clone(),
+        authorizer,
+        registry.clone(),
+        health.clone(),
+    )?;
     if let Some(availability) = backend.availability() {
-        background.spawn(
-            gateway
-                .clone()
-                .watch_backend(availability, background_cancel.clone()),
-        );
+        background.spawn(server::watch_backend(
+            gateway.clone(),
+            availability,
+            background_cancel.clone(),
+        ));
     }
     let listener = bind(addr, backlog)
         .await
@@ -88,7 +98,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
             background.clone(),
         ));
     }
-    gateway.serve(listener, shutdown).await;
+    server::serve(gateway, listener, shutdown).await;
     if let Some(store) = store {
         // Rooms are closed (their updates queued); commit everything before exiting.
         if let Err(e) = store.shutdown().await {

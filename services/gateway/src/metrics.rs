@@ -36,15 +36,30 @@ impl TypeCounters {
         }
     }
 
-    /// Counts one message of `kind` (a [`MESSAGE_TYPES`] label) of `len` bytes.
+    /// Counts one frame of `len` bytes carrying one message of `kind` (a [`MESSAGE_TYPES`]
+    /// label).
     pub fn count(&self, kind: &str, len: usize) {
-        let i = MESSAGE_TYPES
-            .iter()
-            .position(|t| *t == kind)
-            .unwrap_or(MESSAGE_TYPES.len() - 1);
-        self.messages[i].inc();
-        self.bytes[i].inc_by(len as u64);
+        self.message(kind);
+        self.frame_bytes(kind, len);
     }
+
+    /// Counts one message of `kind`.
+    pub fn message(&self, kind: &str) {
+        self.messages[type_index(kind)].inc();
+    }
+
+    /// Counts the `len` bytes of one frame whose (first) message is of `kind`. Once per frame:
+    /// a frame's bytes are not counted again for each further message it carries.
+    pub fn frame_bytes(&self, kind: &str, len: usize) {
+        self.bytes[type_index(kind)].inc_by(len as u64);
+    }
+}
+
+fn type_index(kind: &str) -> usize {
+    MESSAGE_TYPES
+        .iter()
+        .position(|t| *t == kind)
+        .unwrap_or(MESSAGE_TYPES.len() - 1)
 }
 
 /// The gateway's metrics.
@@ -62,7 +77,7 @@ pub struct Metrics {
     pub rooms: IntGauge,
     /// Messages received, by type.
     pub messages_received: IntCounterVec,
-    /// Bytes received, by message type.
+    /// Bytes received, by the type of each frame's first message.
     pub received_bytes: IntCounterVec,
     /// Messages sent, by type.
     pub messages_sent: IntCounterVec,
@@ -122,7 +137,7 @@ impl Metrics {
             received_bytes: IntCounterVec::new(
                 Opts::new(
                     "yws_gateway_received_bytes_total",
-                    "Bytes of y-websocket messages received, by type",
+                    "Bytes of y-websocket frames received, by the type of their first message",
                 ),
                 &["type"],
             )?,

@@ -1,17 +1,16 @@
 //! HTTP routing on the main port: WebSocket upgrades (any path: the path is the room),
 //! probes, metrics; anything else is 404 or 426.
 
-use crate::gateway::Gateway;
+use crate::state::Gateway;
 use crate::{api, upgrade};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use std::sync::Arc;
 use yws_telemetry::admin::{probe_response, text};
 
 /// Routes one request.
-pub async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
     // A WebSocket upgrade always names a room, even `/healthz`.
     if upgrade::is_upgrade(req.headers()) {
         return upgrade::handle(gw, req).await;
@@ -22,7 +21,7 @@ pub async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<By
     if api::is_api(req.uri().path()) {
         return api::handle(gw, req).await;
     }
-    let prefix = &gw.config.server.path_prefix;
+    let prefix = &gw.server.path_prefix;
     let in_rooms = req
         .uri()
         .path()

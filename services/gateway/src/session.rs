@@ -145,12 +145,7 @@ where
     async move {
         let room = session.lease.room().clone();
         let outbox = Outbox::new(ctx.settings.outbox_frames);
-        room.join(
-            session.conn,
-            outbox.clone(),
-            session.control.clone(),
-            session.access,
-        );
+        room.join(session.conn, outbox.clone(), session.control.clone());
         let membership = Membership {
             room: &room,
             conn: session.conn,
@@ -398,8 +393,11 @@ impl Handler<'_> {
     async fn frame(&mut self, data: &[u8]) -> Result<(), CloseReason> {
         let metrics = &self.ctx.metrics;
         let messages = decode(data).map_err(|e| self.malformed(e))?;
+        if let Some(first) = messages.first() {
+            metrics.received.frame_bytes(first.kind(), data.len());
+        }
         for message in messages {
-            metrics.received.count(message.kind(), data.len());
+            metrics.received.message(message.kind());
             match message {
                 Message::SyncStep1(sv) => self.reply(self.room.sync_step2(&sv))?,
                 Message::SyncStep2(update) | Message::Update(update) => self.update(update).await?,

@@ -1,8 +1,9 @@
 //! The WebSocket upgrade: request checks, room name, capacity, room load — everything that
 //! can refuse a client happens here, *before* the 101 response.
 
-use crate::gateway::Gateway;
+use crate::authorize::{authorize, refuse};
 use crate::session::{self, conn_event, End, Session};
+use crate::state::{Connections, Gateway};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{
@@ -24,7 +25,6 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 use yws_core::{Access, NameError, PeerControl, RoomName};
-use yws_telemetry::admin::text;
 
 /// Whether `req` asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -55,54 +55,9 @@ pub fn room_from_path(
     Some(RoomName::new(&decoded, max_bytes))
 }
 
-fn refuse(
-    gw: &Gateway,
-    status: StatusCode,
-    reason: &'static str,
-    body: &str,
-) -> Response<Full<Bytes>> {
-    gw.metrics
-        .upgrades_rejected
-        .with_label_values(&[reason])
-        .inc();
-    tracing::info!(
-        status = status.as_u16(),
-        reason,
-        detail = body,
-        "upgrade refused"
-    );
-    text(status, &format!("{body}\n"))
-}
-
-/// Checks credentials for `room`; refusals are counted and answered with their status.
-pub async fn authorize(
-    gw: &Gateway,
-    room: &RoomName,
-    head: &http::request::Parts,
-) -> Result<yws_auth::Grant, Response<Full<Bytes>>> {
-    if !gw.authorizer.enabled() {
-        return Ok(yws_auth::Grant::anonymous());
-    }
-    gw.authorizer
-        .authorize(room.as_str(), head)
-        .await
-        .map_err(|refusal| {
-            gw.metrics
-                .auth_refusals
-                .with_label_values(&[refusal.reason.as_str()])
-                .inc();
-            let label = match refusal.status.as_u16() {
-                401 => "unauthorized",
-                403 => "forbidden",
-                _ => "auth_unavailable",
-            };
-            refuse(gw, refusal.status, label, &refusal.message)
-        })
-}
-
 /// Handles an upgrade request end to end: answers 101 and spawns the session, or refuses.
-pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let settings = &gw.config.server;
+pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let settings = &gw.server;
     let room = match room_from_path(
         req.uri().path(),
         &settings.path_prefix,
@@ -110,7 +65,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
     ) {
         None => {
             return refuse(
-                &gw,
+                &gw.metrics,
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no room at this path",
@@ -118,7 +73,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         }
         Some(Err(e)) => {
             return refuse(
-                &gw,
+                &gw.metrics,
                 StatusCode::BAD_REQUEST,
                 "bad_room_name",
                 &e.to_string(),
@@ -129,7 +84,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
     if req.method() != http::Method::GET || !header_has_token(req.headers(), CONNECTION, "upgrade")
     {
         return refuse(
-            &gw,
+            &gw.metrics,
             StatusCode::BAD_REQUEST,
             "bad_request",
             "not a WebSocket upgrade request",
@@ -142,7 +97,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         != Some(b"13")
     {
         let mut response = refuse(
-            &gw,
+            &gw.metrics,
             StatusCode::UPGRADE_REQUIRED,
             "bad_request",
             "WebSocket version 13 required",
@@ -158,7 +113,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         .map(|k| derive_accept_key(k.as_bytes()))
     else {
         return refuse(
-            &gw,
+            &gw.metrics,
             StatusCode::BAD_REQUEST,
             "bad_request",
             "missing Sec-WebSocket-Key",
@@ -166,17 +121,23 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
     };
     if !gw.health.is_ready() {
         let reason = gw.health.not_ready_reason().unwrap_or("not ready");
-        return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason);
+        return refuse(
+            &gw.metrics,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            reason,
+        );
     }
     let (head, body) = req.into_parts();
-    let grant = match authorize(&gw, &room, &head).await {
+    let grant = match authorize(&gw.authorizer, &gw.metrics, &room, &head).await {
         Ok(grant) => grant,
         Err(refusal) => return refusal,
     };
     let mut req = Request::from_parts(head, body);
-    let Ok(permit) = gw.connection_slots.clone().try_acquire_owned() else {
+    let connections = &gw.connections;
+    let Ok(permit) = connections.slots.clone().try_acquire_owned() else {
         return refuse(
-            &gw,
+            &gw.metrics,
             StatusCode::SERVICE_UNAVAILABLE,
             "over_capacity",
             "node at its connection limit",
@@ -199,7 +160,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         Err(e) => {
             tracing::warn!(room = %room, error = %e, "room could not be loaded");
             return refuse(
-                &gw,
+                &gw.metrics,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backend_unavailable",
                 "room storage unavailable",
@@ -218,13 +179,13 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty());
 
-    let conn = gw.next_conn_id();
-    let control = PeerControl::child_of(&gw.connections_cancel);
+    let conn = connections.next_id();
+    let control = PeerControl::child_of(&connections.cancel);
     // `debug`: an enabled span costs every idle connection ~450 bytes; connection events
     // carry room and connection id themselves (`session::conn_event!`).
     let span = tracing::debug_span!("conn", room = %room, conn_id = conn.0, subject = grant.subject.as_deref().unwrap_or(""));
     let connection = Connection {
-        gw: gw.clone(),
+        connections: connections.clone(),
         upgrade: hyper::upgrade::on(&mut req),
         _permit: permit,
         session: Session {
@@ -235,7 +196,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
             expires_at,
         },
     };
-    gw.tracker.spawn(connection.run().instrument(span));
+    connections.tracker.spawn(connection.run().instrument(span));
     gw.metrics.rooms.set(gw.rooms.len() as i64);
 
     let mut response = Response::new(Full::new(Bytes::new()));
@@ -255,10 +216,10 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
 /// An accepted upgrade: what its task owns until the session ends.
 ///
 /// Its future lives as long as the connection, so it holds only what the session needs
-/// (metrics and settings are reached through `gw`, not copied) — this is most of the memory
-/// of an idle connection.
+/// (metrics and settings are reached through `connections`, not copied) — this is most of
+/// the memory of an idle connection.
 struct Connection {
-    gw: Arc<Gateway>,
+    connections: Arc<Connections>,
     upgrade: OnUpgrade,
     /// The connection slot, held until the task ends.
     _permit: OwnedSemaphorePermit,
@@ -269,7 +230,7 @@ impl Connection {
     /// Fields are used in place rather than destructured: destructuring `self` would store
     /// them twice in this future, which lives as long as the connection.
     async fn run(self) {
-        let (gw, conn) = (&self.gw, self.session.conn);
+        let (shared, conn) = (&self.connections, self.session.conn);
         let room = self.session.lease.room().clone();
         let upgraded = match self.upgrade.await {
             Ok(upgraded) => upgraded,
@@ -283,7 +244,7 @@ impl Connection {
         let Some(ws) = WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,
-            Some(gw.ws_config),
+            Some(shared.ws_config),
         )
         .now_or_never() else {
             conn_event!(
@@ -294,13 +255,13 @@ impl Connection {
             );
             return;
         };
-        let metrics = &gw.metrics;
+        let metrics = &shared.session.metrics;
         metrics.connections_opened.inc();
         metrics.connections.inc();
         tracing::debug!("connected");
         // Boxed: the session's state is allocated at its exact size instead of adding to this
         // task's future.
-        let session = Box::pin(session::run(ws, self.session, &gw.session_context));
+        let session = Box::pin(session::run(ws, self.session, &shared.session));
         let outcome = AssertUnwindSafe(session).catch_unwind().await;
         metrics.connections.dec();
         match outcome {
@@ -322,7 +283,7 @@ impl Connection {
                 );
             }
         }
-        metrics.rooms.set(gw.rooms.len() as i64);
+        metrics.rooms.set(shared.rooms.len() as i64);
     }
 }
 
@@ -351,5 +312,45 @@ mod tests {
             room_from_path(&format!("/{}", "x".repeat(65)), "", 64),
             Some(Err(NameError::TooLong { .. }))
         ));
+    }
+
+    /// The size of what `f` returns, without calling it (so no socket is needed to name the
+    /// production types).
+    fn size_of_output<A, R>(_: &impl FnOnce(A) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Bytes of the connection task's future as spawned: tracked, instrumented.
+    const TASK_FUTURE_MAX_BYTES: usize = 272;
+    /// Bytes of the boxed session state over the production socket type.
+    const SESSION_STATE_MAX_BYTES: usize = 808;
+
+    /// docs/scaling.md ("Idle memory is 3.7 KB per connection") counts, per idle connection, a
+    /// 384-byte task (this future plus tokio's task header, cache-line aligned) and 808 bytes of
+    /// boxed session state. Both are paid by every connection, idle or not.
+    #[test]
+    fn idle_connection_state_stays_small() {
+        type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+        let task = size_of_output(&|c: Connection| {
+            tokio_util::task::TaskTracker::new()
+                .track_future(c.run().instrument(tracing::Span::none()))
+        });
+        let session = size_of_output(&|(ws, s, ctx): (
+            Socket,
+            Session,
+            &'static session::SessionContext,
+        )| { session::run(ws, s, ctx) });
+        let advice = "every connection pays for this. Find what grew (`cargo +nightly rustc -p \
+                      yws-gateway --lib -- -Zprint-type-sizes`) and box or drop it; if the growth \
+                      is worth it, re-run the `idle` load scenario, update the idle figure in \
+                      docs/scaling.md and raise the bound in this test";
+        assert!(
+            task <= TASK_FUTURE_MAX_BYTES,
+            "the connection task's future is {task} bytes, over {TASK_FUTURE_MAX_BYTES}: {advice}"
+        );
+        assert!(
+            session <= SESSION_STATE_MAX_BYTES,
+            "the session state is {session} bytes, over {SESSION_STATE_MAX_BYTES}: {advice}"
+        );
     }
 }

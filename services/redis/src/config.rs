@@ -1,26 +1,19 @@
 //! The `[redis]` config section, shared by the gateway and the compactor.
 
 use serde::Deserialize;
-use yws_config::{ConfigError, Legacy, Secret};
+use yws_config::{ConfigError, Secret};
 
-/// Environment names for this section.
-pub const LEGACY_ENV: &[Legacy] = &[
-    Legacy::plain("REDIS_URL", "redis.url"),
-    Legacy::list("REDIS_CLUSTER_NODES", "redis.cluster_nodes"),
-    Legacy::plain("YWS_REDIS_PREFIX", "redis.prefix"),
-];
-
-/// List-valued keys (comma-separated in `YWS__REDIS__…`).
-pub const LIST_KEYS: &[&str] = &["redis.cluster_nodes"];
-
-/// Redis settings. Cluster mode is on when `url` or `cluster_nodes` is set.
+/// Redis settings. Cluster mode is on when `url` or `cluster_nodes` is set. Environment names:
+/// [`yws_config::env::REDIS`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]` or `rediss://…` (`REDIS_URL`).
     pub url: Option<Secret>,
     /// Redis Cluster seed nodes, `host:port` (`REDIS_CLUSTER_NODES`); credentials and TLS are
-    /// taken from `url` when it is set.
+    /// taken from `url` when it is set. A comma-separated string in the environment; an empty
+    /// entry is refused by [`RedisConfig::validate`].
+    #[serde(deserialize_with = "yws_config::comma_list_keep_empty")]
     pub cluster_nodes: Vec<String>,
     /// Namespace of every key (`YWS_REDIS_PREFIX`), so deployments can share a Redis.
     pub prefix: String,

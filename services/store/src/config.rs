@@ -1,13 +1,10 @@
-//! The `[persistence]` config section and its environment name (`YPERSISTENCE`).
+//! The `[persistence]` config section (its environment name, `YPERSISTENCE`, is listed in
+//! `yws_config::env::PERSISTENCE`).
 
 use crate::error::StoreError;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The reference server's environment names for this section, as `(variable, key)` with the
-/// key relative to the section (the gateway maps them to `persistence.<key>`).
-pub const LEGACY_ENV: &[(&str, &str)] = &[("YPERSISTENCE", "dir")];
 
 /// Upper bound of `commit_interval_ms`: the longest a SIGKILL may cost (see the crate docs).
 pub const MAX_COMMIT_INTERVAL_MS: u64 = 100;
@@ -119,14 +116,6 @@ mod tests {
         assert_eq!(c.commit_interval_ms, 10);
         assert!(c.enabled());
         assert!(serde_json::from_value::<StoreConfig>(serde_json::json!({"dri": "/x"})).is_err());
-        // Every legacy key must name a field of the section.
-        for (var, key) in LEGACY_ENV {
-            let value = serde_json::json!({ *key: "/data" });
-            assert!(
-                serde_json::from_value::<StoreConfig>(value).is_ok(),
-                "{var} -> {key}"
-            );
-        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ mod tracking;
 mod writer;
 
 pub use backend::StoreBackend;
-pub use config::{StoreConfig, LEGACY_ENV};
+pub use config::StoreConfig;
 pub use error::StoreError;
 pub use metrics::StoreMetrics;
 

@@ -45,11 +45,6 @@ impl Health {
             && !self.inner.dependency_down.load(Ordering::SeqCst)
     }
 
-    /// Whether shutdown began.
-    pub fn is_draining(&self) -> bool {
-        self.inner.draining.load(Ordering::SeqCst)
-    }
-
     /// Why the process is not ready, for the `/readyz` body.
     pub fn not_ready_reason(&self) -> Option<&'static str> {
         if !self.inner.started.load(Ordering::SeqCst) {

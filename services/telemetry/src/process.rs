@@ -1,10 +1,12 @@
 //! The `main` every yws binary shares: `--config FILE`, configuration loaded once (exit 64 when
-//! invalid), logging, a multi-threaded runtime, exit 1 when `run` fails.
+//! invalid), logging, a multi-threaded runtime, exit 1 when `run` fails — or 64 when it fails
+//! with a [`ConfigError`] (configuration found unusable while starting, e.g. a key file).
 
 use crate::LogConfig;
 use std::fmt::Display;
 use std::future::Future;
 use std::path::Path;
+use yws_config::ConfigError;
 
 /// Runs a binary: `load` reads the configuration (from the `--config` file when given),
 /// `log` picks its logging section, `run` is the program.
@@ -38,6 +40,10 @@ pub fn main<C, E, Fut>(
         }
     };
     if let Err(e) = runtime.block_on(run(config)) {
+        if e.downcast_ref::<ConfigError>().is_some() {
+            tracing::error!(error = format!("{e:#}"), "{binary}: invalid configuration");
+            std::process::exit(yws_config::EXIT_CONFIG);
+        }
         tracing::error!(error = format!("{e:#}"), "{binary} failed");
         std::process::exit(1);
     }

@@ -13,7 +13,7 @@ fn invalid_key(result: Result<(), AuthError>) -> &'static str {
     }
 }
 
-/// `validate()` and `Authorizer::new` agree.
+/// `validate()` and `Authorizer::new` agree on settings errors.
 fn both_fail(config: &AuthConfig) -> AuthError {
     let from_new = Authorizer::new(config).expect_err("Authorizer::new must fail");
     let from_validate = config.validate().expect_err("validate must fail");
@@ -64,13 +64,21 @@ fn both_secret_and_key_file() {
     both_fail(&config);
 }
 
+/// The key file is read once, by `Authorizer::new`; `validate()` checks settings only.
+fn key_fails(config: &AuthConfig) -> AuthError {
+    config
+        .validate()
+        .expect("the settings themselves are valid");
+    Authorizer::new(config).expect_err("Authorizer::new must fail")
+}
+
 #[test]
 fn unreadable_key_file() {
     let config = AuthConfig {
         jwt_public_key_file: Some(PathBuf::from("/nonexistent/yws/key.pem")),
         ..AuthConfig::default()
     };
-    let err = both_fail(&config);
+    let err = key_fails(&config);
     assert!(matches!(err, AuthError::KeyFile { .. }), "{err:?}");
     assert!(err.to_string().contains("/nonexistent/yws/key.pem"));
 }
@@ -83,7 +91,7 @@ fn unusable_key_files() {
         ("ec_p384_public.pem", "P-256"),
         ("README.md", "PEM"),
     ] {
-        let err = both_fail(&key_config(fixture_name));
+        let err = key_fails(&key_config(fixture_name));
         assert!(
             matches!(err, AuthError::Key { .. }),
             "{fixture_name}: {err:?}"
@@ -98,7 +106,13 @@ fn algorithm_must_match_the_key() {
         jwt_algorithm: Some(JwtAlgorithm::Es256),
         ..key_config("rsa_public.pem")
     };
-    assert_eq!(invalid_key(es_with_rsa.validate()), "jwt_algorithm");
+    assert_eq!(
+        invalid_key(Authorizer::new(&es_with_rsa).map(drop)),
+        "jwt_algorithm"
+    );
+    es_with_rsa
+        .validate()
+        .expect("only the key file tells its algorithm");
     let rs_with_secret = AuthConfig {
         jwt_algorithm: Some(JwtAlgorithm::Rs256),
         ..hs_config()
@@ -108,7 +122,7 @@ fn algorithm_must_match_the_key() {
         jwt_algorithm: Some(JwtAlgorithm::Es256),
         ..key_config("ec_public.pem")
     };
-    matching.validate().expect("matching algorithm");
+    Authorizer::new(&matching).expect("matching algorithm");
 }
 
 #[test]
@@ -238,6 +252,11 @@ fn deserializes_from_a_config_section() {
     assert_eq!(config.jwt_secret.as_ref().map(Secret::expose), Some(SECRET));
     assert_eq!(config.allowed_origins.len(), 2);
     config.validate().expect("valid");
-    assert!(yws_auth::ENV_VARS.contains(&("AUTH_URL", "webhook_url")));
-    assert!(yws_auth::ENV_VARS.contains(&("AUTH_JWT_SECRET", "jwt_secret")));
+    let env: Vec<(&str, &str)> = yws_config::env::AUTH
+        .vars
+        .iter()
+        .map(|v| (v.name, v.key))
+        .collect();
+    assert!(env.contains(&("AUTH_URL", "webhook_url")));
+    assert!(env.contains(&("AUTH_JWT_SECRET", "jwt_secret")));
 }

@@ -16,7 +16,7 @@ struct TestPeer {
 fn join(room: &Room, id: u64, capacity: usize) -> TestPeer {
     let rx = crate::Outbox::new(capacity);
     let control = standalone_control();
-    room.join(ConnId(id), rx.clone(), control.clone(), Access::ReadWrite);
+    room.join(ConnId(id), rx.clone(), control.clone());
     TestPeer {
         id: ConnId(id),
         rx,

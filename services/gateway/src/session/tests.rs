@@ -161,6 +161,36 @@ async fn several_messages_in_one_frame_and_trailing_header() {
 }
 
 #[tokio::test]
+async fn received_bytes_are_counted_once_per_frame() {
+    let h = Harness::new();
+    let (mut a, _, _) = h.connect("bytes", Access::ReadWrite).await;
+    next_binary(&mut a).await;
+    let mut frame = encode::update(&text_update(1, "a"));
+    frame.extend(encode::update(&text_update(2, "b")));
+    frame.extend(encode::query_awareness());
+    let len = frame.len() as u64;
+    a.send(WsMessage::Binary(frame.into())).await.unwrap();
+    // Two update echoes, then the awareness answer: the whole frame was handled.
+    for _ in 0..3 {
+        next_binary(&mut a).await;
+    }
+    let m = &h.ctx.metrics;
+    let count = |vec: &prometheus::IntCounterVec, t: &str| vec.with_label_values(&[t]).get();
+    assert_eq!(count(&m.messages_received, "update"), 2);
+    assert_eq!(count(&m.messages_received, "query_awareness"), 1);
+    let bytes: u64 = crate::metrics::MESSAGE_TYPES
+        .iter()
+        .map(|t| count(&m.received_bytes, t))
+        .sum();
+    assert_eq!(bytes, len, "one frame of {len} bytes, counted once");
+    assert_eq!(
+        count(&m.received_bytes, "update"),
+        len,
+        "under its first message's type"
+    );
+}
+
+#[tokio::test]
 async fn malformed_frames_close_only_that_connection() {
     let h = Harness::new();
     let (mut good, _, _) = h.connect("m", Access::ReadWrite).await;

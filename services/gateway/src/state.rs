@@ -1,0 +1,118 @@
+//! The node's shared state: what the server and the request handlers read. Data only —
+//! accepting and draining live in `server`, request handling in `routes` and the modules it
+//! calls; this module imports neither.
+
+use crate::callback::{CallbackMetrics, Callbacks};
+use crate::config::{GatewayConfig, ServerConfig};
+use crate::metrics::Metrics;
+use crate::session::{SessionContext, SessionSettings};
+use prometheus::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use yws_auth::Authorizer;
+use yws_core::{ConnId, RoomBackend, Rooms};
+use yws_telemetry::Health;
+
+/// Shared state of one gateway node.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The `[server]` section it was started with (limits, path prefix, timeouts).
+    pub server: ServerConfig,
+    /// Rooms loaded on this node.
+    pub rooms: Arc<Rooms>,
+    /// Gateway metrics.
+    pub metrics: Metrics,
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// Liveness and readiness.
+    pub health: Health,
+    /// Decides who may open which room (upgrades and the document API).
+    pub authorizer: Authorizer,
+    /// What every WebSocket connection shares.
+    pub connections: Arc<Connections>,
+    /// The HTTP callback, when configured.
+    pub callbacks: Option<Arc<Callbacks>>,
+}
+
+/// What every WebSocket connection of the node shares. A connection task holds one `Arc` of
+/// it — not the whole [`Gateway`] — for the life of the connection.
+#[derive(Debug)]
+pub struct Connections {
+    /// Rooms loaded on this node.
+    pub rooms: Arc<Rooms>,
+    /// One permit per WebSocket connection.
+    pub slots: Arc<Semaphore>,
+    /// Cancelled to close every client (shutdown); each connection holds a child token.
+    pub cancel: CancellationToken,
+    /// Every connection task.
+    pub tracker: TaskTracker,
+    /// tungstenite settings for every connection.
+    pub ws_config: WebSocketConfig,
+    /// What sessions share (backend, metrics, timeouts).
+    pub session: SessionContext,
+    next_id: AtomicU64,
+}
+
+impl Connections {
+    /// A fresh connection id.
+    pub fn next_id(&self) -> ConnId {
+        ConnId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Gateway {
+    /// The state of a node over `backend`, its metrics registered on `registry`.
+    pub fn new(
+        config: &GatewayConfig,
+        backend: Arc<dyn RoomBackend>,
+        authorizer: Authorizer,
+        registry: Registry,
+        health: Health,
+    ) -> Result<Arc<Self>, prometheus::Error> {
+        let metrics = Metrics::new(&registry)?;
+        let callbacks = Callbacks::new(&config.callback, CallbackMetrics::new(&registry)?);
+        let rooms = Rooms::new(backend.clone(), config.rooms_settings());
+        if let Some(callbacks) = &callbacks {
+            rooms.set_listener(callbacks.clone());
+        }
+        let s = &config.server;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(s.read_buffer_bytes)
+            .write_buffer_size(16 * 1024)
+            .max_message_size(Some(s.max_message_bytes))
+            .max_frame_size(Some(s.max_message_bytes));
+        let connections = Arc::new(Connections {
+            rooms: rooms.clone(),
+            slots: Arc::new(Semaphore::new(s.max_connections)),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            ws_config,
+            session: SessionContext {
+                backend,
+                metrics: metrics.clone(),
+                settings: SessionSettings {
+                    outbox_frames: s.outbox_frames,
+                    ping_interval: Duration::from_millis(s.ping_interval_ms),
+                    idle_message: (s.idle_message_ms > 0)
+                        .then(|| Duration::from_millis(s.idle_message_ms)),
+                },
+            },
+            next_id: AtomicU64::new(1),
+        });
+        Ok(Arc::new(Gateway {
+            server: config.server.clone(),
+            rooms,
+            metrics,
+            registry,
+            health,
+            authorizer,
+            connections,
+            callbacks,
+        }))
+    }
+}

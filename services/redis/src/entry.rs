@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use yws_core::LogPosition;
 
 /// A Redis stream id `ms-seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -31,6 +32,22 @@ impl StreamId {
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A room's position in its log is the id of the last entry applied.
+impl From<StreamId> for LogPosition {
+    fn from(id: StreamId) -> Self {
+        LogPosition::new(id.ms, id.seq)
+    }
+}
+
+impl From<LogPosition> for StreamId {
+    fn from(position: LogPosition) -> Self {
+        StreamId {
+            ms: position.major,
+            seq: position.minor,
+        }
     }
 }
 
@@ -184,6 +201,15 @@ mod tests {
             .next(),
             StreamId { ms: 4, seq: 0 }
         );
+    }
+
+    #[test]
+    fn stream_ids_are_log_positions_in_the_same_order() {
+        let (a, b) = (StreamId { ms: 5, seq: 9 }, StreamId { ms: 6, seq: 0 });
+        let (pa, pb) = (LogPosition::from(a), LogPosition::from(b));
+        assert!(pa < pb);
+        assert_eq!(pa.to_string(), a.to_string());
+        assert_eq!(StreamId::from(pb), b);
     }
 
     #[test]

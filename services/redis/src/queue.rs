@@ -1,14 +1,12 @@
-//! The compactor's side of the data model: the queue, leases with fencing, snapshot writes
-//! and log trims. Every step is safe to interrupt: a snapshot is written together with the
-//! last log id it covers, in one script, only by the lease holder and only if no other
-//! snapshot was written since it was read; the log is trimmed only afterwards, up to that id.
+//! The compaction queue: one sorted set per deployment, member = room, score = when the room
+//! is due for compaction (ms). Gateways add rooms as their logs grow ([`after_append`]); the
+//! compactor takes due rooms, moves their due time while it works, and reschedules them; a
+//! periodic [`sweep`] queues logs that have no task.
 
 use crate::client::Redis;
-use crate::entry::{now_ms, StreamId};
-use crate::keys::{queue_key, RoomKeys};
-use crate::scripts;
-use crate::store::{self, BadEntry, LogEntry};
-use yws_core::BackendError;
+use crate::error::Error;
+use crate::keys::{queue_key, room_of};
+use crate::op::Op;
 
 /// A task taken from the queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +15,39 @@ pub struct Task {
     pub room: String,
     /// When it was due (ms).
     pub due_ms: u64,
+}
+
+/// How full the queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    /// Tasks queued.
+    pub queued: u64,
+    /// Tasks due now (the backlog).
+    pub due: u64,
+}
+
+/// When [`Queue::set`] changes a room's due time (the `ZADD` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Always: add the room or replace its due time.
+    Always,
+    /// Only if the room is queued (`XX`).
+    Queued,
+    /// Only if the room is not queued (`NX`).
+    NotQueued,
+    /// Only to an earlier time; adds the room if it is not queued (`LT`).
+    Earlier,
+}
+
+impl When {
+    fn flag(self) -> Option<&'static str> {
+        match self {
+            When::Always => None,
+            When::Queued => Some("XX"),
+            When::NotQueued => Some("NX"),
+            When::Earlier => Some("LT"),
+        }
+    }
 }
 
 /// The queue of one deployment (prefix).
@@ -36,11 +67,11 @@ impl<'a> Queue<'a> {
     }
 
     /// Up to `limit` tasks due by `now_ms`, oldest first.
-    pub async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, BackendError> {
+    pub async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Task>, Error> {
         let key = self.key.clone();
         let pairs: Vec<(String, f64)> = self
             .redis
-            .call("queue", |mut c| async move {
+            .call(Op::Queue, |mut c| async move {
                 redis::cmd("ZRANGEBYSCORE")
                     .arg(&key)
                     .arg("-inf")
@@ -53,20 +84,15 @@ impl<'a> Queue<'a> {
                     .await
             })
             .await?;
-        Ok(pairs
-            .into_iter()
-            .map(|(room, score)| Task {
-                room,
-                due_ms: score.max(0.0) as u64,
-            })
-            .collect())
+        Ok(tasks(pairs))
     }
 
-    /// (tasks queued, tasks due by `now_ms`).
-    pub async fn depth(&self, now_ms: u64) -> Result<(u64, u64), BackendError> {
+    /// Tasks queued, and due by `now_ms`.
+    pub async fn depth(&self, now_ms: u64) -> Result<Depth, Error> {
         let key = self.key.clone();
-        self.redis
-            .call("queue", |mut c| async move {
+        let (queued, due) = self
+            .redis
+            .call(Op::Queue, |mut c| async move {
                 redis::pipe()
                     .cmd("ZCARD")
                     .arg(&key)
@@ -77,24 +103,19 @@ impl<'a> Queue<'a> {
                     .query_async(&mut c)
                     .await
             })
-            .await
+            .await?;
+        Ok(Depth { queued, due })
     }
 
-    /// Sets a room's due time. `mode`: `XX` (only if queued), `NX` (only if not), `LT` (only
-    /// earlier, adds if missing), or `""` (always).
-    pub async fn set(
-        &self,
-        room: &str,
-        due_ms: u64,
-        mode: &'static str,
-    ) -> Result<(), BackendError> {
+    /// Sets a room's due time, `when` allowed.
+    pub async fn set(&self, room: &str, due_ms: u64, when: When) -> Result<(), Error> {
         let (key, room) = (self.key.clone(), room.to_string());
         self.redis
-            .call("schedule", |mut c| async move {
+            .call(Op::Schedule, |mut c| async move {
                 let mut cmd = redis::cmd("ZADD");
                 cmd.arg(&key);
-                if !mode.is_empty() {
-                    cmd.arg(mode);
+                if let Some(flag) = when.flag() {
+                    cmd.arg(flag);
                 }
                 cmd.arg(due_ms)
                     .arg(&room)
@@ -106,11 +127,11 @@ impl<'a> Queue<'a> {
     }
 
     /// A room's due time, if it is queued.
-    pub async fn due_of(&self, room: &str) -> Result<Option<u64>, BackendError> {
+    pub async fn due_of(&self, room: &str) -> Result<Option<u64>, Error> {
         let (key, room) = (self.key.clone(), room.to_string());
         let score: Option<f64> = self
             .redis
-            .call("queue", |mut c| async move {
+            .call(Op::Queue, |mut c| async move {
                 redis::cmd("ZSCORE")
                     .arg(&key)
                     .arg(&room)
@@ -118,14 +139,14 @@ impl<'a> Queue<'a> {
                     .await
             })
             .await?;
-        Ok(score.map(|s| s.max(0.0) as u64))
+        Ok(score.map(due_ms))
     }
 
     /// Removes a room's task.
-    pub async fn remove(&self, room: &str) -> Result<(), BackendError> {
+    pub async fn remove(&self, room: &str) -> Result<(), Error> {
         let (key, room) = (self.key.clone(), room.to_string());
         self.redis
-            .call("schedule", |mut c| async move {
+            .call(Op::Schedule, |mut c| async move {
                 redis::cmd("ZREM")
                     .arg(&key)
                     .arg(&room)
@@ -137,271 +158,82 @@ impl<'a> Queue<'a> {
     }
 }
 
-/// Outcome of trying to claim a room.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// This replica holds the lease; `takeover` when a previous claimant died mid-task.
-    Acquired {
-        /// Whether an unreleased claim of another replica was found.
-        takeover: bool,
-    },
-    /// Another replica holds the lease.
-    Busy,
+/// A score as a due time (ms); scores are never negative, but a hand-edited one must not wrap.
+fn due_ms(score: f64) -> u64 {
+    score.max(0.0) as u64
 }
 
-/// Outcome of a fenced snapshot write.
+fn tasks(pairs: Vec<(String, f64)>) -> Vec<Task> {
+    pairs
+        .into_iter()
+        .map(|(room, score)| Task {
+            room,
+            due_ms: due_ms(score),
+        })
+        .collect()
+}
+
+/// When a room's log is compacted, as set by `[redis]`: `compact_after_ms`,
+/// `compact_max_entries`, `compact_max_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// Written.
-    Written,
-    /// The lease expired and may belong to another replica: nothing written.
-    LeaseLost,
-    /// Another snapshot was written since this one was read: nothing written.
-    Stale,
+pub struct Thresholds {
+    /// A new log is compacted this long after it was created.
+    pub after_ms: u64,
+    /// A log is compacted at once when it reaches this many entries …
+    pub max_entries: u64,
+    /// … or this many bytes since its snapshot.
+    pub max_bytes: u64,
 }
 
-/// One room's compaction-side operations.
-#[derive(Debug)]
-pub struct RoomCompaction<'a> {
-    redis: &'a Redis,
-    room: String,
-    /// The room's keys.
-    pub keys: RoomKeys,
-    token: String,
-    lease_ms: u64,
+/// What an append asks of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AfterAppend {
+    /// The append created the log: queue the room, due in `after_ms` (unless queued).
+    pub queue_new_log: bool,
+    /// The log just reached a threshold: make the room due now (unless due earlier).
+    pub compact_now: bool,
 }
 
-/// A snapshot as stored.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// The merged state, if any.
-    pub doc: Option<Vec<u8>>,
-    /// The last log id it covers.
-    pub upto: StreamId,
-    /// Its fencing epoch.
-    pub epoch: u64,
-}
-
-impl<'a> RoomCompaction<'a> {
-    /// Operations on `room` under the lease `token`.
-    pub fn new(redis: &'a Redis, room: &str, token: &str, lease_ms: u64) -> Self {
-        RoomCompaction {
-            keys: RoomKeys::new(redis.prefix(), room),
-            room: room.to_string(),
-            redis,
-            token: token.to_string(),
-            lease_ms,
-        }
-    }
-
-    /// The room's name.
-    pub fn room(&self) -> &str {
-        &self.room
-    }
-
-    /// Takes the room's lease.
-    pub async fn claim(&self) -> Result<Claim, BackendError> {
-        let (lease, meta, token, ms) = (
-            self.keys.lease.clone(),
-            self.keys.meta.clone(),
-            self.token.clone(),
-            self.lease_ms,
-        );
-        let (acquired, previous): (u8, String) = self
-            .redis
-            .call("lease", |mut c| async move {
-                scripts::CLAIM
-                    .key(&lease)
-                    .key(&meta)
-                    .arg(&token)
-                    .arg(ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(if acquired == 1 {
-            Claim::Acquired {
-                takeover: !previous.is_empty(),
-            }
-        } else {
-            Claim::Busy
-        })
-    }
-
-    /// Extends the lease; `false` if it was lost.
-    pub async fn renew(&self) -> Result<bool, BackendError> {
-        let (lease, token, ms) = (self.keys.lease.clone(), self.token.clone(), self.lease_ms);
-        let renewed: i64 = self
-            .redis
-            .call("lease", |mut c| async move {
-                scripts::RENEW
-                    .key(&lease)
-                    .arg(&token)
-                    .arg(ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(renewed == 1)
-    }
-
-    /// Releases the lease and the claim.
-    pub async fn release(&self) -> Result<(), BackendError> {
-        let (lease, meta, token) = (
-            self.keys.lease.clone(),
-            self.keys.meta.clone(),
-            self.token.clone(),
-        );
-        self.redis
-            .call("lease", |mut c| async move {
-                scripts::RELEASE
-                    .key(&lease)
-                    .key(&meta)
-                    .arg(&token)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-                    .map(|_| ())
-            })
-            .await
-    }
-
-    /// Reads the current snapshot.
-    pub async fn snapshot(&self) -> Result<Snapshot, BackendError> {
-        let snap = self.keys.snap.clone();
-        let (doc, upto, epoch): (Option<Vec<u8>>, Option<String>, Option<u64>) = self
-            .redis
-            .call("read_log", |mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(&snap)
-                    .arg("doc")
-                    .arg("upto")
-                    .arg("epoch")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let upto = match upto {
-            Some(u) => u
-                .parse()
-                .map_err(|_| BackendError::Corrupt(format!("snapshot upto {u:?}")))?,
-            None => StreamId::ZERO,
-        };
-        Ok(Snapshot {
-            doc: doc.filter(|d| !d.is_empty()),
-            upto,
-            epoch: epoch.unwrap_or(0),
-        })
-    }
-
-    /// Up to `count` log entries after `after`.
-    pub async fn read(
-        &self,
-        after: StreamId,
-        count: usize,
-    ) -> Result<(Vec<LogEntry>, Vec<BadEntry>), BackendError> {
-        store::read_after(self.redis, &self.keys, after, count, "read_log").await
-    }
-
-    /// Writes a snapshot covering the log up to `upto`, fenced by lease and epoch.
-    pub async fn write(
-        &self,
-        doc: Vec<u8>,
-        upto: StreamId,
-        epoch_read: u64,
-        merged_bytes: u64,
-    ) -> Result<WriteOutcome, BackendError> {
-        let (snap, lease, meta, token) = (
-            self.keys.snap.clone(),
-            self.keys.lease.clone(),
-            self.keys.meta.clone(),
-            self.token.clone(),
-        );
-        let outcome: String = self
-            .redis
-            .call("write_snapshot", |mut c| async move {
-                scripts::WRITE_SNAPSHOT
-                    .key(&snap)
-                    .key(&lease)
-                    .key(&meta)
-                    .arg(&token)
-                    .arg(doc)
-                    .arg(upto.to_string())
-                    .arg(epoch_read)
-                    .arg(merged_bytes)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        match outcome.as_str() {
-            "ok" => Ok(WriteOutcome::Written),
-            "lease_lost" => Ok(WriteOutcome::LeaseLost),
-            "stale" => Ok(WriteOutcome::Stale),
-            other => Err(BackendError::Corrupt(format!(
-                "snapshot write answered {other:?}"
-            ))),
-        }
-    }
-
-    /// Removes log entries with ids below `min` (exact).
-    pub async fn trim_below(&self, min: StreamId) -> Result<u64, BackendError> {
-        let log = self.keys.log.clone();
-        self.redis
-            .call("trim", |mut c| async move {
-                redis::cmd("XTRIM")
-                    .arg(&log)
-                    .arg("MINID")
-                    .arg(min.to_string())
-                    .query_async(&mut c)
-                    .await
-            })
-            .await
-    }
-
-    /// Entries left in the log.
-    pub async fn log_len(&self) -> Result<u64, BackendError> {
-        let log = self.keys.log.clone();
-        self.redis
-            .call("read_log", |mut c| async move {
-                redis::cmd("XLEN").arg(&log).query_async(&mut c).await
-            })
-            .await
-    }
-
-    /// Deletes the log if it is empty; `true` when deleted.
-    pub async fn delete_if_empty(&self) -> Result<bool, BackendError> {
-        let (log, meta) = (self.keys.log.clone(), self.keys.meta.clone());
-        let deleted: i64 = self
-            .redis
-            .call("cleanup", |mut c| async move {
-                scripts::CLEANUP
-                    .key(&log)
-                    .key(&meta)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(deleted == 1)
+/// Decides, from the [`scripts::APPEND`](crate::scripts::APPEND) reply (`entries` in the log,
+/// log `bytes` since the snapshot, whether the log was `created`) and the size of the update
+/// appended, what the queue needs. A threshold is acted on by the one append that crosses it,
+/// not by every append after it, so a long log does not cost a `ZADD` per update.
+pub fn after_append(
+    thresholds: Thresholds,
+    created: bool,
+    entries: u64,
+    bytes: u64,
+    appended: u64,
+) -> AfterAppend {
+    let crossed_bytes =
+        bytes >= thresholds.max_bytes && bytes.saturating_sub(appended) < thresholds.max_bytes;
+    AfterAppend {
+        queue_new_log: created,
+        compact_now: entries == thresholds.max_entries || crossed_bytes,
     }
 }
 
 /// Finds logs that have no queued task (a gateway that died between writing the first entry
 /// of a log and queueing it) and queues them. Scans every master of a cluster.
-pub async fn sweep(redis: &Redis, seeds: &[String], due_ms: u64) -> Result<usize, BackendError> {
+pub async fn sweep(redis: &Redis, seeds: &[String], due_ms: u64) -> Result<usize, Error> {
     let pattern = format!("{}:{{*}}:log", redis.prefix());
     let queue = Queue::new(redis);
+    let timeout = redis.timeout(Op::Sweep);
+    let failed = |e: redis::RedisError| Error::Failed {
+        op: Op::Sweep,
+        message: e.to_string(),
+    };
     let mut queued = 0;
     for url in scan_targets(redis, seeds).await? {
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        let mut conn =
-            tokio::time::timeout(redis.timeout(), client.get_multiplexed_async_connection())
-                .await
-                .map_err(|_| BackendError::Timeout("sweep"))?
-                .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let client = redis::Client::open(url.as_str()).map_err(failed)?;
+        let mut conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| Error::Timeout(Op::Sweep))?
+            .map_err(failed)?;
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = tokio::time::timeout(
-                redis.timeout(),
+                timeout,
                 redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
@@ -411,11 +243,11 @@ pub async fn sweep(redis: &Redis, seeds: &[String], due_ms: u64) -> Result<usize
                     .query_async(&mut conn),
             )
             .await
-            .map_err(|_| BackendError::Timeout("sweep"))?
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            .map_err(|_| Error::Timeout(Op::Sweep))?
+            .map_err(failed)?;
             for key in keys {
-                if let Some(room) = crate::keys::room_of(redis.prefix(), &key) {
-                    queue.set(&room, due_ms, "NX").await?;
+                if let Some(room) = room_of(redis.prefix(), &key) {
+                    queue.set(&room, due_ms, When::NotQueued).await?;
                     queued += 1;
                 }
             }
@@ -429,33 +261,129 @@ pub async fn sweep(redis: &Redis, seeds: &[String], due_ms: u64) -> Result<usize
 }
 
 /// The servers to SCAN: the single server, or every master of the cluster.
-async fn scan_targets(redis: &Redis, seeds: &[String]) -> Result<Vec<String>, BackendError> {
+async fn scan_targets(redis: &Redis, seeds: &[String]) -> Result<Vec<String>, Error> {
     if !redis.is_cluster() {
         return Ok(seeds.to_vec());
     }
     let nodes: String = redis
-        .call("sweep", |mut c| async move {
+        .call(Op::Sweep, |mut c| async move {
             redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await
         })
         .await?;
-    let template = seeds.first().cloned().unwrap_or_default();
-    let (scheme, rest) = template
-        .split_once("://")
-        .unwrap_or(("redis", template.as_str()));
+    Ok(masters(&nodes, seeds.first().map_or("", String::as_str)))
+}
+
+/// The URLs of the healthy masters in a `CLUSTER NODES` reply, with the scheme and credentials
+/// of `template` (a seed URL).
+fn masters(cluster_nodes: &str, template: &str) -> Vec<String> {
+    let (scheme, rest) = template.split_once("://").unwrap_or(("redis", template));
     let auth = rest
         .split_once('@')
         .map(|(a, _)| format!("{a}@"))
         .unwrap_or_default();
-    Ok(nodes
+    cluster_nodes
         .lines()
         .filter(|l| l.contains("master") && !l.contains("fail"))
         .filter_map(|l| l.split_whitespace().nth(1))
         .map(|addr| addr.split('@').next().unwrap_or(addr))
         .map(|addr| format!("{scheme}://{auth}{addr}"))
-        .collect())
+        .collect()
 }
 
-/// A random lease token.
-pub fn new_token() -> String {
-    format!("c{:016x}{:x}", rand::random::<u64>(), now_ms())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds {
+        after_ms: 10_000,
+        max_entries: 1000,
+        max_bytes: 100,
+    };
+
+    #[test]
+    fn a_new_log_is_queued_once() {
+        assert_eq!(
+            after_append(T, true, 1, 10, 10),
+            AfterAppend {
+                queue_new_log: true,
+                compact_now: false
+            }
+        );
+        assert_eq!(after_append(T, false, 2, 20, 10), AfterAppend::default());
+    }
+
+    #[test]
+    fn the_append_that_reaches_the_entry_limit_makes_the_room_due() {
+        assert!(!after_append(T, false, 999, 50, 1).compact_now);
+        assert!(after_append(T, false, 1000, 51, 1).compact_now);
+        // Later appends leave the queue alone: the room is due already.
+        assert!(!after_append(T, false, 1001, 52, 1).compact_now);
+    }
+
+    #[test]
+    fn the_append_that_crosses_the_byte_limit_makes_the_room_due() {
+        assert!(!after_append(T, false, 5, 99, 10).compact_now);
+        assert!(after_append(T, false, 6, 100, 1).compact_now, "reaches it");
+        assert!(
+            after_append(T, false, 6, 150, 60).compact_now,
+            "jumps over it"
+        );
+        assert!(
+            !after_append(T, false, 7, 160, 10).compact_now,
+            "was over it"
+        );
+        // One update larger than the limit, in a log that already was over it.
+        assert!(!after_append(T, false, 7, 400, 200).compact_now);
+        // A first update larger than the limit.
+        assert_eq!(
+            after_append(T, true, 1, 500, 500),
+            AfterAppend {
+                queue_new_log: true,
+                compact_now: true
+            }
+        );
+        // A counter below the update's size (reset meanwhile) does not wrap around.
+        assert!(after_append(T, false, 3, 100, 300).compact_now);
+    }
+
+    #[test]
+    fn scores_are_due_times() {
+        let tasks = tasks(vec![("a".into(), 1.7e12), ("b".into(), -5.0)]);
+        assert_eq!(tasks[0].due_ms, 1_700_000_000_000);
+        assert_eq!(tasks[1].due_ms, 0);
+    }
+
+    #[test]
+    fn zadd_flags() {
+        assert_eq!(When::Always.flag(), None);
+        assert_eq!(When::Queued.flag(), Some("XX"));
+        assert_eq!(When::NotQueued.flag(), Some("NX"));
+        assert_eq!(When::Earlier.flag(), Some("LT"));
+    }
+
+    #[test]
+    fn sweep_scans_the_healthy_masters_with_the_seed_credentials() {
+        let nodes = "\
+07c37dfeb2352 127.0.0.1:30004@40004 slave e7d1eecce10fd 0 1426238317239 4 connected
+67ed2db8d6775 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+292f8b365bb7e 127.0.0.1:30003@40003 master - 0 1426238318243 3 connected 10923-16383
+6ec23923021cf 127.0.0.1:30005@40005 master,fail - 1426238316232 0 5 disconnected
+e7d1eecce10fd 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+";
+        assert_eq!(
+            masters(nodes, "rediss://user:pw@127.0.0.1:30001"),
+            [
+                "rediss://user:pw@127.0.0.1:30002",
+                "rediss://user:pw@127.0.0.1:30003",
+                "rediss://user:pw@127.0.0.1:30001",
+            ]
+        );
+        assert_eq!(
+            masters(
+                "ab 10.0.0.1:7000@17000 master - 0 0 1 connected 0-16383",
+                "10.0.0.9:7000"
+            ),
+            ["redis://10.0.0.1:7000"]
+        );
+    }
 }

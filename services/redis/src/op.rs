@@ -118,6 +118,17 @@ mod tests {
     }
 
     #[test]
+    fn observability_doc_lists_every_label() {
+        let doc = include_str!("../../../docs/observability.md");
+        for op in Op::ALL {
+            assert!(
+                doc.contains(&format!("`{op}`")),
+                "docs/observability.md: `{op}`"
+            );
+        }
+    }
+
+    #[test]
     fn only_calls_that_move_documents_get_the_bulk_timeout() {
         let bulk: Vec<&str> = Op::ALL
             .iter()

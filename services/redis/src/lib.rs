@@ -5,7 +5,8 @@
 //! ## Layout
 //! - [`config`]: the `[redis]` section (`REDIS_URL`, `REDIS_CLUSTER_NODES`, `YWS_REDIS_PREFIX`).
 //! - [`keys`]: the key layout; every room key carries the room in one hash tag.
-//! - [`entry`]: stream ids and the live (pub/sub) message format.
+//! - [`entry`]: stream ids and the live (pub/sub) message format; property-tested, and fuzzed
+//!   with `fuzz/` (`cargo +nightly fuzz run live_message`, findings kept in `fuzz/regressions`).
 //! - [`awareness`]: the awareness hash value format (`clock ms node state`).
 //! - [`scripts`]: the Lua scripts (append, load, awareness, …); each touches one slot.
 //! - [`op`]: [`Op`], every kind of Redis call with its metric label and its timeout.

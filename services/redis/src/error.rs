@@ -2,11 +2,10 @@
 //! [`RoomBackend`](yws_core::RoomBackend) edge.
 
 use crate::op::Op;
-use thiserror::Error;
 use yws_core::BackendError;
 
 /// Why a Redis operation failed.
-#[derive(Debug, Clone, Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The client could not be set up or could not connect (bad topology, pool, the pub/sub
     /// connection).

@@ -104,35 +104,33 @@ pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-/// When the room is due next: at once for a backlog, after `compact_after_ms` when entries
-/// arrived during the run, after `cleanup_after_ms` (to delete the empty log) otherwise.
+/// Sets when the room is due next ([`next_due`]).
 async fn reschedule(
     ctx: &Context,
     queue: &Queue<'_>,
     name: &str,
     outcome: &Outcome,
 ) -> Result<(), Error> {
-    let s = &ctx.settings;
-    let now = now_ms();
+    match next_due(&ctx.settings, outcome, now_ms()) {
+        Some((due, when)) => queue.set(name, due, when).await,
+        None => Ok(()),
+    }
+}
+
+/// When the room is due next, after a run that ended with `outcome` at `now`: at once for a
+/// backlog, after `compact_after_ms` when entries arrived during the run (or the run wrote
+/// nothing: lease lost, stale — only ever earlier than another replica set it), after
+/// `cleanup_after_ms` (to delete the empty log) otherwise. `None`: leave the queue alone
+/// (`Nothing` handled its cleanup itself; `Busy` is not ours).
+pub fn next_due(s: &Settings, outcome: &Outcome, now: u64) -> Option<(u64, When)> {
     match outcome {
-        Outcome::Compacted { capped: true, .. } => queue.set(name, now, When::Always).await,
+        Outcome::Compacted { capped: true, .. } => Some((now, When::Always)),
         Outcome::Compacted { remaining, .. } if *remaining > 0 => {
-            queue
-                .set(name, now + s.compact_after_ms, When::Always)
-                .await
+            Some((now + s.compact_after_ms, When::Always))
         }
-        Outcome::Compacted { .. } => {
-            queue
-                .set(name, now + s.cleanup_after_ms, When::Always)
-                .await
-        }
-        Outcome::LeaseLost | Outcome::Stale => {
-            queue
-                .set(name, now + s.compact_after_ms, When::Earlier)
-                .await
-        }
-        // `Nothing` handled its cleanup itself; `Busy` is not ours.
-        Outcome::Nothing { .. } | Outcome::Busy => Ok(()),
+        Outcome::Compacted { .. } => Some((now + s.cleanup_after_ms, When::Always)),
+        Outcome::LeaseLost | Outcome::Stale => Some((now + s.compact_after_ms, When::Earlier)),
+        Outcome::Nothing { .. } | Outcome::Busy => None,
     }
 }
 
@@ -258,4 +256,53 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error>
         remaining,
         capped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compacted(remaining: u64, capped: bool) -> Outcome {
+        Outcome::Compacted {
+            entries: 10,
+            bytes: 100,
+            snapshot_bytes: 50,
+            remaining,
+            capped,
+        }
+    }
+
+    #[test]
+    fn rescheduling_after_each_outcome() {
+        let s = Settings {
+            compact_after_ms: 10,
+            cleanup_after_ms: 20,
+            ..Settings::default()
+        };
+        let now = 1000;
+        assert_eq!(
+            next_due(&s, &compacted(5, true), now),
+            Some((now, When::Always)),
+            "a backlog is due again at once"
+        );
+        assert_eq!(
+            next_due(&s, &compacted(5, false), now),
+            Some((now + 10, When::Always)),
+            "entries arrived during the run"
+        );
+        assert_eq!(
+            next_due(&s, &compacted(0, false), now),
+            Some((now + 20, When::Always)),
+            "an empty log is deleted later"
+        );
+        for outcome in [Outcome::LeaseLost, Outcome::Stale] {
+            assert_eq!(
+                next_due(&s, &outcome, now),
+                Some((now + 10, When::Earlier)),
+                "{outcome:?}: another replica may have set an earlier time"
+            );
+        }
+        assert_eq!(next_due(&s, &Outcome::Nothing { deleted: true }, now), None);
+        assert_eq!(next_due(&s, &Outcome::Busy, now), None);
+    }
 }

@@ -52,7 +52,7 @@ step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 if [ -z "${SKIP_SLOW:-}" ] && cargo +nightly --version >/dev/null 2>&1; then
-  step "fuzz smoke: protocol decoder (20 s)"
+  step "fuzz smoke: protocol decoder, live-message parser (20 s each)"
   if ! command -v cargo-fuzz >/dev/null; then cargo install cargo-fuzz --locked --quiet || true; fi
   if command -v cargo-fuzz >/dev/null; then
     # Huge virtual reservations that glibc would refuse are refused under ASan too
@@ -61,6 +61,9 @@ if [ -z "${SKIP_SLOW:-}" ] && cargo +nightly --version >/dev/null 2>&1; then
     (cd services/protocol \
       && cargo +nightly fuzz run -O decode fuzz/regressions -- -runs=0 -rss_limit_mb=2048 -malloc_limit_mb=1000000 \
       && cargo +nightly fuzz run -O decode -- -max_total_time=20 -rss_limit_mb=2048 -malloc_limit_mb=1000000 2>&1 | tail -5)
+    (cd services/redis \
+      && cargo +nightly fuzz run -O live_message fuzz/regressions -- -runs=0 -rss_limit_mb=2048 -malloc_limit_mb=1000000 \
+      && cargo +nightly fuzz run -O live_message -- -max_total_time=20 -rss_limit_mb=2048 -malloc_limit_mb=1000000 2>&1 | tail -5)
   else
     echo "cargo-fuzz unavailable; skipped"
   fi

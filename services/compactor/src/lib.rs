@@ -9,13 +9,14 @@
 //! ## Layout
 //! - [`config`]: `[compactor]`, `[admin]`, `[redis]`, `[log]`.
 //! - [`merge`]: the pure part — snapshot + entries → merged state (yrs, GC on by default).
-//! - [`compact`]: one room, step by step, with the test-only fault points of [`fault`].
+//! - [`task`]: one compaction task — one room, step by step — with the test-only fault points
+//!   of [`fault`].
 //! - [`worker`]: the polling loop, queue metrics, the sweep for unqueued logs.
 //! - [`metrics`]: compactor metrics.
 
-pub mod compact;
 pub mod config;
 pub mod fault;
 pub mod merge;
 pub mod metrics;
+pub mod task;
 pub mod worker;

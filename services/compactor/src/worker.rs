@@ -1,12 +1,12 @@
 //! The polling loop: queue metrics, due tasks one at a time (memory stays bounded by one
 //! document), the periodic sweep for logs without a task. Stops between tasks on shutdown.
 
-use crate::compact::{run_task, Context, Outcome};
+use crate::task::{run_task, Context, Outcome};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use yws_redis::compaction::{sweep, Queue};
 use yws_redis::entry::now_ms;
+use yws_redis::queue::{sweep, Queue};
 
 /// Runs until `cancel` fires; the task in progress is finished first.
 pub async fn run(ctx: Context, seeds: Vec<String>, cancel: CancellationToken) {
@@ -22,9 +22,9 @@ pub async fn run(ctx: Context, seeds: Vec<String>, cancel: CancellationToken) {
         let queue = Queue::new(&ctx.redis);
         let now = now_ms();
         match queue.depth(now).await {
-            Ok((depth, due)) => {
-                ctx.metrics.queue_depth.set(depth as i64);
-                ctx.metrics.queue_due.set(due as i64);
+            Ok(depth) => {
+                ctx.metrics.queue_depth.set(depth.queued as i64);
+                ctx.metrics.queue_due.set(depth.due as i64);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the compaction queue");

@@ -6,7 +6,7 @@
 //! gives a single node durability (`YPERSISTENCE`).
 
 use crate::room::Room;
-use crate::RoomName;
+use crate::{LogPosition, RoomName};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,8 @@ impl BackendError {
 /// - [`open`](RoomBackend::open) loads the room's stored state into [`Room::doc`] (with
 ///   [`Room::load_update`]) and, for shared backends, starts applying other nodes' changes with
 ///   [`Room::apply_remote_update`] / [`Room::apply_remote_awareness`] — with no gap between
-///   the loaded state and the first delivered change.
+///   the loaded state and the first delivered change. A shared backend records how far into
+///   its log the document reaches with [`Room::advance_position`], as it loads and applies.
 /// - [`append`](RoomBackend::append) returns once the update is shared (Redis) or accepted
 ///   for the backend's documented durability window (the embedded store's group commit);
 ///   the caller applies and broadcasts it afterwards.
@@ -103,12 +104,14 @@ pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// For HTTP callbacks in a cluster: claims the right to send `room`'s callback for the
-    /// state up to `position` within `window`. `Ok(None)`: send; `Ok(Some(wait))`: another node
-    /// sent an older state recently, try again after `wait`; `Err`/covered: see [`Claimed`].
+    /// state up to `position` ([`Room::position`]; `None` when the backend tracks none) within
+    /// `window`, so that one node, not every node serving the room, sends it. The answer is a
+    /// [`Claimed`]: send now, already covered by another node's callback, or try again later.
+    /// Backends without other nodes always answer [`Claimed::Send`].
     async fn claim_callback(
         &self,
         _room: &RoomName,
-        _position: Option<(u64, u64)>,
+        _position: Option<LogPosition>,
         _window: Duration,
     ) -> Result<Claimed, BackendError> {
         Ok(Claimed::Send)

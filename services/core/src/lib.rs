@@ -17,6 +17,7 @@
 //!   message and push frames into outboxes; they never await.
 //! - [`backend`]: [`RoomBackend`], where updates go and come from: [`MemoryBackend`] for a
 //!   standalone node; Redis Streams (crate `yws-redis`) for a cluster.
+//! - [`position`]: [`LogPosition`], how far into a shared log a room's document reaches.
 //! - [`export`]: a document as JSON of named shared objects (`CALLBACK_OBJECTS` syntax).
 //! - [`rooms`]: [`Rooms`], the registry of loaded rooms: load once, share, unload after a grace
 //!   period, sweep stale awareness.
@@ -29,6 +30,7 @@ pub mod export;
 pub mod name;
 pub mod outbox;
 pub mod peer;
+pub mod position;
 pub mod room;
 pub mod rooms;
 
@@ -40,5 +42,6 @@ pub use error::RoomError;
 pub use name::{NameError, RoomName};
 pub use outbox::{Outbox, PushError};
 pub use peer::{Access, CloseReason, ConnId, PeerControl};
+pub use position::LogPosition;
 pub use room::{Room, RoomListener, RoomSettings};
 pub use rooms::{RoomLease, Rooms, RoomsSettings};

@@ -9,7 +9,7 @@ use crate::awareness::{AwarenessChange, AwarenessRegistry, Owner};
 use crate::outbox::{Outbox, PushError};
 use crate::peer::{CloseReason, ConnId, Frame, PeerControl};
 use crate::RoomError;
-use crate::RoomName;
+use crate::{LogPosition, RoomName};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -65,7 +65,7 @@ pub struct Room {
     /// The whole state as a sync step 2, shared by every joiner with an empty state vector
     /// until the document changes: a join storm on a large document encodes it once.
     full_state: Mutex<Option<(u64, Frame)>>,
-    position: Mutex<Option<(u64, u64)>>,
+    position: Mutex<Option<LogPosition>>,
     listener: Option<Arc<dyn RoomListener>>,
 }
 
@@ -131,9 +131,8 @@ impl Room {
         self.retired.load(Ordering::SeqCst)
     }
 
-    /// Records that the document includes the shared log up to `position` (an opaque,
-    /// monotonic `(major, minor)` pair set by the backend); keeps the highest.
-    pub fn advance_position(&self, position: (u64, u64)) {
+    /// Records that the document includes the shared log up to `position`; keeps the highest.
+    pub fn advance_position(&self, position: LogPosition) {
         let mut current = self.position.lock();
         if current.is_none_or(|c| c < position) {
             *current = Some(position);
@@ -141,7 +140,7 @@ impl Room {
     }
 
     /// How far into the shared log the document is known to reach, if the backend tracks it.
-    pub fn position(&self) -> Option<(u64, u64)> {
+    pub fn position(&self) -> Option<LogPosition> {
         *self.position.lock()
     }
 

@@ -17,7 +17,8 @@
 //! - [`peer`]: a y-websocket peer with a yrs document (exact state at sync, driving edits).
 //! - [`docs`]: yrs documents: an author of exact updates, whole-state comparisons.
 //! - [`resp`]: a tiny binary-safe RESP client for reading and writing Redis keys directly.
-//! - [`store`]: a room's Redis keys (log, snapshot, meta, lease, compaction queue).
+//! - [`redis_keys`]: a room's Redis keys read and written directly (log, snapshot, meta,
+//!   lease, compaction queue).
 //! - [`metrics`]: Prometheus samples from `/metrics`, peak RSS from `/proc`.
 //! - [`monitor`]: Redis `MONITOR`, every executed command in order (scripts included).
 //! - [`leases`]: compactor claims, releases and snapshot writes in a `MONITOR` trace.
@@ -38,8 +39,8 @@ pub mod monitor;
 pub mod peer;
 pub mod process;
 pub mod redis;
+pub mod redis_keys;
 pub mod resp;
-pub mod store;
 pub mod ws;
 
 use std::net::TcpListener;

@@ -104,6 +104,18 @@ async fn counters_move_with_traffic_and_scrapes_are_valid() {
             metric_sum(text, "yws_gateway_fanout_latency_seconds_count") > 0.0,
             "{name}: cross-node deliveries measured"
         );
+        // Each delivery is measured twice: on arrival (read lag) and once handed to the
+        // clients (fan-out), which comes later.
+        assert_eq!(
+            metric_sum(text, "yws_redis_stream_read_lag_seconds_count"),
+            metric_sum(text, "yws_gateway_fanout_latency_seconds_count"),
+            "{name}"
+        );
+        assert!(
+            metric_sum(text, "yws_redis_stream_read_lag_seconds_sum")
+                <= metric_sum(text, "yws_gateway_fanout_latency_seconds_sum"),
+            "{name}: a delivery arrives before it is handed to the clients"
+        );
         assert!(
             metric_sum(
                 text,

@@ -1,14 +1,18 @@
 //! [`RedisBackend`]: the gateway's [`RoomBackend`] when `REDIS_URL` is set.
 
+use crate::awareness;
 use crate::client::Redis;
 use crate::config::RedisConfig;
 use crate::directory;
 use crate::entry::{awareness_message, now_ms, StreamId};
+use crate::error::Error;
 use crate::feed::{self, Command};
-use crate::keys::{queue_key, RoomKeys};
+use crate::keys::RoomKeys;
 use crate::metrics::RedisMetrics;
+use crate::op::Op;
 use crate::pubsub::Subscriptions;
-use crate::{scripts, store};
+use crate::queue::{self, Queue, Thresholds, When};
+use crate::{reader, scripts};
 use async_trait::async_trait;
 use redis::Value;
 use std::sync::Arc;
@@ -16,8 +20,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yws_core::{BackendError, Claimed, Room, RoomBackend, RoomName};
-
+use yws_core::{BackendError, Claimed, LogPosition, Room, RoomBackend, RoomName};
 use yws_protocol::AwarenessUpdate;
 
 /// Rooms shared by every gateway through Redis.
@@ -42,7 +45,7 @@ impl RedisBackend {
         awareness_timeout: Duration,
         tracker: &TaskTracker,
         cancel: CancellationToken,
-    ) -> Result<Arc<Self>, BackendError> {
+    ) -> Result<Arc<Self>, Error> {
         let node = format!("g{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
         let redis = Arc::new(Redis::new(&config, metrics)?);
         let (sink, commands, dispatcher) =
@@ -67,47 +70,20 @@ impl RedisBackend {
         Ok(backend)
     }
 
-    /// This node's id in log entries.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     fn keys(&self, room: &Room) -> RoomKeys {
         RoomKeys::new(self.redis.prefix(), room.name().as_str())
     }
 
     async fn load_awareness(&self, room: &Room, keys: &RoomKeys) -> Result<(), BackendError> {
         let key = keys.awareness.clone();
-        let fields: Vec<(String, String)> = self
+        let hash: Vec<(String, String)> = self
             .redis
-            .call("load", |mut c| async move {
+            .call(Op::LoadAwareness, |mut c| async move {
                 redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
             })
             .await?;
         let fresh_after = now_ms().saturating_sub(self.awareness_timeout.as_millis() as u64);
-        let mut states = Vec::new();
-        for (client, value) in &fields {
-            let mut parts = value.splitn(4, ' ');
-            let (Some(clock), Some(ms), Some(_node), Some(state)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let (Ok(client_id), Ok(clock), Ok(ms)) = (
-                client.parse::<u64>(),
-                clock.parse::<u64>(),
-                ms.parse::<u64>(),
-            ) else {
-                continue;
-            };
-            if ms >= fresh_after {
-                states.push(yws_protocol::AwarenessEntry {
-                    client_id,
-                    clock,
-                    state,
-                });
-            }
-        }
+        let states = awareness::fresh_entries(&hash, fresh_after);
         if !states.is_empty() {
             let payload = yws_protocol::awareness::encode_entries(states);
             room.apply_remote_awareness(&payload)
@@ -116,20 +92,17 @@ impl RedisBackend {
         Ok(())
     }
 
-    async fn schedule(&self, room: &Room, due_ms: u64, mode: &'static str) {
-        let key = queue_key(self.redis.prefix());
-        let member = room.name().as_str().to_string();
-        let result = self
-            .redis
-            .call("schedule", |mut c| async move {
-                redis::cmd("ZADD")
-                    .arg(&key)
-                    .arg(mode)
-                    .arg(due_ms)
-                    .arg(&member)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            after_ms: self.config.compact_after_ms,
+            max_entries: self.config.compact_max_entries,
+            max_bytes: self.config.compact_max_bytes,
+        }
+    }
+
+    async fn schedule(&self, room: &Room, due_ms: u64, when: When) {
+        let result = Queue::new(&self.redis)
+            .set(room.name().as_str(), due_ms, when)
             .await;
         if let Err(e) = result {
             // The compactor's sweep finds logs without a task; nothing is lost.
@@ -184,7 +157,7 @@ impl RoomBackend for RedisBackend {
             .map_err(|_| BackendError::Unavailable("dispatcher stopped".into()))?;
         let result = async {
             self.subscriptions.subscribe(room, &keys.channel).await?;
-            let stored = store::load(&self.redis, &keys, self.config.load_page_entries).await?;
+            let stored = reader::load(&self.redis, &keys, self.config.load_page_entries).await?;
             if let Some(snapshot) = &stored.snapshot {
                 room.load_update(snapshot).map_err(|e| {
                     tracing::error!(room = %room.name(), error = %e, "snapshot unreadable");
@@ -202,7 +175,7 @@ impl RoomBackend for RedisBackend {
                 }
             }
             self.load_awareness(room, &keys).await?;
-            room.advance_position((stored.last.ms, stored.last.seq));
+            room.advance_position(stored.last.into());
             Ok::<StreamId, BackendError>(stored.last)
         }
         .await;
@@ -227,7 +200,7 @@ impl RoomBackend for RedisBackend {
     }
 
     async fn append(&self, room: &Room, update: &[u8]) -> Result<(), BackendError> {
-        let permit = tokio::time::timeout(self.redis.timeout(), self.inflight.acquire())
+        let permit = tokio::time::timeout(self.redis.timeout(Op::Append), self.inflight.acquire())
             .await
             .map_err(|_| BackendError::Overloaded)?
             .map_err(|_| BackendError::Overloaded)?;
@@ -240,7 +213,7 @@ impl RoomBackend for RedisBackend {
         let len = update.len() as u64;
         let result = self
             .redis
-            .call("append", |mut c| async move {
+            .call(Op::Append, |mut c| async move {
                 scripts::APPEND
                     .key(&log)
                     .key(&meta)
@@ -259,17 +232,16 @@ impl RoomBackend for RedisBackend {
         match result {
             Ok((id, entries, bytes, created)) => {
                 if let Ok(id) = id.parse::<StreamId>() {
-                    room.advance_position((id.ms, id.seq));
+                    room.advance_position(id.into());
                 }
-                let c = &self.config;
-                if created == 1 {
-                    self.schedule(room, now_ms() + c.compact_after_ms, "NX")
-                        .await;
+                let thresholds = self.thresholds();
+                let next = queue::after_append(thresholds, created == 1, entries, bytes, len);
+                if next.queue_new_log {
+                    let due = now_ms() + thresholds.after_ms;
+                    self.schedule(room, due, When::NotQueued).await;
                 }
-                let crossed_bytes =
-                    bytes >= c.compact_max_bytes && bytes - len < c.compact_max_bytes;
-                if entries == c.compact_max_entries || crossed_bytes {
-                    self.schedule(room, now_ms(), "LT").await;
+                if next.compact_now {
+                    self.schedule(room, now_ms(), When::Earlier).await;
                 }
                 Ok(())
             }
@@ -280,7 +252,7 @@ impl RoomBackend for RedisBackend {
                     channel: self.keys(room).channel,
                 };
                 let _ = self.commands.try_send(own);
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -293,18 +265,10 @@ impl RoomBackend for RedisBackend {
         let message = awareness_message(&self.node, now, payload);
         let ttl = (self.awareness_timeout.as_millis() as u64).saturating_mul(2);
         let stale_before = now.saturating_sub(self.awareness_timeout.as_millis() as u64);
-        let mut fields: Vec<(String, String)> = Vec::with_capacity(update.entries.len());
-        for e in &update.entries {
-            let value = if e.is_removal() {
-                String::new()
-            } else {
-                format!("{} {now} {} {}", e.clock, self.node, e.state)
-            };
-            fields.push((e.client_id.to_string(), value));
-        }
+        let fields = awareness::fields(&update, &self.node, now);
         let (key, channel, publish) = (keys.awareness, keys.channel, self.redis.publish_command());
         self.redis
-            .call("awareness", |mut c| async move {
+            .call(Op::Awareness, |mut c| async move {
                 let mut invocation = scripts::AWARENESS.key(&key);
                 invocation
                     .arg(&channel)
@@ -317,7 +281,8 @@ impl RoomBackend for RedisBackend {
                 }
                 invocation.invoke_async::<Value>(&mut c).await.map(|_| ())
             })
-            .await
+            .await?;
+        Ok(())
     }
 
     async fn close(&self, room: &Arc<Room>) {
@@ -333,11 +298,11 @@ impl RoomBackend for RedisBackend {
     }
 
     async fn exists(&self, room: &RoomName) -> Result<bool, BackendError> {
-        directory::exists(&self.redis, room).await
+        Ok(directory::exists(&self.redis, room).await?)
     }
 
     async fn delete(&self, room: &RoomName) -> Result<(), BackendError> {
-        directory::delete(&self.redis, &self.node, room).await
+        Ok(directory::delete(&self.redis, &self.node, room).await?)
     }
 
     async fn list(
@@ -345,20 +310,21 @@ impl RoomBackend for RedisBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Option<u64>)>, BackendError> {
-        directory::list(&self.redis, after, limit).await
+        Ok(directory::list(&self.redis, after, limit).await?)
     }
 
     async fn report_presence(&self, rooms: &[(RoomName, usize)]) -> Result<(), BackendError> {
-        directory::report_presence(&self.redis, &self.node, rooms).await
+        Ok(directory::report_presence(&self.redis, &self.node, rooms).await?)
     }
 
     async fn claim_callback(
         &self,
         room: &RoomName,
-        position: Option<(u64, u64)>,
+        position: Option<LogPosition>,
         window: Duration,
     ) -> Result<Claimed, BackendError> {
-        directory::claim_callback(&self.redis, room, position, window).await
+        let position = position.map(StreamId::from);
+        Ok(directory::claim_callback(&self.redis, room, position, window).await?)
     }
 
     fn unload_grace(&self) -> Option<Duration> {

@@ -2,14 +2,15 @@
 //! and metrics around every call.
 
 use crate::config::{RedisConfig, Topology};
+use crate::error::Error;
 use crate::metrics::RedisMetrics;
+use crate::op::{Op, Timeout};
 use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
-use yws_core::BackendError;
 
 enum Pool {
     Single(deadpool_redis::Pool),
@@ -62,9 +63,6 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Operations that may carry whole documents (snapshots, log pages) and get the bulk timeout.
-pub const BULK_OPS: [&str; 5] = ["load", "catch_up", "read_log", "write_snapshot", "trim"];
-
 /// The Redis client: a connection pool, a per-call timeout, metrics.
 #[derive(Debug)]
 pub struct Redis {
@@ -79,8 +77,8 @@ pub struct Redis {
 
 impl Redis {
     /// Builds the pool (connections are opened lazily).
-    pub fn new(config: &RedisConfig, metrics: RedisMetrics) -> Result<Self, BackendError> {
-        let unavailable = |e: String| BackendError::Unavailable(e);
+    pub fn new(config: &RedisConfig, metrics: RedisMetrics) -> Result<Self, Error> {
+        let unavailable = |e: String| Error::Connect(e);
         let timeout = Duration::from_millis(config.command_timeout_ms);
         let bulk_timeout =
             Duration::from_millis(config.bulk_timeout_ms.max(config.command_timeout_ms));
@@ -133,9 +131,12 @@ impl Redis {
         &self.prefix
     }
 
-    /// The per-call timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    /// How long a call of `op` may take.
+    pub fn timeout(&self, op: Op) -> Duration {
+        match op.timeout() {
+            Timeout::Command => self.timeout,
+            Timeout::Bulk => self.bulk_timeout,
+        }
     }
 
     /// The publish command scripts use: sharded pub/sub in a cluster (stays on the room's
@@ -164,47 +165,41 @@ impl Redis {
         }
     }
 
-    /// Runs `f` on a pooled connection under the call timeout (the bulk timeout for
-    /// operations that move whole documents: [`BULK_OPS`]), recording latency and errors
-    /// under `op`.
-    pub async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, BackendError>
+    /// Runs `f` on a pooled connection under the timeout of `op` ([`Op::timeout`]), recording
+    /// latency and errors under its label.
+    pub async fn call<T, F, Fut>(&self, op: Op, f: F) -> Result<T, Error>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let started = Instant::now();
-        let timeout = if BULK_OPS.contains(&op) {
-            self.bulk_timeout
-        } else {
-            self.timeout
-        };
-        let result = tokio::time::timeout(timeout, async {
+        let result = tokio::time::timeout(self.timeout(op), async {
             let conn = self.conn().await?;
             f(conn).await
         })
         .await;
-        self.metrics
-            .command_seconds
-            .with_label_values(&[op])
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.observe(op, started.elapsed());
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                self.metrics.errors.with_label_values(&[op]).inc();
-                tracing::debug!(op, error = %e, "redis call failed");
-                Err(BackendError::Unavailable(format!("{op}: {e}")))
+                self.metrics.failed(op);
+                tracing::debug!(%op, error = %e, "redis call failed");
+                Err(Error::Failed {
+                    op,
+                    message: e.to_string(),
+                })
             }
             Err(_) => {
-                self.metrics.errors.with_label_values(&[op]).inc();
-                tracing::debug!(op, "redis call timed out");
-                Err(BackendError::Timeout(op))
+                self.metrics.failed(op);
+                tracing::debug!(%op, "redis call timed out");
+                Err(Error::Timeout(op))
             }
         }
     }
 
     /// `PING`.
-    pub async fn ping(&self) -> Result<(), BackendError> {
-        self.call("ping", |mut c| async move {
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.call(Op::Ping, |mut c| async move {
             redis::cmd("PING")
                 .query_async::<String>(&mut c)
                 .await

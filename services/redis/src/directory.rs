@@ -3,20 +3,24 @@
 //! cluster-wide listings from presence reports, and the HTTP-callback claim.
 
 use crate::client::Redis;
-use crate::entry::{delete_message, now_ms};
+use crate::entry::{delete_message, now_ms, StreamId};
+use crate::error::Error;
 use crate::keys::{nodes_key, presence_key, RoomKeys};
+use crate::op::Op;
+use crate::queue::Queue;
 use crate::scripts;
+use std::collections::BTreeMap;
 use std::time::Duration;
-use yws_core::{BackendError, Claimed, RoomName};
+use yws_core::{Claimed, RoomName};
 
 /// A gateway's presence report expires unless renewed within this time.
 pub const PRESENCE_TTL_MS: u64 = 15_000;
 
-pub(crate) async fn exists(redis: &Redis, room: &RoomName) -> Result<bool, BackendError> {
+pub(crate) async fn exists(redis: &Redis, room: &RoomName) -> Result<bool, Error> {
     let keys = RoomKeys::new(redis.prefix(), room.as_str());
     let (log, snap) = (keys.log, keys.snap);
     let n: u64 = redis
-        .call("load", |mut c| async move {
+        .call(Op::Exists, |mut c| async move {
             redis::cmd("EXISTS")
                 .arg(&log)
                 .arg(&snap)
@@ -27,12 +31,12 @@ pub(crate) async fn exists(redis: &Redis, room: &RoomName) -> Result<bool, Backe
     Ok(n > 0)
 }
 
-pub(crate) async fn delete(redis: &Redis, node: &str, room: &RoomName) -> Result<(), BackendError> {
+pub(crate) async fn delete(redis: &Redis, node: &str, room: &RoomName) -> Result<(), Error> {
     let k = RoomKeys::new(redis.prefix(), room.as_str());
     let message = delete_message(node);
     let publish = redis.publish_command();
     redis
-        .call("cleanup", |mut c| async move {
+        .call(Op::Delete, |mut c| async move {
             scripts::DELETE
                 .key(&k.log)
                 .key(&k.snap)
@@ -48,20 +52,18 @@ pub(crate) async fn delete(redis: &Redis, node: &str, room: &RoomName) -> Result
                 .map(|_| ())
         })
         .await?;
-    crate::compaction::Queue::new(redis)
-        .remove(room.as_str())
-        .await
+    Queue::new(redis).remove(room.as_str()).await
 }
 
 pub(crate) async fn list(
     redis: &Redis,
     after: Option<&str>,
     limit: usize,
-) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+) -> Result<Vec<(String, Option<u64>)>, Error> {
     let nodes_key = nodes_key(redis.prefix());
     let alive_since = now_ms().saturating_sub(PRESENCE_TTL_MS);
     let nodes: Vec<String> = redis
-        .call("load", |mut c| async move {
+        .call(Op::List, |mut c| async move {
             redis::cmd("ZRANGEBYSCORE")
                 .arg(&nodes_key)
                 .arg(alive_since)
@@ -70,38 +72,52 @@ pub(crate) async fn list(
                 .await
         })
         .await?;
-    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut counts = BTreeMap::new();
     for node in nodes {
         let key = presence_key(redis.prefix(), &node);
         let rooms: Vec<(String, u64)> = redis
-            .call("load", |mut c| async move {
+            .call(Op::List, |mut c| async move {
                 redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
             })
             .await?;
-        for (room, n) in rooms {
-            *counts.entry(room).or_default() += n;
-        }
+        add_presence(&mut counts, rooms);
     }
-    Ok(counts
+    Ok(page(counts, after, limit))
+}
+
+/// Adds one node's presence report (room → local connections) to the cluster-wide counts.
+fn add_presence(counts: &mut BTreeMap<String, u64>, report: Vec<(String, u64)>) {
+    for (room, n) in report {
+        *counts.entry(room).or_default() += n;
+    }
+}
+
+/// The rooms after `after`, in name order, at most `limit`, with their connection counts.
+fn page(
+    counts: BTreeMap<String, u64>,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<(String, Option<u64>)> {
+    counts
         .into_iter()
         .filter(|(room, _)| after.is_none_or(|a| room.as_str() > a))
         .take(limit)
         .map(|(room, n)| (room, Some(n)))
-        .collect())
+        .collect()
 }
 
 pub(crate) async fn report_presence(
     redis: &Redis,
     node: &str,
     rooms: &[(RoomName, usize)],
-) -> Result<(), BackendError> {
+) -> Result<(), Error> {
     let key = presence_key(redis.prefix(), node);
     let fields: Vec<(String, usize)> = rooms
         .iter()
         .map(|(r, n)| (r.as_str().to_string(), *n))
         .collect();
     redis
-        .call("presence", |mut c| async move {
+        .call(Op::Presence, |mut c| async move {
             let mut pipe = redis::pipe();
             pipe.atomic().del(&key);
             if !fields.is_empty() {
@@ -113,7 +129,7 @@ pub(crate) async fn report_presence(
         .await?;
     let (nodes, node, now) = (nodes_key(redis.prefix()), node.to_string(), now_ms());
     redis
-        .call("presence", |mut c| async move {
+        .call(Op::Presence, |mut c| async move {
             redis::pipe()
                 .zadd(&nodes, &node, now)
                 .zrembyscore(&nodes, "-inf", now.saturating_sub(PRESENCE_TTL_MS * 4))
@@ -126,15 +142,14 @@ pub(crate) async fn report_presence(
 pub(crate) async fn claim_callback(
     redis: &Redis,
     room: &RoomName,
-    position: Option<(u64, u64)>,
+    position: Option<StreamId>,
     window: Duration,
-) -> Result<Claimed, BackendError> {
+) -> Result<Claimed, Error> {
     let key = RoomKeys::new(redis.prefix(), room.as_str()).callback;
-    let (ms, seq) = position.unwrap_or((0, 0));
-    let position = format!("{ms}-{seq}");
+    let position = position.unwrap_or(StreamId::ZERO).to_string();
     let window_ms = window.as_millis().max(1) as u64;
     let answer: i64 = redis
-        .call("callback", |mut c| async move {
+        .call(Op::Callback, |mut c| async move {
             scripts::CLAIM_CALLBACK
                 .key(&key)
                 .arg(&position)
@@ -143,9 +158,45 @@ pub(crate) async fn claim_callback(
                 .await
         })
         .await?;
-    Ok(match answer {
+    Ok(claimed(answer))
+}
+
+/// The answer of [`scripts::CLAIM_CALLBACK`]: 0 send, -1 covered, else ms to wait.
+fn claimed(answer: i64) -> Claimed {
+    match answer {
         0 => Claimed::Send,
         -1 => Claimed::Covered,
         wait => Claimed::Later(Duration::from_millis(wait.max(1) as u64)),
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_claim_answers() {
+        assert_eq!(claimed(0), Claimed::Send);
+        assert_eq!(claimed(-1), Claimed::Covered);
+        assert_eq!(claimed(250), Claimed::Later(Duration::from_millis(250)));
+        // Anything else the script cannot answer still waits a little, never forever.
+        assert_eq!(claimed(-7), Claimed::Later(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn listings_sum_nodes_and_page_by_name() {
+        let mut counts = BTreeMap::new();
+        add_presence(&mut counts, vec![("b".into(), 2), ("a".into(), 1)]);
+        add_presence(&mut counts, vec![("b".into(), 3), ("c".into(), 1)]);
+        assert_eq!(
+            page(counts.clone(), None, 10),
+            [
+                ("a".into(), Some(1)),
+                ("b".into(), Some(5)),
+                ("c".into(), Some(1))
+            ]
+        );
+        assert_eq!(page(counts.clone(), Some("a"), 1), [("b".into(), Some(5))]);
+        assert!(page(counts, Some("c"), 10).is_empty());
+    }
 }

@@ -1,7 +1,9 @@
-//! Stream ids, log entries and live (pub/sub) messages — pure parsing, unit-tested.
+//! Stream ids and live (pub/sub) messages — pure parsing of bytes that come from Redis,
+//! property-tested and fuzzed (`fuzz/`): unreadable input is an error, never a panic.
 
 use std::fmt;
 use std::str::FromStr;
+use yws_core::LogPosition;
 
 /// A Redis stream id `ms-seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -16,14 +18,13 @@ impl StreamId {
     /// `0-0`, before every entry.
     pub const ZERO: StreamId = StreamId { ms: 0, seq: 0 };
 
-    /// The smallest id greater than this one (for `MINID` trims and exclusive ranges).
+    /// The smallest id greater than this one (for `MINID` trims and exclusive ranges); the
+    /// largest possible id, for which there is none, stays itself.
     pub fn next(self) -> StreamId {
-        match self.seq.checked_add(1) {
-            Some(seq) => StreamId { ms: self.ms, seq },
-            None => StreamId {
-                ms: self.ms + 1,
-                seq: 0,
-            },
+        match (self.seq.checked_add(1), self.ms.checked_add(1)) {
+            (Some(seq), _) => StreamId { ms: self.ms, seq },
+            (None, Some(ms)) => StreamId { ms, seq: 0 },
+            (None, None) => self,
         }
     }
 }
@@ -31,6 +32,22 @@ impl StreamId {
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A room's position in its log is the id of the last entry applied.
+impl From<StreamId> for LogPosition {
+    fn from(id: StreamId) -> Self {
+        LogPosition::new(id.ms, id.seq)
+    }
+}
+
+impl From<LogPosition> for StreamId {
+    fn from(position: LogPosition) -> Self {
+        StreamId {
+            ms: position.major,
+            seq: position.minor,
+        }
     }
 }
 
@@ -157,6 +174,7 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn stream_ids() {
@@ -184,6 +202,20 @@ mod tests {
             .next(),
             StreamId { ms: 4, seq: 0 }
         );
+        let last = StreamId {
+            ms: u64::MAX,
+            seq: u64::MAX,
+        };
+        assert_eq!(last.next(), last);
+    }
+
+    #[test]
+    fn stream_ids_are_log_positions_in_the_same_order() {
+        let (a, b) = (StreamId { ms: 5, seq: 9 }, StreamId { ms: 6, seq: 0 });
+        let (pa, pb) = (LogPosition::from(a), LogPosition::from(b));
+        assert!(pa < pb);
+        assert_eq!(pa.to_string(), a.to_string());
+        assert_eq!(StreamId::from(pb), b);
     }
 
     #[test]
@@ -216,5 +248,56 @@ mod tests {
         assert!(LiveMessage::parse(b"x\n").is_err());
         assert!(LiveMessage::parse(b"u1-0\n").is_err());
         assert!(LiveMessage::parse(b"ubad 2-0 n 1\nx").is_err());
+    }
+
+    proptest! {
+        /// Whatever Redis hands over, parsing answers with a message or an error.
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = LiveMessage::parse(&raw);
+            if let Ok(text) = std::str::from_utf8(&raw) {
+                let _ = text.parse::<StreamId>().map(StreamId::next);
+            }
+        }
+
+        /// Near-misses of the real formats: a kind byte, a header of plausible fields, a body.
+        #[test]
+        fn parsing_near_misses_never_panics(
+            kind in prop::sample::select(vec![b'u', b'a', b'd', b'x']),
+            header in "[0-9a-z -]{0,40}",
+            body in proptest::collection::vec(any::<u8>(), 0..32),
+        ) {
+            let mut raw = vec![kind];
+            raw.extend_from_slice(header.as_bytes());
+            raw.push(b'\n');
+            raw.extend_from_slice(&body);
+            if let Ok(LiveMessage::Update { update, .. } | LiveMessage::Awareness { payload: update, .. }) =
+                LiveMessage::parse(&raw)
+            {
+                prop_assert_eq!(update, &body[..]);
+            }
+        }
+
+        #[test]
+        fn built_messages_parse_back(
+            node in "[a-z0-9]{0,16}",
+            ms: u64,
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let raw = awareness_message(&node, ms, &payload);
+            prop_assert_eq!(
+                LiveMessage::parse(&raw),
+                Ok(LiveMessage::Awareness { node: &node, ms, payload: &payload })
+            );
+            let raw = delete_message(&node);
+            prop_assert_eq!(LiveMessage::parse(&raw), Ok(LiveMessage::Delete { node: &node }));
+        }
+
+        #[test]
+        fn stream_ids_round_trip(ms: u64, seq: u64) {
+            let id = StreamId { ms, seq };
+            prop_assert_eq!(id.to_string().parse::<StreamId>(), Ok(id));
+            prop_assert!(id.next() >= id);
+        }
     }
 }

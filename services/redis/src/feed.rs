@@ -10,7 +10,7 @@
 use crate::client::Redis;
 use crate::entry::{now_ms, LiveMessage, StreamId};
 use crate::keys::RoomKeys;
-use crate::store::{self, LogEntry};
+use crate::reader::{self, LogEntry};
 use parking_lot::Mutex;
 use redis::{PushInfo, PushKind, Value};
 use std::collections::{HashMap, HashSet};
@@ -42,6 +42,8 @@ pub(crate) enum Command {
     Message {
         channel: String,
         payload: Vec<u8>,
+        /// When it arrived from Redis (wall-clock ms), for the read lag.
+        received_ms: u64,
     },
     Resubscribed {
         channel: String,
@@ -59,6 +61,7 @@ struct Pending {
     node: String,
     ms: u64,
     update: Vec<u8>,
+    received_ms: u64,
 }
 
 #[derive(Debug)]
@@ -121,6 +124,7 @@ impl PushSink {
                 Command::Message {
                     channel,
                     payload: payload.clone(),
+                    received_ms: now_ms(),
                 }
             }
             PushKind::Subscribe | PushKind::SSubscribe => match channel(&info.data) {
@@ -275,7 +279,11 @@ impl Dispatcher {
                     self.subs.remove(&channel);
                 }
             }
-            Command::Message { channel, payload } => self.message(&channel, &payload).await,
+            Command::Message {
+                channel,
+                payload,
+                received_ms,
+            } => self.message(&channel, &payload, received_ms).await,
             Command::Resubscribed { channel } => {
                 // After a reconnect the subscription is back: read what was published meanwhile.
                 if self
@@ -300,7 +308,7 @@ impl Dispatcher {
         }
     }
 
-    async fn message(&mut self, channel: &str, payload: &[u8]) {
+    async fn message(&mut self, channel: &str, payload: &[u8], received_ms: u64) {
         let metrics = &self.redis.metrics;
         let message = match LiveMessage::parse(payload) {
             Ok(m) => m,
@@ -327,6 +335,7 @@ impl Dispatcher {
                     node: node.to_string(),
                     ms,
                     update: update.to_vec(),
+                    received_ms,
                 };
                 self.update(channel, pending).await;
             }
@@ -381,7 +390,7 @@ impl Dispatcher {
             node: p.node,
             ms: p.ms,
         };
-        if apply(&self.node, &self.redis, sub, &entry) {
+        if apply(&self.node, &self.redis, sub, &entry, p.received_ms) {
             sub.last = p.id;
         } else {
             // A live message is only a hint; the log decides. Read the entry from there (a
@@ -401,7 +410,7 @@ impl Dispatcher {
         }
         sub.needs_catch_up = false;
         loop {
-            let missed = match store::missed_after(&self.redis, &sub.keys, sub.last, self.page)
+            let missed = match reader::missed_after(&self.redis, &sub.keys, sub.last, self.page)
                 .await
             {
                 Ok(missed) => missed,
@@ -418,8 +427,9 @@ impl Dispatcher {
                     tracing::error!(room = %sub.room.name(), error = %e, "snapshot could not be applied during catch-up");
                 }
                 sub.last = sub.last.max(*upto);
-                sub.room.advance_position((upto.ms, upto.seq));
+                sub.room.advance_position((*upto).into());
             }
+            let received_ms = now_ms();
             let count = missed.entries.len() + missed.bad.len();
             for b in &missed.bad {
                 self.redis
@@ -435,7 +445,7 @@ impl Dispatcher {
             for entry in missed.entries {
                 // From the log, an unreadable entry is skipped for good (by its id).
                 sub.last = sub.last.max(entry.id);
-                apply(&self.node, &self.redis, sub, &entry);
+                apply(&self.node, &self.redis, sub, &entry, received_ms);
             }
             if count < self.page {
                 return;
@@ -444,20 +454,21 @@ impl Dispatcher {
     }
 }
 
-/// Applies an entry to the room; `false` when it could not be applied (counted, logged).
-fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry) -> bool {
+/// Applies an entry that arrived at `received_ms` to the room (which hands it to the room's
+/// clients); `false` when it could not be applied (counted, logged).
+fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry, received_ms: u64) -> bool {
     let own = entry.node == node;
     if own && !sub.apply_own {
-        sub.room.advance_position((entry.id.ms, entry.id.seq));
+        sub.room.advance_position(entry.id.into());
         return true; // applied locally when it was written
     }
     match sub.room.apply_remote_update(&entry.update) {
         Ok(()) => {
-            sub.room.advance_position((entry.id.ms, entry.id.seq));
+            sub.room.advance_position(entry.id.into());
             if !own && entry.ms > 0 {
-                let lag = now_ms().saturating_sub(entry.ms) as f64 / 1000.0;
-                redis.metrics.read_lag_seconds.observe(lag);
-                redis.metrics.fanout_seconds.observe(lag);
+                let seconds = |ms: u64| ms.saturating_sub(entry.ms) as f64 / 1000.0;
+                redis.metrics.read_lag_seconds.observe(seconds(received_ms));
+                redis.metrics.fanout_seconds.observe(seconds(now_ms()));
             }
             true
         }

@@ -3,19 +3,21 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `{p}:{<room>}:log` | stream | the room's update log: fields `u` (v1 update), `n` (origin node), `t` (ms) |
-//! | `{p}:{<room>}:snap` | hash | `doc` (merged v1 state), `upto` (last log id it covers), `epoch` (fencing counter) |
-//! | `{p}:{<room>}:meta` | hash | `last` (id of the newest log entry, for gap detection), `bytes` (log bytes since the last snapshot) |
-//! | `{p}:{<room>}:aw` | hash | awareness: client id → `clock node ms state` (expires when unused) |
-//! | `{p}:{<room>}:lease` | string | compactor lease token (`PX`) |
-//! | `{p}:{<room>}:ch` | (sharded) pub/sub channel | live updates and awareness for gateways serving the room |
-//! | `{p}:{<room>}:cb` | string | last log position an HTTP callback covered (`PX` debounce window) |
-//! | `{p}:compact` | sorted set | compaction queue: room → due time (ms); one member per room |
-//! | `{p}:presence:<node>` | hash | rooms a gateway serves → local connections (expires unless renewed) |
-//! | `{p}:nodes` | sorted set | gateways → time of their last presence report (ms) |
+//! | `<p>:{<room>}:log` | stream | the room's update log, one entry per update: `u` (the v1 update as validated), `n` (origin node id), `t` (ms when written) |
+//! | `<p>:{<room>}:snap` | hash | `doc` (merged v1 state), `upto` (id of the last log entry it covers), `epoch` (+1 per snapshot write; fencing) |
+//! | `<p>:{<room>}:meta` | hash | `last` (id of the newest entry, for gap detection), `bytes` (log bytes since the snapshot), `claim` (lease token of the compactor working on the room, until it releases it) |
+//! | `<p>:{<room>}:aw` | hash | awareness: client id → `clock ms node state`; pruned of stale fields, expires when unused |
+//! | `<p>:{<room>}:lease` | string | compactor lease token (`PX`) |
+//! | `<p>:{<room>}:ch` | (sharded) pub/sub channel | live updates, awareness changes and deletions, for the gateways serving the room |
+//! | `<p>:{<room>}:cb` | string | last log position an HTTP callback covered (`PX`: the debounce window) |
+//! | `<p>:compact` | sorted set | compaction queue: room → due time (ms); one member per room |
+//! | `<p>:presence:<node>` | hash | rooms a gateway serves → its local connections (expires unless renewed) |
+//! | `<p>:nodes` | sorted set | gateways → time of their last presence report (ms) |
 //!
-//! The room inside the tag is percent-encoded for `%`, `{` and `}` so a room name can never end
-//! the tag early.
+//! `<p>` is the prefix (`YWS_REDIS_PREFIX`). The room inside the tag is percent-encoded for `%`,
+//! `{` and `}` so a room name can never end the tag early. The awareness value format is
+//! [`AwarenessValue`](crate::awareness::AwarenessValue). `docs/architecture.md` shows this same
+//! table (a unit test keeps the two equal).
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
@@ -138,6 +140,59 @@ mod tests {
         assert_eq!(crc16(b"123456789"), 0x31c3);
         assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
         assert_eq!(slot("foo"), 12182);
+    }
+
+    /// The rows of the first table in `text` whose lines start with `prefix`.
+    fn table(text: &str, prefix: &str) -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .skip_while(|l| !l.starts_with("| key | type |"))
+            .take_while(|l| l.starts_with('|'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_table_lists_every_key_built_here() {
+        let rows = table(include_str!("keys.rs"), "//! ");
+        let documented: Vec<&str> = rows
+            .iter()
+            .skip(2)
+            .filter_map(|row| row.split('`').nth(1))
+            .collect();
+        let k = RoomKeys::new("<p>", "<room>");
+        let built = [
+            k.log.as_str(),
+            &k.snap,
+            &k.meta,
+            &k.awareness,
+            &k.lease,
+            &k.channel,
+            &k.callback,
+            &queue_key("<p>"),
+            &presence_key("<p>", "<node>"),
+            &nodes_key("<p>"),
+        ];
+        assert_eq!(documented, built);
+    }
+
+    #[test]
+    fn architecture_doc_shows_the_same_key_table() {
+        let here = table(include_str!("keys.rs"), "//! ");
+        let doc = table(include_str!("../../../docs/architecture.md"), "");
+        assert!(here.len() > 2, "table found in keys.rs");
+        assert_eq!(
+            doc, here,
+            "docs/architecture.md and keys.rs list the same keys"
+        );
+    }
+
+    #[test]
+    fn global_keys() {
+        assert_eq!(queue_key("yws"), "yws:compact");
+        assert_eq!(presence_key("yws", "g1"), "yws:presence:g1");
+        assert_eq!(nodes_key("yws"), "yws:nodes");
+        assert_eq!(room_of("yws", "yws:compact"), None);
     }
 
     proptest! {

@@ -5,26 +5,37 @@
 //! ## Layout
 //! - [`config`]: the `[redis]` section (`REDIS_URL`, `REDIS_CLUSTER_NODES`, `YWS_REDIS_PREFIX`).
 //! - [`keys`]: the key layout; every room key carries the room in one hash tag.
-//! - [`entry`]: stream ids and the live (pub/sub) message format.
-//! - [`scripts`]: the Lua scripts (append, load, awareness); each touches one slot.
-//! - [`client`]: the deadpool-redis pool with a timeout and metrics around every call.
-//! - [`store`]: reading a room's snapshot and log consistently.
+//! - [`entry`]: stream ids and the live (pub/sub) message format; property-tested, and fuzzed
+//!   with `fuzz/` (`cargo +nightly fuzz run live_message`, findings kept in `fuzz/regressions`).
+//! - [`awareness`]: the awareness hash value format (`clock ms node state`).
+//! - [`scripts`]: the Lua scripts (append, load, awareness, …); each touches one slot.
+//! - [`op`]: [`Op`], every kind of Redis call with its metric label and its timeout.
+//! - [`client`]: [`Redis`], the deadpool-redis pool with a timeout and metrics around every call.
+//! - [`error`]: [`Error`], the crate's one error type; it becomes a
+//!   [`BackendError`](yws_core::BackendError) at the `RoomBackend` edge.
+//! - [`reader`]: reading a room's snapshot and log consistently (loading, catching up).
 //! - [`backend`]: [`RedisBackend`], the gateway's `RoomBackend` for cluster mode.
-//! - [`compaction`]: the compaction queue, leases and fenced snapshot writes (the compactor).
+//! - [`queue`]: the compaction queue: when gateways queue a room, what the compactor takes, the
+//!   sweep for logs without a task.
+//! - [`fencing`]: a room under a compactor's lease: fenced snapshot writes and log trims.
 //! - [`metrics`]: Redis client metrics.
 //! - `feed` (private): live delivery of other nodes' changes, with gap detection.
 //! - `pubsub` (private): the pub/sub connection and the subscription rules.
 //! - `directory` (private): room existence, deletion, presence listings, callback claims.
 
+pub mod awareness;
 pub mod backend;
 pub mod client;
-pub mod compaction;
 pub mod config;
 pub mod entry;
+pub mod error;
+pub mod fencing;
 pub mod keys;
 pub mod metrics;
+pub mod op;
+pub mod queue;
+pub mod reader;
 pub mod scripts;
-pub mod store;
 
 mod directory;
 mod feed;
@@ -41,4 +52,6 @@ pub fn install_tls_provider() {
 }
 pub use client::Redis;
 pub use config::RedisConfig;
+pub use error::Error;
 pub use metrics::RedisMetrics;
+pub use op::Op;

@@ -1,26 +1,8 @@
 //! Metrics of the Redis client, shared by the gateway and the compactor.
 
+use crate::op::Op;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-
-/// Operations, as labelled in metrics.
-pub const OPS: [&str; 16] = [
-    "append",
-    "awareness",
-    "load",
-    "catch_up",
-    "subscribe",
-    "ping",
-    "schedule",
-    "queue",
-    "presence",
-    "callback",
-    "lease",
-    "read_log",
-    "write_snapshot",
-    "trim",
-    "cleanup",
-    "sweep",
-];
+use std::time::Duration;
 
 /// Redis client metrics.
 #[derive(Debug, Clone)]
@@ -31,9 +13,12 @@ pub struct RedisMetrics {
     pub errors: IntCounterVec,
     /// 1 while Redis answers, 0 otherwise.
     pub up: IntGauge,
-    /// Time from a log entry's write to its processing by a reader.
+    /// Time from another node's write of a log entry to its arrival at this node: the live
+    /// message received from Redis, or the entry read from the log while catching up.
     pub read_lag_seconds: Histogram,
-    /// Cross-node fan-out: origin node's write → this node's send to local clients.
+    /// Cross-node fan-out: another node's write of a log entry → this node's hand-off of the
+    /// update to its clients (applied, queued on their connections). The read lag plus the
+    /// wait in this node's dispatcher (a room still loading, catch-up) and the apply.
     pub fanout_seconds: Histogram,
     /// Log entries or live messages skipped as unreadable, by reason.
     pub entries_skipped: IntCounterVec,
@@ -60,11 +45,11 @@ impl RedisMetrics {
             )?,
             up: IntGauge::new("yws_redis_up", "1 while Redis answers, 0 otherwise")?,
             read_lag_seconds: Histogram::with_opts(
-                HistogramOpts::new("yws_redis_stream_read_lag_seconds", "Time from a log entry's write to its processing by this node's reader")
+                HistogramOpts::new("yws_redis_stream_read_lag_seconds", "Time from another node's write of a log entry to its arrival at this node (live message received, or entry read while catching up)")
                     .buckets(latency_buckets.clone()),
             )?,
             fanout_seconds: Histogram::with_opts(
-                HistogramOpts::new("yws_gateway_fanout_latency_seconds", "Cross-node fan-out latency: origin node's write to this node's send to its clients")
+                HistogramOpts::new("yws_gateway_fanout_latency_seconds", "Cross-node fan-out latency: another node's write of an update to its hand-off to this node's clients (applied and queued on their connections)")
                     .buckets(latency_buckets),
             )?,
             entries_skipped: IntCounterVec::new(
@@ -80,9 +65,21 @@ impl RedisMetrics {
         registry.register(Box::new(m.fanout_seconds.clone()))?;
         registry.register(Box::new(m.entries_skipped.clone()))?;
         registry.register(Box::new(m.inflight_writes.clone()))?;
-        for op in OPS {
-            m.errors.with_label_values(&[op]);
+        for op in Op::ALL {
+            m.errors.with_label_values(&[op.label()]);
         }
         Ok(m)
+    }
+
+    /// Records how long a call of `op` took.
+    pub fn observe(&self, op: Op, took: Duration) {
+        self.command_seconds
+            .with_label_values(&[op.label()])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a failed call of `op`.
+    pub fn failed(&self, op: Op) {
+        self.errors.with_label_values(&[op.label()]).inc();
     }
 }

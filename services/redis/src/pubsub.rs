@@ -4,11 +4,13 @@
 
 use crate::client::Redis;
 use crate::config::{RedisConfig, Topology};
+use crate::error::Error;
 use crate::feed::{PubSub, PushSink};
+use crate::op::Op;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use yws_core::{BackendError, Room};
+use yws_core::Room;
 
 /// The pub/sub connection and which room each subscription is for. Subscribing, deciding to
 /// unsubscribe and unsubscribing all happen under one lock, so closing an old room can never
@@ -39,7 +41,7 @@ impl Subscriptions {
         config: &RedisConfig,
         redis: Arc<Redis>,
         sink: PushSink,
-    ) -> Result<Self, BackendError> {
+    ) -> Result<Self, Error> {
         let conn = connect_pubsub(config, sink).await?;
         Ok(Subscriptions {
             inner: tokio::sync::Mutex::new(Inner {
@@ -51,36 +53,28 @@ impl Subscriptions {
         })
     }
 
-    pub(crate) async fn subscribe(
-        &self,
-        room: &Arc<Room>,
-        channel: &str,
-    ) -> Result<(), BackendError> {
+    pub(crate) async fn subscribe(&self, room: &Arc<Room>, channel: &str) -> Result<(), Error> {
         let started = tokio::time::Instant::now();
         let mut pubsub = self.inner.lock().await;
         pubsub.rooms.insert(channel.to_string(), room.clone());
         pubsub.orphaned.remove(channel);
+        let op = Op::Subscribe;
         let result = match tokio::time::timeout(
-            self.redis.timeout(),
+            self.redis.timeout(op),
             pubsub.conn.subscribe(channel),
         )
         .await
         {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(BackendError::Unavailable(format!("subscribe: {e}"))),
-            Err(_) => Err(BackendError::Timeout("subscribe")),
+            Ok(Err(e)) => Err(Error::Failed {
+                op,
+                message: e.to_string(),
+            }),
+            Err(_) => Err(Error::Timeout(op)),
         };
-        self.redis
-            .metrics
-            .command_seconds
-            .with_label_values(&["subscribe"])
-            .observe(started.elapsed().as_secs_f64());
+        self.redis.metrics.observe(op, started.elapsed());
         if result.is_err() {
-            self.redis
-                .metrics
-                .errors
-                .with_label_values(&["subscribe"])
-                .inc();
+            self.redis.metrics.failed(op);
         }
         result
     }
@@ -103,7 +97,12 @@ impl Subscriptions {
             pubsub.orphaned.insert(channel.to_string());
             return;
         }
-        match tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(channel)).await {
+        match tokio::time::timeout(
+            self.redis.timeout(Op::Subscribe),
+            pubsub.conn.unsubscribe(channel),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(channel, error = %e, "unsubscribe failed");
@@ -124,7 +123,11 @@ impl Subscriptions {
                 continue;
             }
             if !matches!(
-                tokio::time::timeout(self.redis.timeout(), pubsub.conn.unsubscribe(&channel)).await,
+                tokio::time::timeout(
+                    self.redis.timeout(Op::Subscribe),
+                    pubsub.conn.unsubscribe(&channel)
+                )
+                .await,
                 Ok(Ok(()))
             ) {
                 pubsub.orphaned.insert(channel);
@@ -133,16 +136,17 @@ impl Subscriptions {
     }
 }
 
-async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, BackendError> {
-    let unavailable = |e: redis::RedisError| BackendError::Unavailable(format!("pub/sub: {e}"));
+async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, Error> {
+    let unavailable = |e: redis::RedisError| Error::Connect(format!("pub/sub: {e}"));
     let timeout = Duration::from_millis(config.connect_timeout_ms);
+    let timed_out = |_| Error::Connect(format!("pub/sub: no connection within {:?}", timeout * 2));
     let push = move |info| {
         sink.push(info);
         Ok::<(), std::convert::Infallible>(())
     };
     let topology = config
         .topology()
-        .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        .map_err(|e| Error::Connect(e.to_string()))?;
     match topology {
         Topology::Single(url) => {
             let url = with_resp3(&url);
@@ -157,7 +161,7 @@ async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, 
                 client.get_connection_manager_with_config(manager_config),
             )
             .await
-            .map_err(|_| BackendError::Timeout("connect"))?
+            .map_err(timed_out)?
             .map_err(unavailable)?;
             Ok(PubSub::Single(manager))
         }
@@ -171,7 +175,7 @@ async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, 
                 .map_err(unavailable)?;
             let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())
                 .await
-                .map_err(|_| BackendError::Timeout("connect"))?
+                .map_err(timed_out)?
                 .map_err(unavailable)?;
             Ok(PubSub::Cluster(conn))
         }

@@ -1,6 +1,7 @@
 //! Lua scripts. Each touches the keys of exactly one room (one cluster slot) or exactly one
 //! global key; none needs all rooms to share a slot.
 
+use crate::awareness::LUA_MS_PATTERN;
 use redis::Script;
 use std::sync::LazyLock;
 
@@ -58,10 +59,15 @@ return {s[1] or '', upto, s[3] or '0', entries}
 /// Stores awareness states of a room and publishes the change.
 ///
 /// KEYS: awareness hash. ARGV: channel, publish command, message, ttl ms, stale-before ms,
-/// then pairs of (client id, `clock ms node state` or '' to delete).
-/// Stale fields are pruned when the hash grows, and the key expires when unused.
-pub static AWARENESS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// then pairs of (client id, an [`AwarenessValue`](crate::awareness::AwarenessValue) or ''
+/// to delete).
+/// Stale fields are pruned when the hash grows (their `ms` matched with
+/// [`LUA_MS_PATTERN`]), and the key expires when unused.
+pub static AWARENESS: LazyLock<Script> = LazyLock::new(|| Script::new(&AWARENESS_SOURCE));
+
+/// The source of [`AWARENESS`].
+pub(crate) static AWARENESS_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
         r#"
 for i = 6, #ARGV, 2 do
   if ARGV[i + 1] == '' then
@@ -74,7 +80,7 @@ if redis.call('HLEN', KEYS[1]) > 64 then
   local all = redis.call('HGETALL', KEYS[1])
   local stale = tonumber(ARGV[5])
   for i = 1, #all, 2 do
-    local ms = string.match(all[i + 1], '^%d+ (%d+) ')
+    local ms = string.match(all[i + 1], '{LUA_MS_PATTERN}')
     if not ms or tonumber(ms) < stale then
       redis.call('HDEL', KEYS[1], all[i])
     end
@@ -85,7 +91,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call(ARGV[2], ARGV[1], ARGV[3])
 return 1
-"#,
+"#
     )
 });
 

@@ -5,11 +5,11 @@
 //! still queued for the room, then loads its snapshot and updates; `close` and
 //! [`StoreBackend::shutdown`] commit everything queued.
 
-use crate::compaction::Compactor;
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::metrics::StoreMetrics;
 use crate::schema::{self, Op};
+use crate::snapshotter::Snapshotter;
 use crate::tracking::{Thresholds, Tracker};
 use crate::writer::{Command, Writer, WriterSettings};
 use async_trait::async_trait;
@@ -43,14 +43,14 @@ pub struct StoreBackend {
     metrics: StoreMetrics,
     healthy: Arc<AtomicBool>,
     writer_cancel: CancellationToken,
-    compactor_cancel: CancellationToken,
+    snapshotter_cancel: CancellationToken,
     tasks: Mutex<Option<Tasks>>,
 }
 
 #[derive(Debug)]
 struct Tasks {
     writer: JoinHandle<Result<(), StoreError>>,
-    compactor: JoinHandle<()>,
+    snapshotter: JoinHandle<()>,
 }
 
 /// Undoes the bookkeeping of an append that never reached the queue (its future was dropped
@@ -83,7 +83,7 @@ impl Drop for Queued<'_> {
 const CONTROL_COMMANDS: usize = 64;
 
 impl StoreBackend {
-    /// Opens (or creates) the store in `config.dir` and starts its writer and compactor.
+    /// Opens (or creates) the store in `config.dir` and starts its writer and snapshotter.
     /// Must be called within a tokio runtime. Fails if `dir` is unset, the configuration is
     /// invalid, or the database cannot be opened (another process holds it, wrong format, …).
     pub async fn start(config: StoreConfig, metrics: StoreMetrics) -> Result<Self, StoreError> {
@@ -104,7 +104,7 @@ impl StoreBackend {
         let (commands, commands_rx) = mpsc::channel(config.queue_capacity + CONTROL_COMMANDS);
         let (compact, compact_rx) = mpsc::channel(config.compaction_queue);
         let writer_cancel = CancellationToken::new();
-        let compactor_cancel = CancellationToken::new();
+        let snapshotter_cancel = CancellationToken::new();
         let writer = Writer {
             db: db.clone(),
             rx: commands_rx,
@@ -120,18 +120,18 @@ impl StoreBackend {
             compact: compact.clone(),
             cancel: writer_cancel.clone(),
         };
-        let compactor = Compactor {
+        let snapshotter = Snapshotter {
             db: db.clone(),
             rx: compact_rx,
             writer: commands.clone(),
             tracker: tracker.clone(),
             metrics: metrics.clone(),
             gc: config.gc,
-            cancel: compactor_cancel.clone(),
+            cancel: snapshotter_cancel.clone(),
         };
         let tasks = Tasks {
             writer: tokio::spawn(writer.run()),
-            compactor: tokio::spawn(compactor.run()),
+            snapshotter: tokio::spawn(snapshotter.run()),
         };
         tracing::info!(path = %path.display(), commit_interval_ms = config.commit_interval_ms, "document store opened");
         Ok(StoreBackend {
@@ -145,7 +145,7 @@ impl StoreBackend {
             metrics,
             healthy,
             writer_cancel,
-            compactor_cancel,
+            snapshotter_cancel,
             tasks: Mutex::new(Some(tasks)),
         })
     }
@@ -202,11 +202,11 @@ impl StoreBackend {
         let Some(tasks) = self.tasks.lock().take() else {
             return Ok(());
         };
-        self.compactor_cancel.cancel();
+        self.snapshotter_cancel.cancel();
         // Appends still waiting for a permit fail now rather than after the writer stopped.
         self.permits.close();
-        if let Err(e) = tasks.compactor.await {
-            tracing::warn!(error = %e, "compactor ended abnormally");
+        if let Err(e) = tasks.snapshotter.await {
+            tracing::warn!(error = %e, "snapshotter ended abnormally");
         }
         self.writer_cancel.cancel();
         let result = match tasks.writer.await {
@@ -271,9 +271,9 @@ impl StoreBackend {
         let tasks = self.tasks.lock().take();
         if let Some(tasks) = tasks {
             tasks.writer.abort();
-            tasks.compactor.abort();
+            tasks.snapshotter.abort();
             let _ = tasks.writer.await;
-            let _ = tasks.compactor.await;
+            let _ = tasks.snapshotter.await;
         }
         let db = self.db.write().take();
         if let Some(db) = db {
@@ -314,7 +314,7 @@ impl Drop for StoreBackend {
     fn drop(&mut self) {
         // Without `shutdown`, the writer still commits what is queued, unawaited.
         self.permits.close();
-        self.compactor_cancel.cancel();
+        self.snapshotter_cancel.cancel();
         self.writer_cancel.cancel();
     }
 }

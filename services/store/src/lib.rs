@@ -8,7 +8,8 @@
 //! - `schema` (private): the tables and every transaction on them — synchronous, run on
 //!   blocking threads.
 //! - `writer` (private): the single writer; group commit of appends, deletions and snapshots.
-//! - `compaction` (private): background merging of a room's updates into one snapshot.
+//! - `snapshotter` (private): compaction in the background, a room's updates merged into one
+//!   snapshot.
 //! - `tracking` (private): per-room counters in memory (queued updates, log size).
 //! - [`backend`]: [`StoreBackend`], tying them together behind `RoomBackend`.
 //! - [`metrics`]: Prometheus metrics, [`StoreMetrics`].
@@ -50,7 +51,7 @@
 //!   room, never a torn entry.
 //!
 //! ## Compaction
-//! See `compaction`: a room with `compact_after_updates` updates (or `compact_after_bytes`
+//! See `snapshotter`: a room with `compact_after_updates` updates (or `compact_after_bytes`
 //! bytes) since its snapshot gets a new snapshot in the background; appends continue meanwhile
 //! and are never lost. Unreadable entries are skipped with a warning and counted
 //! (`yws_store_entries_skipped_total`) — while loading they never make a room unloadable.
@@ -60,8 +61,8 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 
-mod compaction;
 mod schema;
+mod snapshotter;
 mod tracking;
 mod writer;
 

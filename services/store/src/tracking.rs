@@ -40,7 +40,7 @@ impl RoomEntry {
     }
 }
 
-/// Per-room bookkeeping shared by the backend, the writer and the compactor.
+/// Per-room bookkeeping shared by the backend, the writer and the snapshotter.
 #[derive(Debug)]
 pub(crate) struct Tracker {
     thresholds: Thresholds,

@@ -6,7 +6,7 @@ use yws_e2e::docs::{self, same_state, Author};
 use yws_e2e::peer::Peer;
 use yws_e2e::process::Service;
 use yws_e2e::redis::RedisServer;
-use yws_e2e::store::Store;
+use yws_e2e::redis_keys::RedisKeys;
 use yws_e2e::unique_room;
 
 use crate::support::{
@@ -117,8 +117,8 @@ fn joins_racing_compactions_get_the_complete_state() {
 }
 
 /// The id of the one client subscribed to a channel (a gateway's pub/sub connection).
-fn pubsub_client(store: &mut Store) -> String {
-    let list = store
+fn pubsub_client(direct: &mut RedisKeys) -> String {
+    let list = direct
         .conn
         .cmd_str(&["CLIENT", "LIST"])
         .text()
@@ -140,7 +140,7 @@ fn pubsub_client(store: &mut Store) -> String {
 /// before B is back. B must then catch up and relay everything to its client.
 fn missed_live_updates(compact: bool) {
     let redis = RedisServer::start();
-    let mut store = Store::connect(redis.port, PREFIX);
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
     let _compactor = compact.then(|| {
         compactor(&redis)
             .env("YWS__COMPACTOR__POLL_INTERVAL_MS", 50)
@@ -157,7 +157,7 @@ fn missed_live_updates(compact: bool) {
     let author = Author::new(901);
     let rt = runtime();
     let (mut pb, _) = rt.block_on(Peer::join(&format!("{}/{room}", b.ws_url()), SYNC_LIMIT));
-    let b_pubsub = pubsub_client(&mut store);
+    let b_pubsub = pubsub_client(&mut direct);
     let (mut pa, _) = rt.block_on(Peer::join(&format!("{}/{room}", a.ws_url()), SYNC_LIMIT));
     rt.block_on(async {
         send_all(&mut pa, &[author.append("live ")]).await;
@@ -169,12 +169,12 @@ fn missed_live_updates(compact: bool) {
 
     // B's pub/sub connection drops while B is frozen; meanwhile A's client edits.
     yws_e2e::process::signal(b.pid(), "STOP");
-    store.conn.cmd_str(&["CLIENT", "KILL", "ID", &b_pubsub]);
+    direct.conn.cmd_str(&["CLIENT", "KILL", "ID", &b_pubsub]);
     rt.block_on(send_all(&mut pa, &author.typing(20)));
     if compact {
-        wait_fully_compacted(&mut store, &room, &author.doc, WAIT);
+        wait_fully_compacted(&mut direct, &room, &author.doc, WAIT);
     } else {
-        assert_eq!(store.log_len(&room), 21);
+        assert_eq!(direct.log_len(&room), 21);
     }
     yws_e2e::process::signal(b.pid(), "CONT");
     assert!(

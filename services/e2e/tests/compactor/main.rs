@@ -5,7 +5,7 @@
 //! come back, and a 20 MiB document is compacted in bounded memory.
 //!
 //! Rooms are written either through a gateway by [`Peer`]s or straight into the stream
-//! ([`Store::append`]) when a test needs exact control; the source of truth is always a yrs
+//! ([`RedisKeys::append`]) when a test needs exact control; the source of truth is always a yrs
 //! document ([`Author`]) compared with what Redis or a joining client holds.
 // Real processes and Redis are polled from plain threads here: `std::thread::sleep` is fine.
 #![allow(

@@ -6,7 +6,7 @@ use yws_e2e::docs::{same_state, Author};
 use yws_e2e::metrics::peak_rss_bytes;
 use yws_e2e::peer::Peer;
 use yws_e2e::redis::RedisServer;
-use yws_e2e::store::{now_ms, Store};
+use yws_e2e::redis_keys::{now_ms, RedisKeys};
 use yws_e2e::unique_room;
 
 use crate::support::{
@@ -32,7 +32,7 @@ fn filler(len: usize, seed: u64) -> String {
 fn a_20_mib_document_is_compacted_in_bounded_memory() {
     let redis = RedisServer::start();
     let gw = gateway(&redis).spawn();
-    let mut store = Store::connect(redis.port, PREFIX);
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
     let room = unique_room("big");
     let author = Author::new(801);
     let rt = runtime();
@@ -44,18 +44,18 @@ fn a_20_mib_document_is_compacted_in_bounded_memory() {
         }
         peer.close().await;
     });
-    let log_bytes: u64 = store
+    let log_bytes: u64 = direct
         .stored(&room)
         .entries
         .iter()
         .map(|e| e.1.len() as u64)
         .sum();
-    assert_eq!(store.log_len(&room), 10);
+    assert_eq!(direct.log_len(&room), 10);
 
     // Started only now, the compactor merges the whole 20 MiB log in one run.
     let compactor = compactor(&redis).spawn();
     let idle_peak = peak_rss_bytes(compactor.pid()).expect("VmHWM");
-    wait_fully_compacted(&mut store, &room, &author.doc, Duration::from_secs(120));
+    wait_fully_compacted(&mut direct, &room, &author.doc, Duration::from_secs(120));
     let c = Counts::of(&compactor);
     c.assert_clean();
     assert_eq!(
@@ -64,7 +64,7 @@ fn a_20_mib_document_is_compacted_in_bounded_memory() {
         "{c:?}"
     );
     let peak = peak_rss_bytes(compactor.pid()).expect("VmHWM");
-    let snapshot_len = store.snapshot(&room).doc.map_or(0, |d| d.len());
+    let snapshot_len = direct.snapshot(&room).doc.map_or(0, |d| d.len());
     println!(
         "20 MiB document: log {:.1} MiB in 10 entries -> snapshot {:.1} MiB; compactor peak RSS {:.1} MiB ({:.1}x the document; {:.1} MiB before the task)",
         log_bytes as f64 / MIB as f64,
@@ -95,7 +95,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
             `cargo build --release --bins`) and read the figures"]
 fn measure_join_time_of_a_20_mib_document_compacted_vs_uncompacted() {
     let redis = RedisServer::start();
-    let mut store = Store::connect(redis.port, PREFIX);
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
     let rt = runtime();
     for (chunk, label) in [
         (2 * MIB, "10 x 2 MiB"),
@@ -108,22 +108,22 @@ fn measure_join_time_of_a_20_mib_document_compacted_vs_uncompacted() {
         for i in 0..(20 * MIB).div_ceil(chunk) {
             // Prepended: finding the end of a long text is slow in a debug build.
             let update = author.insert(0, &filler(chunk, i as u64 + 1));
-            store.append(&raw, &update);
-            store.append(&compacted, &update);
+            direct.append(&raw, &update);
+            direct.append(&compacted, &update);
         }
-        store.schedule(&compacted, now_ms());
+        direct.schedule(&compacted, now_ms());
         let mut c = compactor(&redis)
             .env("YWS__COMPACTOR__SWEEP_INTERVAL_MS", 0)
             .spawn();
         wait_fully_compacted(
-            &mut store,
+            &mut direct,
             &compacted,
             &author.doc,
             Duration::from_secs(300),
         );
         c.terminate();
         c.wait_exit(Duration::from_secs(15));
-        assert_eq!(store.log_len(&raw) as usize, (20 * MIB).div_ceil(chunk));
+        assert_eq!(direct.log_len(&raw) as usize, (20 * MIB).div_ceil(chunk));
 
         // Each join loads the room into a fresh gateway.
         let join = |room: &str| {

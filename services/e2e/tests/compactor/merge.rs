@@ -7,7 +7,7 @@ use yrs::{Doc, Transact, Update};
 use yws_e2e::docs::{same_state, Author};
 use yws_e2e::peer::Peer;
 use yws_e2e::redis::RedisServer;
-use yws_e2e::store::{now_ms, Store};
+use yws_e2e::redis_keys::{now_ms, RedisKeys};
 use yws_e2e::unique_room;
 
 use crate::support::{
@@ -33,7 +33,7 @@ fn compaction_merges_the_log_into_an_exact_snapshot_and_trims_it() {
     let redis = RedisServer::start();
     let gw = gateway(&redis).spawn();
     let compactor = compactor(&redis).spawn();
-    let mut store = Store::connect(redis.port, PREFIX);
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
     let room = unique_room("merge");
     let author = Author::new(101);
     let updates = small_edits(&author);
@@ -44,7 +44,7 @@ fn compaction_merges_the_log_into_an_exact_snapshot_and_trims_it() {
         peer.close().await;
     });
 
-    wait_fully_compacted(&mut store, &room, &author.doc, WAIT);
+    wait_fully_compacted(&mut direct, &room, &author.doc, WAIT);
     let c = Counts::of(&compactor);
     c.assert_clean();
     assert!(c.ok >= 1, "{c:?}");
@@ -53,20 +53,20 @@ fn compaction_merges_the_log_into_an_exact_snapshot_and_trims_it() {
     let bytes: usize = updates.iter().map(Vec::len).sum();
     assert_eq!(c.bytes_merged, bytes as u64);
     assert_eq!(
-        store.meta(&room, "bytes").as_deref(),
+        direct.meta(&room, "bytes").as_deref(),
         Some("0"),
         "log bytes since the snapshot"
     );
-    assert_eq!(store.meta(&room, "claim"), None, "claim released");
-    assert!(!store.exists(&store.keys(&room).lease), "lease released");
-    let due = store.queued(&room).expect("still queued, for the cleanup");
+    assert_eq!(direct.meta(&room, "claim"), None, "claim released");
+    assert!(!direct.exists(&direct.keys(&room).lease), "lease released");
+    let due = direct.queued(&room).expect("still queued, for the cleanup");
     assert!(
         due > now_ms() + 60_000,
         "cleanup is due after cleanup_after_ms"
     );
     println!(
         "300 updates ({bytes} bytes) -> snapshot of {} bytes, {} run(s)",
-        store.snapshot(&room).doc.map_or(0, |d| d.len()),
+        direct.snapshot(&room).doc.map_or(0, |d| d.len()),
         c.ok
     );
 }
@@ -77,7 +77,7 @@ fn a_late_joiner_gets_everything_from_the_snapshot_after_every_gateway_restarted
     let mut g1 = gateway(&redis).spawn();
     let mut g2 = gateway(&redis).spawn();
     let compactor = compactor(&redis).spawn();
-    let mut store = Store::connect(redis.port, PREFIX);
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
     let room = unique_room("late");
     let (a1, a2) = (Author::new(201), Author::new(202));
     let (u1, u2) = (small_edits(&a1), small_edits(&a2));
@@ -95,7 +95,7 @@ fn a_late_joiner_gets_everything_from_the_snapshot_after_every_gateway_restarted
         p2.close().await;
     });
     let expected = doc_of(u1.iter().chain(&u2));
-    wait_fully_compacted(&mut store, &room, &expected, WAIT);
+    wait_fully_compacted(&mut direct, &room, &expected, WAIT);
     Counts::of(&compactor).assert_clean();
 
     for g in [&mut g1, &mut g2] {
@@ -105,7 +105,7 @@ fn a_late_joiner_gets_everything_from_the_snapshot_after_every_gateway_restarted
             .is_some_and(|s| s.success()));
     }
     assert_eq!(
-        store.log_len(&room),
+        direct.log_len(&room),
         0,
         "the state can only come from the snapshot"
     );
@@ -125,33 +125,33 @@ fn empty_logs_are_deleted_after_the_cleanup_delay_and_come_back_with_new_edits()
     let compactor = compactor(&redis)
         .env("YWS__COMPACTOR__CLEANUP_AFTER_MS", 2000)
         .spawn();
-    let mut store = Store::connect(redis.port, PREFIX);
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
     let room = unique_room("cleanup");
-    let keys = store.keys(&room);
+    let keys = direct.keys(&room);
     let author = Author::new(301);
     let rt = runtime();
     let (mut peer, _) = rt.block_on(Peer::join(&format!("{}/{room}", gw.ws_url()), SYNC_LIMIT));
     rt.block_on(send_all(&mut peer, &author.typing(50)));
 
-    wait_fully_compacted(&mut store, &room, &author.doc, WAIT);
+    wait_fully_compacted(&mut direct, &room, &author.doc, WAIT);
     let compacted_at = now_ms();
-    let epoch = store.snapshot(&room).epoch;
-    if store.exists(&keys.log) {
+    let epoch = direct.snapshot(&room).epoch;
+    if direct.exists(&keys.log) {
         // Compacted but not yet deleted: the cleanup is scheduled, not immediate.
-        let due = store.queued(&room).expect("cleanup queued");
+        let due = direct.queued(&room).expect("cleanup queued");
         assert!(
             due + 500 >= compacted_at + 2000,
             "due {due}, compacted at {compacted_at}"
         );
     }
     assert!(
-        store.wait_until(WAIT, |s| !s.exists(&keys.log)),
+        direct.wait_until(WAIT, |s| !s.exists(&keys.log)),
         "the empty log is deleted"
     );
-    assert!(store.exists(&keys.snap), "the snapshot remains");
-    assert_eq!(store.queued(&room), None, "nothing queued for the room");
-    assert_eq!(store.meta(&room, "last"), None);
-    assert!(!store.exists(&keys.lease));
+    assert!(direct.exists(&keys.snap), "the snapshot remains");
+    assert_eq!(direct.queued(&room), None, "nothing queued for the room");
+    assert_eq!(direct.meta(&room, "last"), None);
+    assert!(!direct.exists(&keys.lease));
     assert_eq!(Counts::of(&compactor).logs_deleted, 1);
     let g2 = gateway(&redis).spawn();
     rt.block_on(async {
@@ -162,18 +162,18 @@ fn empty_logs_are_deleted_after_the_cleanup_delay_and_come_back_with_new_edits()
 
     // A new edit recreates the log, queues the room, and is compacted in turn.
     rt.block_on(send_all(&mut peer, &author.typing(20)));
-    assert!(store.exists(&keys.log), "the log is back");
-    let entries = store.stored(&room).entries;
+    assert!(direct.exists(&keys.log), "the log is back");
+    let entries = direct.stored(&room).entries;
     assert_eq!(
         entries.len(),
         20,
         "new entries lie after the snapshot's upto"
     );
-    assert!(store.queued(&room).is_some(), "queued again");
-    wait_fully_compacted(&mut store, &room, &author.doc, WAIT);
-    assert!(store.snapshot(&room).epoch > epoch);
+    assert!(direct.queued(&room).is_some(), "queued again");
+    wait_fully_compacted(&mut direct, &room, &author.doc, WAIT);
+    assert!(direct.snapshot(&room).epoch > epoch);
     assert!(
-        store.wait_until(WAIT, |s| !s.exists(&keys.log)),
+        direct.wait_until(WAIT, |s| !s.exists(&keys.log)),
         "deleted again"
     );
     let c = Counts::of(&compactor);

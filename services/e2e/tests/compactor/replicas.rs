@@ -7,21 +7,26 @@ use yws_e2e::leases;
 use yws_e2e::monitor::Monitor;
 use yws_e2e::process::Service;
 use yws_e2e::redis::RedisServer;
-use yws_e2e::store::{now_ms, Store};
+use yws_e2e::redis_keys::{now_ms, RedisKeys};
 use yws_e2e::unique_room;
 
 use crate::support::{compactor, wait_fully_compacted, Counts, PREFIX, WAIT};
 
 /// `n` rooms of `updates` typing edits each, written straight into their logs and all due now.
-fn fill_rooms(store: &mut Store, n: usize, updates: usize, tag: &str) -> Vec<(String, Author)> {
+fn fill_rooms(
+    direct: &mut RedisKeys,
+    n: usize,
+    updates: usize,
+    tag: &str,
+) -> Vec<(String, Author)> {
     (0..n)
         .map(|i| {
             let room = unique_room(tag);
             let author = Author::new(1000 + i as u64);
             for u in author.typing(updates) {
-                store.append(&room, &u);
+                direct.append(&room, &u);
             }
-            store.schedule(&room, now_ms());
+            direct.schedule(&room, now_ms());
             (room, author)
         })
         .collect()
@@ -29,8 +34,8 @@ fn fill_rooms(store: &mut Store, n: usize, updates: usize, tag: &str) -> Vec<(St
 
 /// Waits until no task is due and no lease is held (twice, 300 ms apart): every replica is
 /// idle, and stays so (nothing becomes due within a test's time).
-fn settle(store: &mut Store) {
-    let idle = |s: &mut Store| {
+fn settle(direct: &mut RedisKeys) {
+    let idle = |s: &mut RedisKeys| {
         let leases = s.conn.cmd_str(&["KEYS", &format!("{PREFIX}:*:lease")]);
         let queue = s.keys("-").queue;
         let due = s
@@ -38,7 +43,7 @@ fn settle(store: &mut Store) {
             .cmd_str(&["ZCOUNT", &queue, "-inf", &now_ms().to_string()]);
         leases.items().is_empty() && due.int() == Some(0)
     };
-    let settled = store.wait_until(WAIT, |s| {
+    let settled = direct.wait_until(WAIT, |s| {
         idle(s) && {
             std::thread::sleep(Duration::from_millis(300));
             idle(s)
@@ -50,13 +55,13 @@ fn settle(store: &mut Store) {
 /// Stops the compactors (SIGTERM: each finishes its task) and the trace, then checks what
 /// the trace shows against the compactors' counters and the snapshots' epochs.
 fn check_exclusive(
-    store: &mut Store,
+    direct: &mut RedisKeys,
     monitor: Monitor,
     mut compactors: Vec<Service>,
     rooms: &[(String, Author)],
     entries: u64,
 ) -> Counts {
-    settle(store);
+    settle(direct);
     let each: Vec<Counts> = compactors.iter().map(Counts::of).collect();
     for c in &mut compactors {
         c.terminate();
@@ -81,7 +86,7 @@ fn check_exclusive(
         all.entries_merged, entries,
         "every entry merged exactly once"
     );
-    let epochs: u64 = rooms.iter().map(|(r, _)| store.snapshot(r).epoch).sum();
+    let epochs: u64 = rooms.iter().map(|(r, _)| direct.snapshot(r).epoch).sum();
     assert_eq!(
         report.total_writes() as u64,
         all.ok,
@@ -94,14 +99,14 @@ fn check_exclusive(
 #[test]
 fn two_compactors_share_the_queue_without_ever_holding_a_room_at_once() {
     let redis = RedisServer::start();
-    let mut store = Store::connect(redis.port, PREFIX);
-    let rooms = fill_rooms(&mut store, 30, 100, "two");
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
+    let rooms = fill_rooms(&mut direct, 30, 100, "two");
     let monitor = Monitor::start(redis.port);
     let compactors = vec![compactor(&redis).spawn(), compactor(&redis).spawn()];
     for (room, author) in &rooms {
-        wait_fully_compacted(&mut store, room, &author.doc, WAIT);
+        wait_fully_compacted(&mut direct, room, &author.doc, WAIT);
     }
-    check_exclusive(&mut store, monitor, compactors, &rooms, 3000);
+    check_exclusive(&mut direct, monitor, compactors, &rooms, 3000);
 }
 
 /// Appends like the gateway's script: atomically tells whether the log was created, and its
@@ -115,7 +120,7 @@ return {created, redis.call('XLEN', KEYS[1])}
 #[test]
 fn five_replicas_compact_many_rooms_while_entries_keep_arriving() {
     let redis = RedisServer::start();
-    let mut store = Store::connect(redis.port, PREFIX);
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
     let monitor = Monitor::start(redis.port);
     let compactors: Vec<Service> = (0..5)
         .map(|_| {
@@ -131,7 +136,7 @@ fn five_replicas_compact_many_rooms_while_entries_keep_arriving() {
     // deleted (1 s after they were compacted empty) and created again meanwhile.
     let port = redis.port;
     let writer = std::thread::spawn(move || {
-        let mut store = Store::connect(port, PREFIX);
+        let mut direct = RedisKeys::connect(port, PREFIX);
         let rooms: Vec<(String, Author)> = (0..40)
             .map(|i| (unique_room("five"), Author::new(2000 + i)))
             .collect();
@@ -141,10 +146,10 @@ fn five_replicas_compact_many_rooms_while_entries_keep_arriving() {
         while Instant::now() < end {
             let (room, author) = &rooms[(i * 7) % rooms.len()];
             i += 1;
-            let keys = store.keys(room);
+            let keys = direct.keys(room);
             for u in author.typing(3) {
                 let t = now_ms().to_string();
-                let reply = store.conn.cmd(&[
+                let reply = direct.conn.cmd(&[
                     b"EVAL",
                     APPEND.as_bytes(),
                     b"1",
@@ -156,11 +161,15 @@ fn five_replicas_compact_many_rooms_while_entries_keep_arriving() {
                 let (created, len) = (reply.items()[0].int(), reply.items()[1].int());
                 if created == Some(1) {
                     let due = (now_ms() + 200).to_string();
-                    store.conn.cmd_str(&["ZADD", &keys.queue, "NX", &due, room]);
+                    direct
+                        .conn
+                        .cmd_str(&["ZADD", &keys.queue, "NX", &due, room]);
                 }
                 if len == Some(25) {
                     let now = now_ms().to_string();
-                    store.conn.cmd_str(&["ZADD", &keys.queue, "LT", &now, room]);
+                    direct
+                        .conn
+                        .cmd_str(&["ZADD", &keys.queue, "LT", &now, room]);
                 }
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -169,20 +178,20 @@ fn five_replicas_compact_many_rooms_while_entries_keep_arriving() {
     });
     let (rooms, written) = writer.join().expect("writer");
     for (room, author) in &rooms {
-        wait_fully_compacted(&mut store, room, &author.doc, WAIT);
+        wait_fully_compacted(&mut direct, room, &author.doc, WAIT);
     }
     // Every empty log is deleted in the end, and nothing stays queued.
-    let queue = store.keys("-").queue;
-    let drained = store.wait_until(WAIT, |s| {
+    let queue = direct.keys("-").queue;
+    let drained = direct.wait_until(WAIT, |s| {
         s.conn.cmd_str(&["ZCARD", &queue]).int() == Some(0)
     });
     let left: Vec<&String> = rooms
         .iter()
         .map(|(r, _)| r)
-        .filter(|r| store.exists(&store.keys(r).log))
+        .filter(|r| direct.exists(&direct.keys(r).log))
         .collect();
     assert!(drained && left.is_empty(), "logs left behind: {left:?}");
-    let all = check_exclusive(&mut store, monitor, compactors, &rooms, written);
+    let all = check_exclusive(&mut direct, monitor, compactors, &rooms, written);
     assert!(
         all.logs_deleted >= 40,
         "every room's log was deleted at least once: {all:?}"
@@ -193,18 +202,18 @@ fn five_replicas_compact_many_rooms_while_entries_keep_arriving() {
 #[test]
 fn with_several_replicas_an_empty_log_still_waits_for_the_cleanup_delay() {
     let redis = RedisServer::start();
-    let mut store = Store::connect(redis.port, PREFIX);
-    let rooms = fill_rooms(&mut store, 64, 20, "early");
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
+    let rooms = fill_rooms(&mut direct, 64, 20, "early");
     let compactors = [compactor(&redis).spawn(), compactor(&redis).spawn()];
     for (room, author) in &rooms {
-        wait_fully_compacted(&mut store, room, &author.doc, WAIT);
+        wait_fully_compacted(&mut direct, room, &author.doc, WAIT);
     }
-    settle(&mut store);
+    settle(&mut direct);
     let all = Counts::sum(&compactors.iter().map(Counts::of).collect::<Vec<_>>());
     let deleted: Vec<&String> = rooms
         .iter()
         .map(|(r, _)| r)
-        .filter(|r| !store.exists(&store.keys(r).log))
+        .filter(|r| !direct.exists(&direct.keys(r).log))
         .collect();
     println!(
         "{all:?}; logs deleted right after their compaction: {}",

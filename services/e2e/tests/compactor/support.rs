@@ -9,7 +9,7 @@ use yws_e2e::metrics::sample;
 use yws_e2e::peer::Peer;
 use yws_e2e::process::{Service, ServiceBuilder};
 use yws_e2e::redis::RedisServer;
-use yws_e2e::store::Store;
+use yws_e2e::redis_keys::RedisKeys;
 
 pub(crate) const PREFIX: &str = "yws";
 pub(crate) const SYNC_LIMIT: Duration = Duration::from_secs(20);
@@ -104,13 +104,13 @@ impl Counts {
 
 /// Waits until the room's log is empty (or gone) and its snapshot alone equals `expected`.
 pub(crate) fn wait_fully_compacted(
-    store: &mut Store,
+    direct: &mut RedisKeys,
     room: &str,
     expected: &Doc,
     timeout: Duration,
 ) {
     let mut last = String::new();
-    let done = store.wait_until(timeout, |s| {
+    let done = direct.wait_until(timeout, |s| {
         let stored = s.stored(room);
         let Some(doc) = &stored.snapshot.doc else {
             last = "no snapshot yet".into();

@@ -126,7 +126,7 @@ async fn rooms_are_listed_in_pages_and_deleted() {
     store.flush().await.unwrap();
     // "snap" keeps only a snapshot: it is listed all the same.
     let db = store.database().unwrap();
-    let install = crate::compaction::merge(&db, Arc::from("snap"), true)
+    let install = crate::snapshotter::merge(&db, Arc::from("snap"), true)
         .unwrap()
         .unwrap();
     store

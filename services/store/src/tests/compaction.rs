@@ -1,8 +1,8 @@
 //! Background compaction: merged snapshots, smaller logs, nothing lost to a race.
 
 use super::*;
-use crate::compaction::merge;
 use crate::schema::Op;
+use crate::snapshotter::merge;
 use tokio::time::{sleep, Duration};
 
 /// Polls (with real sleeps; these tests run on real time) until `done` holds.
@@ -79,7 +79,7 @@ async fn an_update_appended_during_a_compaction_is_kept() {
         append(&store, &r, &e.set(&format!("k{i}"), "v")).await;
     }
     store.flush().await.unwrap();
-    // The compactor has read and merged the log …
+    // The snapshotter has read and merged the log …
     let db = store.database().unwrap();
     let install = merge(&db, Arc::from("race"), true).unwrap().unwrap();
     assert_eq!(install.merged_updates, 50);

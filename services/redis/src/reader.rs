@@ -1,11 +1,14 @@
-//! Reading a room's stored state: the snapshot and the log after it.
+//! Reading a room's stored state: the snapshot and the log after it — when a room loads
+//! ([`load`]), when a live node catches up ([`missed_after`]), and for the compactor
+//! ([`read_after`]). The replies are parsed by pure functions, unit-tested without Redis.
 
 use crate::client::Redis;
 use crate::entry::StreamId;
+use crate::error::Error;
 use crate::keys::RoomKeys;
+use crate::op::Op;
 use crate::scripts;
 use redis::Value;
-use yws_core::BackendError;
 
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,19 +118,70 @@ pub struct Stored {
     pub last: StreamId,
 }
 
-fn invalid(what: &str) -> BackendError {
-    BackendError::Corrupt(what.to_string())
+/// The reply of [`scripts::LOAD`]: the snapshot and the first page of entries after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReply {
+    /// The snapshot, if any (an empty `doc` is none).
+    pub snapshot: Option<Vec<u8>>,
+    /// The last log id the snapshot covers (`0-0` without one).
+    pub upto: StreamId,
+    /// The snapshot's fencing epoch.
+    pub epoch: u64,
+    /// The first page of entries after `upto`.
+    pub entries: Vec<LogEntry>,
+    /// Unreadable entries among them.
+    pub bad: Vec<BadEntry>,
+}
+
+impl LoadReply {
+    /// Parses `{doc or '', upto, epoch, entries}`.
+    pub fn parse(reply: &Value) -> Result<Self, Error> {
+        let Value::Array(parts) = reply else {
+            return Err(Error::corrupt("load reply"));
+        };
+        let [doc, upto, epoch, entries] = &parts[..] else {
+            return Err(Error::corrupt("load reply shape"));
+        };
+        let epoch = text(epoch)
+            .and_then(|s| s.parse().ok())
+            .or(match epoch {
+                Value::Int(i) => u64::try_from(*i).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| Error::corrupt("snapshot epoch"))?;
+        let (entries, bad) = parse_entries(entries);
+        Ok(LoadReply {
+            snapshot: non_empty(doc),
+            upto: parse_upto(upto)?,
+            epoch,
+            entries,
+            bad,
+        })
+    }
+}
+
+fn non_empty(doc: &Value) -> Option<Vec<u8>> {
+    match doc {
+        Value::BulkString(b) if !b.is_empty() => Some(b.clone()),
+        _ => None,
+    }
+}
+
+fn parse_upto(upto: &Value) -> Result<StreamId, Error> {
+    text(upto)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::corrupt("snapshot upto"))
 }
 
 /// Reads snapshot + log tail so that no entry can fall into a gap between the two, even
 /// while a compactor writes a new snapshot and trims: the snapshot and the first page are
 /// read in one script; later pages are read after it; if the snapshot's epoch changed by the
 /// end (a trim may have removed entries not yet read), the read starts over.
-pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored, BackendError> {
+pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored, Error> {
     for _attempt in 0..5 {
         let (snap, log) = (keys.snap.clone(), keys.log.clone());
         let reply: Value = redis
-            .call("load", |mut c| async move {
+            .call(Op::Load, |mut c| async move {
                 scripts::LOAD
                     .key(&snap)
                     .key(&log)
@@ -136,31 +190,17 @@ pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored,
                     .await
             })
             .await?;
-        let Value::Array(parts) = reply else {
-            return Err(invalid("load reply"));
-        };
-        let [doc, upto, epoch, entries] = &parts[..] else {
-            return Err(invalid("load reply shape"));
-        };
-        let snapshot = match doc {
-            Value::BulkString(b) if !b.is_empty() => Some(b.clone()),
-            _ => None,
-        };
-        let upto: StreamId = text(upto)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("snapshot upto"))?;
-        let epoch: u64 = text(epoch)
-            .and_then(|s| s.parse().ok())
-            .or(match epoch {
-                Value::Int(i) => Some(*i as u64),
-                _ => None,
-            })
-            .ok_or_else(|| invalid("snapshot epoch"))?;
-        let (mut good, mut bad) = parse_entries(entries);
+        let LoadReply {
+            snapshot,
+            upto,
+            epoch,
+            entries: mut good,
+            mut bad,
+        } = LoadReply::parse(&reply)?;
         let mut count = good.len() + bad.len();
         let mut last = last_id(upto, &good, &bad);
         while count == page {
-            let (more, more_bad) = read_after(redis, keys, last, page, "load").await?;
+            let (more, more_bad) = read_after(redis, keys, last, page, Op::Load).await?;
             count = more.len() + more_bad.len();
             last = last_id(last, &more, &more_bad);
             good.extend(more);
@@ -184,11 +224,14 @@ pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored,
             last,
         });
     }
-    Err(BackendError::Unavailable(
-        "room kept changing while loading".into(),
-    ))
+    Err(Error::Failed {
+        op: Op::Load,
+        message: "room kept changing while loading".into(),
+    })
 }
 
+/// The highest id among `start` and the entries read (readable or not): where reading
+/// continues.
 fn last_id(start: StreamId, good: &[LogEntry], bad: &[BadEntry]) -> StreamId {
     good.iter()
         .map(|e| e.id)
@@ -197,10 +240,10 @@ fn last_id(start: StreamId, good: &[LogEntry], bad: &[BadEntry]) -> StreamId {
 }
 
 /// The snapshot's current epoch (0 when there is none).
-pub async fn current_epoch(redis: &Redis, keys: &RoomKeys) -> Result<u64, BackendError> {
+pub async fn current_epoch(redis: &Redis, keys: &RoomKeys) -> Result<u64, Error> {
     let snap = keys.snap.clone();
     let epoch: Option<u64> = redis
-        .call("load", |mut c| async move {
+        .call(Op::LoadEpoch, |mut c| async move {
             redis::cmd("HGET")
                 .arg(&snap)
                 .arg("epoch")
@@ -213,7 +256,7 @@ pub async fn current_epoch(redis: &Redis, keys: &RoomKeys) -> Result<u64, Backen
 
 /// What a live node missed after `after`: a page of entries, and the snapshot when a
 /// compaction trimmed entries it had not seen (see [`scripts::CATCH_UP`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Missed {
     /// The snapshot and the id it covers, when it covers entries after `after`.
     pub snapshot: Option<(Vec<u8>, StreamId)>,
@@ -223,16 +266,35 @@ pub struct Missed {
     pub bad: Vec<BadEntry>,
 }
 
+impl Missed {
+    /// Parses the reply of [`scripts::CATCH_UP`], `{doc or '', upto, entries}`.
+    pub fn parse(reply: &Value) -> Result<Self, Error> {
+        let Value::Array(parts) = reply else {
+            return Err(Error::corrupt("catch-up reply"));
+        };
+        let [doc, upto, entries] = &parts[..] else {
+            return Err(Error::corrupt("catch-up reply shape"));
+        };
+        let upto = parse_upto(upto)?;
+        let (entries, bad) = parse_entries(entries);
+        Ok(Missed {
+            snapshot: non_empty(doc).map(|doc| (doc, upto)),
+            entries,
+            bad,
+        })
+    }
+}
+
 /// One page of what was missed after `after`.
 pub async fn missed_after(
     redis: &Redis,
     keys: &RoomKeys,
     after: StreamId,
     count: usize,
-) -> Result<Missed, BackendError> {
+) -> Result<Missed, Error> {
     let (snap, log) = (keys.snap.clone(), keys.log.clone());
     let reply: Value = redis
-        .call("catch_up", |mut c| async move {
+        .call(Op::CatchUp, |mut c| async move {
             scripts::CATCH_UP
                 .key(&snap)
                 .key(&log)
@@ -242,35 +304,17 @@ pub async fn missed_after(
                 .await
         })
         .await?;
-    let Value::Array(parts) = reply else {
-        return Err(invalid("catch-up reply"));
-    };
-    let [doc, upto, entries] = &parts[..] else {
-        return Err(invalid("catch-up reply shape"));
-    };
-    let upto: StreamId = text(upto)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("snapshot upto"))?;
-    let snapshot = match doc {
-        Value::BulkString(b) if !b.is_empty() => Some((b.clone(), upto)),
-        _ => None,
-    };
-    let (entries, bad) = parse_entries(entries);
-    Ok(Missed {
-        snapshot,
-        entries,
-        bad,
-    })
+    Missed::parse(&reply)
 }
 
-/// Up to `count` log entries after `after` (exclusive).
+/// Up to `count` log entries after `after` (exclusive), read as `op`.
 pub async fn read_after(
     redis: &Redis,
     keys: &RoomKeys,
     after: StreamId,
     count: usize,
-    op: &'static str,
-) -> Result<(Vec<LogEntry>, Vec<BadEntry>), BackendError> {
+    op: Op,
+) -> Result<(Vec<LogEntry>, Vec<BadEntry>), Error> {
     let log = keys.log.clone();
     let reply: Value = redis
         .call(op, |mut c| async move {
@@ -337,6 +381,103 @@ mod tests {
         assert_eq!(
             last_id(StreamId::ZERO, &good, &bad),
             StreamId { ms: 6, seq: 0 }
+        );
+    }
+
+    fn entry(id: &[u8], update: &[u8]) -> Value {
+        Value::Array(vec![
+            bulk(id),
+            Value::Array(vec![bulk(b"u"), bulk(update), bulk(b"n"), bulk(b"g2")]),
+        ])
+    }
+
+    #[test]
+    fn load_reply_with_and_without_a_snapshot() {
+        let reply = Value::Array(vec![
+            bulk(b"\x01\x00"),
+            bulk(b"7-1"),
+            bulk(b"3"),
+            Value::Array(vec![entry(b"7-2", b"\x05"), Value::Int(1)]),
+        ]);
+        let parsed = LoadReply::parse(&reply).unwrap();
+        assert_eq!(parsed.snapshot.as_deref(), Some(&b"\x01\x00"[..]));
+        assert_eq!(parsed.upto, StreamId { ms: 7, seq: 1 });
+        assert_eq!(parsed.epoch, 3);
+        assert_eq!(parsed.entries.len(), 1);
+        assert_eq!(parsed.entries[0].node, "g2");
+        assert_eq!(parsed.entries[0].ms, 0, "no `t` field: unknown time");
+        assert_eq!(parsed.bad.len(), 1);
+
+        // A room without a snapshot: '' / '0-0' / '0' (or an integer epoch) and no entries.
+        let empty = Value::Array(vec![
+            bulk(b""),
+            bulk(b"0-0"),
+            Value::Int(0),
+            Value::Array(vec![]),
+        ]);
+        let parsed = LoadReply::parse(&empty).unwrap();
+        assert_eq!(parsed.snapshot, None);
+        assert_eq!(parsed.upto, StreamId::ZERO);
+        assert_eq!(parsed.epoch, 0);
+        assert!(parsed.entries.is_empty() && parsed.bad.is_empty());
+    }
+
+    #[test]
+    fn load_reply_of_the_wrong_shape_is_corrupt() {
+        for reply in [
+            Value::Nil,
+            Value::Array(vec![bulk(b""), bulk(b"0-0"), bulk(b"0")]),
+            Value::Array(vec![
+                bulk(b""),
+                bulk(b"x"),
+                bulk(b"0"),
+                Value::Array(vec![]),
+            ]),
+            Value::Array(vec![
+                bulk(b""),
+                bulk(b"0-0"),
+                bulk(b"-1"),
+                Value::Array(vec![]),
+            ]),
+            Value::Array(vec![
+                bulk(b""),
+                bulk(b"0-0"),
+                Value::Int(-1),
+                Value::Array(vec![]),
+            ]),
+        ] {
+            assert!(
+                matches!(LoadReply::parse(&reply), Err(Error::Corrupt(_))),
+                "{reply:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn catch_up_reply_carries_the_snapshot_only_when_it_covers_missed_entries() {
+        let reply = Value::Array(vec![
+            bulk(b"\x01"),
+            bulk(b"9-0"),
+            Value::Array(vec![entry(b"9-1", b"\x02")]),
+        ]);
+        let missed = Missed::parse(&reply).unwrap();
+        assert_eq!(missed.snapshot, Some((vec![1], StreamId { ms: 9, seq: 0 })));
+        assert_eq!(missed.entries[0].id, StreamId { ms: 9, seq: 1 });
+
+        let reply = Value::Array(vec![bulk(b""), bulk(b"9-0"), Value::Array(vec![])]);
+        assert_eq!(Missed::parse(&reply).unwrap(), Missed::default());
+        assert!(Missed::parse(&Value::Array(vec![bulk(b"")])).is_err());
+    }
+
+    #[test]
+    fn reading_continues_after_the_highest_id_read() {
+        let bad = [BadEntry {
+            id: None,
+            reason: "bad id",
+        }];
+        assert_eq!(
+            last_id(StreamId { ms: 4, seq: 0 }, &[], &bad),
+            StreamId { ms: 4, seq: 0 }
         );
     }
 }

@@ -1,8 +1,9 @@
-//! Background compaction: a room's snapshot and updates merged into one snapshot.
+//! The snapshotter: background compaction of the store, a room's snapshot and updates merged
+//! into one snapshot.
 //!
 //! The writer queues a room when its log since the snapshot reaches `compact_after_updates`
 //! updates or `compact_after_bytes` bytes (and a room opened with a long log is queued at
-//! once). The compactor takes one room at a time — so memory holds at most one document being
+//! once). The snapshotter takes one room at a time — so memory holds at most one document being
 //! merged — and:
 //!
 //! 1. reads the snapshot and the updates in one MVCC read transaction, on a blocking thread,
@@ -29,9 +30,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use yrs::{Doc, Options, ReadTxn, StateVector, Transact};
 
-/// The compactor task's state.
+/// The snapshotter task's state.
 #[derive(Debug)]
-pub(crate) struct Compactor {
+pub(crate) struct Snapshotter {
     pub(crate) db: Arc<Database>,
     pub(crate) rx: mpsc::Receiver<Arc<str>>,
     pub(crate) writer: mpsc::Sender<Command>,
@@ -41,7 +42,7 @@ pub(crate) struct Compactor {
     pub(crate) cancel: CancellationToken,
 }
 
-impl Compactor {
+impl Snapshotter {
     /// Compacts queued rooms until cancelled. A compaction cut short loses nothing: the room's
     /// updates stay, and it is queued again on a later append or open.
     pub(crate) async fn run(mut self) {

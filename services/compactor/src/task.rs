@@ -1,4 +1,4 @@
-//! Compacting one room, step by step:
+//! One compaction task: compacting one room, step by step:
 //!
 //! 1. claim the room's lease (another replica holds it → skip); push the task's due time past
 //!    the lease so other replicas leave it alone while this one works;
@@ -18,10 +18,10 @@ use crate::merge::Merger;
 use crate::metrics::CompactorMetrics;
 use std::sync::Arc;
 use tokio::time::{Duration, Instant};
-use yws_core::BackendError;
-use yws_redis::compaction::{new_token, Claim, Queue, RoomCompaction, Task, WriteOutcome};
 use yws_redis::entry::{now_ms, StreamId};
-use yws_redis::Redis;
+use yws_redis::fencing::{new_token, Claim, LeasedRoom, WriteOutcome};
+use yws_redis::queue::{Queue, Task, When};
+use yws_redis::{Error, Redis};
 
 /// What one task did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,10 +64,10 @@ pub struct Context {
 }
 
 /// Runs one task end to end (claim → compact → reschedule → release).
-pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, BackendError> {
+pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, Error> {
     let s = &ctx.settings;
     let token = new_token();
-    let room = RoomCompaction::new(&ctx.redis, &task.room, &token, s.lease_ms);
+    let room = LeasedRoom::new(&ctx.redis, &task.room, &token, s.lease_ms);
     let queue = Queue::new(&ctx.redis);
     match room.claim().await? {
         Claim::Busy => return Ok(Outcome::Busy),
@@ -85,13 +85,15 @@ pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, BackendErro
         room.release().await?;
         return Ok(Outcome::Busy);
     }
-    queue.set(&task.room, now_ms() + s.lease_ms, "XX").await?;
+    queue
+        .set(&task.room, now_ms() + s.lease_ms, When::Queued)
+        .await?;
     let result = compact(ctx, &room).await;
     let finished = match &result {
         Ok(outcome) => reschedule(ctx, &queue, &task.room, outcome).await,
         Err(_) => {
             queue
-                .set(&task.room, now_ms() + s.compact_after_ms, "")
+                .set(&task.room, now_ms() + s.compact_after_ms, When::Always)
                 .await
         }
     };
@@ -102,31 +104,37 @@ pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, BackendErro
     Ok(outcome)
 }
 
-/// When the room is due next: at once for a backlog, after `compact_after_ms` when entries
-/// arrived during the run, after `cleanup_after_ms` (to delete the empty log) otherwise.
+/// Sets when the room is due next ([`next_due`]).
 async fn reschedule(
     ctx: &Context,
     queue: &Queue<'_>,
     name: &str,
     outcome: &Outcome,
-) -> Result<(), BackendError> {
-    let s = &ctx.settings;
-    let now = now_ms();
-    match outcome {
-        Outcome::Compacted { capped: true, .. } => queue.set(name, now, "").await,
-        Outcome::Compacted { remaining, .. } if *remaining > 0 => {
-            queue.set(name, now + s.compact_after_ms, "").await
-        }
-        Outcome::Compacted { .. } => queue.set(name, now + s.cleanup_after_ms, "").await,
-        Outcome::LeaseLost | Outcome::Stale => {
-            queue.set(name, now + s.compact_after_ms, "LT").await
-        }
-        // `Nothing` handled its cleanup itself; `Busy` is not ours.
-        Outcome::Nothing { .. } | Outcome::Busy => Ok(()),
+) -> Result<(), Error> {
+    match next_due(&ctx.settings, outcome, now_ms()) {
+        Some((due, when)) => queue.set(name, due, when).await,
+        None => Ok(()),
     }
 }
 
-async fn compact(ctx: &Context, room: &RoomCompaction<'_>) -> Result<Outcome, BackendError> {
+/// When the room is due next, after a run that ended with `outcome` at `now`: at once for a
+/// backlog, after `compact_after_ms` when entries arrived during the run (or the run wrote
+/// nothing: lease lost, stale — only ever earlier than another replica set it), after
+/// `cleanup_after_ms` (to delete the empty log) otherwise. `None`: leave the queue alone
+/// (`Nothing` handled its cleanup itself; `Busy` is not ours).
+pub fn next_due(s: &Settings, outcome: &Outcome, now: u64) -> Option<(u64, When)> {
+    match outcome {
+        Outcome::Compacted { capped: true, .. } => Some((now, When::Always)),
+        Outcome::Compacted { remaining, .. } if *remaining > 0 => {
+            Some((now + s.compact_after_ms, When::Always))
+        }
+        Outcome::Compacted { .. } => Some((now + s.cleanup_after_ms, When::Always)),
+        Outcome::LeaseLost | Outcome::Stale => Some((now + s.compact_after_ms, When::Earlier)),
+        Outcome::Nothing { .. } | Outcome::Busy => None,
+    }
+}
+
+async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error> {
     let s = &ctx.settings;
     let started = Instant::now();
     let snapshot = room.snapshot().await?;
@@ -134,8 +142,8 @@ async fn compact(ctx: &Context, room: &RoomCompaction<'_>) -> Result<Outcome, Ba
     if let Some(doc) = &snapshot.doc {
         if !merger.apply(doc) {
             // Never replace a snapshot we cannot read with one that lacks its content.
-            return Err(BackendError::Corrupt(format!(
-                "snapshot of {:?} is unreadable",
+            return Err(Error::Corrupt(format!(
+                "snapshot of {:?} does not decode",
                 room.keys.snap
             )));
         }
@@ -203,7 +211,7 @@ async fn compact(ctx: &Context, room: &RoomCompaction<'_>) -> Result<Outcome, Ba
                 ctx.metrics.logs_deleted.inc();
             } else {
                 queue
-                    .set(room.room(), now_ms() + s.compact_after_ms, "NX")
+                    .set(room.room(), now_ms() + s.compact_after_ms, When::NotQueued)
                     .await?;
             }
             deleted
@@ -248,4 +256,53 @@ async fn compact(ctx: &Context, room: &RoomCompaction<'_>) -> Result<Outcome, Ba
         remaining,
         capped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compacted(remaining: u64, capped: bool) -> Outcome {
+        Outcome::Compacted {
+            entries: 10,
+            bytes: 100,
+            snapshot_bytes: 50,
+            remaining,
+            capped,
+        }
+    }
+
+    #[test]
+    fn rescheduling_after_each_outcome() {
+        let s = Settings {
+            compact_after_ms: 10,
+            cleanup_after_ms: 20,
+            ..Settings::default()
+        };
+        let now = 1000;
+        assert_eq!(
+            next_due(&s, &compacted(5, true), now),
+            Some((now, When::Always)),
+            "a backlog is due again at once"
+        );
+        assert_eq!(
+            next_due(&s, &compacted(5, false), now),
+            Some((now + 10, When::Always)),
+            "entries arrived during the run"
+        );
+        assert_eq!(
+            next_due(&s, &compacted(0, false), now),
+            Some((now + 20, When::Always)),
+            "an empty log is deleted later"
+        );
+        for outcome in [Outcome::LeaseLost, Outcome::Stale] {
+            assert_eq!(
+                next_due(&s, &outcome, now),
+                Some((now + 10, When::Earlier)),
+                "{outcome:?}: another replica may have set an earlier time"
+            );
+        }
+        assert_eq!(next_due(&s, &Outcome::Nothing { deleted: true }, now), None);
+        assert_eq!(next_due(&s, &Outcome::Busy, now), None);
+    }
 }

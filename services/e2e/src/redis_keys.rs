@@ -99,16 +99,16 @@ return {s[1] or '', s[2] or '', s[3] or '0', redis.call('XRANGE', KEYS[2], '(' .
 
 /// Direct access to rooms' keys.
 #[derive(Debug)]
-pub struct Store {
+pub struct RedisKeys {
     /// The connection.
     pub conn: Resp,
     prefix: String,
 }
 
-impl Store {
+impl RedisKeys {
     /// Connects to the Redis on `port`, keys under `prefix`.
     pub fn connect(port: u16, prefix: &str) -> Self {
-        Store {
+        RedisKeys {
             conn: Resp::connect(port),
             prefix: prefix.to_string(),
         }
@@ -204,7 +204,7 @@ impl Store {
     pub fn wait_until(
         &mut self,
         timeout: Duration,
-        mut check: impl FnMut(&mut Store) -> bool,
+        mut check: impl FnMut(&mut RedisKeys) -> bool,
     ) -> bool {
         let deadline = Instant::now() + timeout;
         loop {

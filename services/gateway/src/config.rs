@@ -94,6 +94,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Optional separate port for `/metrics`, `/healthz`, `/readyz` (0: only the main port).
     pub metrics_port: u16,
+    /// Serve the demo page at `/demo` (and link it from `/`). Unset: on when standalone, off
+    /// with Redis (see [`GatewayConfig::demo_enabled`]).
+    pub demo: Option<bool>,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +115,7 @@ impl Default for ServerConfig {
             idle_message_ms: 20_000,
             shutdown_timeout_ms: 10_000,
             metrics_port: 0,
+            demo: None,
         }
     }
 }
@@ -211,6 +215,11 @@ impl GatewayConfig {
             .ok_or_else(|| ConfigError::Invalid(format!("server.host {host:?} does not resolve")))
     }
 
+    /// Whether `/demo` is served: `server.demo` when set, else only in standalone mode.
+    pub fn demo_enabled(&self) -> bool {
+        self.server.demo.unwrap_or(!self.redis.enabled())
+    }
+
     /// Settings for the room registry.
     pub fn rooms_settings(&self) -> RoomsSettings {
         let timeout = Duration::from_millis(self.rooms.awareness_timeout_ms);
@@ -304,6 +313,20 @@ mod tests {
         assert_eq!(c.callback.debounce_wait_ms, 100);
         assert_eq!(c.callback.timeout_ms, 1000);
         assert!(load(&[("CALLBACK_OBJECTS", "{not json")]).is_err());
+    }
+
+    #[test]
+    fn the_demo_is_on_by_default_only_when_standalone() {
+        assert!(load(&[]).unwrap().demo_enabled());
+        assert!(!load(&[("YWS__SERVER__DEMO", "false")])
+            .unwrap()
+            .demo_enabled());
+        let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+        assert!(!load(&[redis]).unwrap().demo_enabled());
+        assert!(load(&[redis, ("YWS__SERVER__DEMO", "true")])
+            .unwrap()
+            .demo_enabled());
+        assert!(load(&[("YWS__SERVER__DEMO", "maybe")]).is_err());
     }
 
     #[test]

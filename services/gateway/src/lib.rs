@@ -8,7 +8,8 @@
 //!   reference env names < `YWS__` env).
 //! - [`gateway`]: [`Gateway`](gateway::Gateway), the node — accept loop, HTTP on the same port as
 //!   WebSockets (hyper 1.x upgrades), the shutdown sequence.
-//! - [`routes`]: HTTP routing: upgrades, `/healthz`, `/readyz`, `/metrics`, 404/426.
+//! - [`routes`]: HTTP routing: upgrades, `/healthz`, `/readyz`, `/metrics`, the pages of
+//!   `yws-web` (`/`, `/demo`, `/assets/…`), 404/426.
 //! - [`upgrade`]: the WebSocket upgrade: room name, limits and room load before the 101.
 //! - [`session`]: one connection's loop (generic over `Sink + Stream`).
 //! - [`api`]: the document HTTP API (`/api/rooms/…`).

@@ -1,5 +1,6 @@
 //! HTTP routing on the main port: WebSocket upgrades (any path: the path is the room),
-//! probes, metrics; anything else is 404 or 426.
+//! probes, metrics, the document API, the browser pages (`/`, `/demo`, `/assets/…`: the
+//! `yws-web` crate); anything else is 404 or 426.
 
 use crate::gateway::Gateway;
 use crate::{api, upgrade};
@@ -21,6 +22,14 @@ pub async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<By
     }
     if api::is_api(req.uri().path()) {
         return api::handle(gw, req).await;
+    }
+    let site = yws_web::Site {
+        demo: gw.config.demo_enabled(),
+        room_prefix: &gw.config.server.path_prefix,
+        metrics_port: gw.config.server.metrics_port,
+    };
+    if let Some(response) = site.respond(&req) {
+        return response.map(Full::new);
     }
     let prefix = &gw.config.server.path_prefix;
     let in_rooms = req

@@ -55,6 +55,14 @@
 //! positions, so carets stay put while others type. The document lives in the Yjs root
 //! `prosemirror` (an `XmlFragment`), the name Tiptap uses, so
 //! `CALLBACK_OBJECTS={"prosemirror":"XmlFragment"}` and the document API can read it.
+//!
+//! ## Where the admin console goes
+//! Its page follows the demo's pattern: a `pages/admin.html` template, an `admin` entry in
+//! `ui/build.mjs`, a `Scope::Admin` for its assets, a [`Site`] field saying whether a
+//! credential is configured (404 and no landing card otherwise). The console's data —
+//! cluster, rooms, live streams, actions — needs the gateway's state and authentication, so
+//! those endpoints live in the gateway, not here; this crate stays a pure page server.
+//! `ui/README.md` maps the front-end modules.
 
 mod assets;
 mod pages;

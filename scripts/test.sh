@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on Debian with Rust and Node installed.
-# Installs what the tests need (redis-server, promtool, Node packages) and runs:
+# Installs what the tests need (redis-server, chromium, promtool, Node packages) and runs:
 # format, lints, unit + property tests, end-to-end tests with real processes and the npm
-# y-websocket client, benchmark compilation, deployment checks.
+# y-websocket client, browser tests (Debian's chromium through playwright-core), the check that
+# the committed web bundle rebuilds byte for byte, benchmark compilation, deployment checks.
 #
 # Usage: scripts/test.sh            everything
 #        SKIP_SLOW=1 scripts/test.sh   skip the fuzz smoke
@@ -23,12 +24,20 @@ apt_install() {
 step "prerequisites"
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { echo "installing redis-server"; apt_install redis-server redis-tools; }
 # redis-server from the package starts a system service; the tests start their own.
+# The browser tests drive Debian's chromium (playwright-core downloads no browser).
+command -v chromium >/dev/null || { echo "installing chromium"; apt_install chromium fonts-dejavu-core; }
 command -v node >/dev/null || { echo "Node.js is required (the interop tests drive the npm y-websocket client)"; exit 1; }
 redis-server --version | head -1
+chromium --version 2>/dev/null | head -1
 node --version
 
-step "npm ci (tests/interop)"
-(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+step "npm ci (tests/interop, tests/browser, services/web/ui)"
+for dir in tests/interop tests/browser services/web/ui; do
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
+
+step "web bundle: unit tests, and a rebuild from package-lock.json matches the committed bytes"
+(cd services/web/ui && node --test --test-reporter=spec test/ && node build.mjs --check)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

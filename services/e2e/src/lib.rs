@@ -10,6 +10,9 @@
 //! - [`redis`]: `redis-server` instances and a local Redis Cluster (which master owns a key).
 //! - [`interop`]: running a Node interop scenario (to completion, or in the background while
 //!   the test acts on the servers) and reading its JSON verdict.
+//! - [`browser`]: running a browser scenario (`tests/browser`: Debian's chromium driven by
+//!   npm `playwright-core`) against the gateway's pages; screenshots under
+//!   `target/browser-artifacts/`.
 //! - [`http`]: a tiny HTTP/1.1 client for probes, metrics and the document API.
 //! - [`ws`]: a raw y-websocket client (tokio-tungstenite) for byte-level checks, and a
 //!   `Follower` that keeps its own copy of a room's document.
@@ -30,6 +33,7 @@
     clippy::disallowed_methods
 )]
 
+pub mod browser;
 pub mod docs;
 pub mod http;
 pub mod interop;

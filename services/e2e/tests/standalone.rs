@@ -49,7 +49,11 @@ fn http_routes_and_refusals() {
     assert!(metrics.text().contains("yws_gateway_connections "));
     assert!(metrics.text().contains("process_cpu_seconds_total"));
     assert_eq!(http::get(gw.addr, "/some-room").status, 426);
-    assert_eq!(http::request(gw.addr, "POST", "/", &[], b"x").status, 404);
+    assert_eq!(http::request(gw.addr, "POST", "/", &[], b"x").status, 405);
+    assert_eq!(
+        http::request(gw.addr, "POST", "/some-room", &[], b"x").status,
+        404
+    );
     let upgrade = |path: &str| {
         http::request(
             gw.addr,

@@ -75,6 +75,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Optional separate port for `/metrics`, `/healthz`, `/readyz` (0: only the main port).
     pub metrics_port: u16,
+    /// Serve the demo page at `/demo` (and link it from `/`). Unset: on when standalone, off
+    /// with Redis (see [`GatewayConfig::demo_enabled`]).
+    pub demo: Option<bool>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +96,7 @@ impl Default for ServerConfig {
             idle_message_ms: 20_000,
             shutdown_timeout_ms: 10_000,
             metrics_port: 0,
+            demo: None,
         }
     }
 }
@@ -254,6 +258,11 @@ impl GatewayConfig {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| ConfigError::Invalid(format!("server.host {host:?} does not resolve")))
+    }
+
+    /// Whether `/demo` is served: `server.demo` when set, else only in standalone mode.
+    pub fn demo_enabled(&self) -> bool {
+        self.server.demo.unwrap_or(!self.redis.enabled())
     }
 
     /// Settings for the room registry.

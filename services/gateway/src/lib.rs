@@ -10,7 +10,8 @@
 //!   [`Connections`](state::Connections) every WebSocket task shares.
 //! - [`server`]: the accept loop (HTTP and WebSocket upgrades on one port, hyper 1.x), the
 //!   background loops, the shutdown sequence.
-//! - [`routes`]: HTTP routing: upgrades, `/healthz`, `/readyz`, `/metrics`, the API, 404/426.
+//! - [`routes`]: HTTP routing: upgrades, `/healthz`, `/readyz`, `/metrics`, the API, the pages
+//!   of `yws-web` (`/`, `/demo`, `/assets/…`), 404/426.
 //! - [`upgrade`]: the WebSocket upgrade: room name, limits and room load before the 101.
 //! - [`api`]: the document HTTP API (`/api/rooms/…`).
 //! - [`authorize`]: the authorizer's verdict for upgrades and API requests alike, and how a

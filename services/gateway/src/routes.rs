@@ -1,5 +1,6 @@
 //! HTTP routing on the main port: WebSocket upgrades (any path: the path is the room),
-//! probes, metrics; anything else is 404 or 426.
+//! probes, metrics, the document API, the browser pages (`/`, `/demo`, `/assets/…`: the
+//! `yws-web` crate); anything else is 404 or 426.
 
 use crate::state::Gateway;
 use crate::{api, upgrade};
@@ -20,6 +21,14 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>
     }
     if api::is_api(req.uri().path()) {
         return api::handle(gw, req).await;
+    }
+    let site = yws_web::Site {
+        demo: gw.demo,
+        room_prefix: &gw.server.path_prefix,
+        metrics_port: gw.server.metrics_port,
+    };
+    if let Some(response) = site.respond(&req) {
+        return response.map(Full::new);
     }
     let prefix = &gw.server.path_prefix;
     let in_rooms = req

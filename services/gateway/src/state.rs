@@ -37,6 +37,8 @@ pub struct Gateway {
     pub connections: Arc<Connections>,
     /// The HTTP callback, when configured.
     pub callbacks: Option<Arc<Callbacks>>,
+    /// Whether `/demo` is served ([`GatewayConfig::demo_enabled`]).
+    pub demo: bool,
 }
 
 /// What every WebSocket connection of the node shares. A connection task holds one `Arc` of
@@ -105,6 +107,7 @@ impl Gateway {
             next_id: AtomicU64::new(1),
         });
         Ok(Arc::new(Gateway {
+            demo: config.demo_enabled(),
             server: config.server.clone(),
             rooms,
             metrics,

@@ -198,3 +198,17 @@ fn list_settings_from_the_environment() {
     assert!(load(&[("REDIS_CLUSTER_NODES", "10.0.0.1:7000,,10.0.0.2:7000")]).is_err());
     assert!(load(&[("REDIS_CLUSTER_NODES", "")]).is_err());
 }
+
+#[test]
+fn the_demo_is_on_by_default_only_when_standalone() {
+    assert!(load(&[]).unwrap().demo_enabled());
+    assert!(!load(&[("YWS__SERVER__DEMO", "false")])
+        .unwrap()
+        .demo_enabled());
+    let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+    assert!(!load(&[redis]).unwrap().demo_enabled());
+    assert!(load(&[redis, ("YWS__SERVER__DEMO", "true")])
+        .unwrap()
+        .demo_enabled());
+    assert!(load(&[("YWS__SERVER__DEMO", "maybe")]).is_err());
+}

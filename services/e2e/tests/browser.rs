@@ -1,0 +1,129 @@
+//! The gateway's pages in a real browser: Debian's `chromium` driven by npm `playwright-core`
+//! (`tests/browser`), against real gateways and, for the demo, a real `redis-server`. The
+//! scenarios fail on any console error, Content-Security-Policy violation or request that
+//! leaves the machine; screenshots go to `target/browser-artifacts/`.
+//!
+//! The tests run one at a time (each starts a browser beside the servers).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Mutex;
+use yws_e2e::process::{Service, ServiceBuilder};
+use yws_e2e::redis::RedisServer;
+use yws_e2e::{browser, http, interop, unique_room};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn page_url(gw: &Service) -> String {
+    format!("http://{}", gw.addr)
+}
+
+fn screenshots(verdict: &serde_json::Value) -> Vec<std::path::PathBuf> {
+    let shots: Vec<_> = verdict["screenshots"]
+        .as_array()
+        .expect("the scenario lists its screenshots")
+        .iter()
+        .map(|s| std::path::PathBuf::from(s.as_str().expect("a path")))
+        .collect();
+    for shot in &shots {
+        assert!(shot.starts_with(browser::artifacts()), "{}", shot.display());
+        let bytes = std::fs::read(shot).expect("the screenshot exists");
+        assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", shot.display());
+    }
+    shots
+}
+
+#[test]
+fn the_landing_page_leads_to_a_working_demo() {
+    let _serial = serial();
+    // Standalone: the demo is on by default.
+    let gw = ServiceBuilder::gateway().spawn();
+    let verdict = browser::expect_pass("landing", &[page_url(&gw)], &["--shot", "landing"]);
+    let links = verdict["links"].as_array().unwrap();
+    assert!(links.iter().any(|l| l == "/demo"), "{verdict}");
+    assert_eq!(verdict["demo"]["presence"].as_array().unwrap().len(), 1);
+    // The positive control: the policy refused an inline script and a style attribute.
+    let refused = verdict["refused"].to_string();
+    assert!(refused.contains("script-src"), "{refused}");
+    assert!(refused.contains("style-src"), "{refused}");
+    assert_eq!(screenshots(&verdict).len(), 2);
+}
+
+#[test]
+fn two_demo_pages_on_two_gateways_edit_together() {
+    let _serial = serial();
+    let redis = RedisServer::start();
+    // With Redis the demo is off unless asked for.
+    let node = || {
+        ServiceBuilder::gateway()
+            .env("REDIS_URL", redis.url())
+            .env("YWS__SERVER__DEMO", "true")
+            .spawn()
+    };
+    let (a, b) = (node(), node());
+    let room = unique_room("browser-demo");
+    let verdict = browser::expect_pass(
+        "demo-pair",
+        &[page_url(&a), page_url(&b)],
+        &["--room", &room],
+    );
+    assert_eq!(screenshots(&verdict).len(), 2);
+    let text = verdict["text"].as_str().expect("the editors' text");
+    assert!(text.contains("Alice was here. Shared notes"), "{text}");
+    assert!(text.contains("Bob typed this line."), "{text}");
+    // What the browsers show is what the cluster stored: read it back through either node.
+    let expected: String = text
+        .lines()
+        .map(|line| format!("<paragraph>{line}</paragraph>"))
+        .collect();
+    for gw in [&a, &b] {
+        let r = http::get(
+            gw.addr,
+            &format!("/api/rooms/{room}?objects=%7B%22prosemirror%22%3A%22XmlFragment%22%7D"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(json["data"]["prosemirror"]["content"], expected.as_str());
+    }
+}
+
+/// The demo's paths answer 404, the landing page does not link it, and a room named `demo`
+/// is still a room.
+fn assert_demo_off(gw: &Service) {
+    assert_eq!(http::get(gw.addr, "/demo").status, 404);
+    assert_eq!(http::get(gw.addr, "/assets/demo.js").status, 404);
+    assert_eq!(http::get(gw.addr, "/assets/landing.js").status, 200);
+    let landing = http::get(gw.addr, "/");
+    assert_eq!(landing.status, 200);
+    assert!(!landing.text().contains("/demo"), "{}", landing.text());
+    // (Each caller's gateway and Redis are fresh: the room starts empty.)
+    let text = interop::write_doc(&gw.ws_url(), "demo", "still a room");
+    assert_eq!(text, "still a room");
+}
+
+#[test]
+fn the_demo_can_be_turned_off() {
+    let _serial = serial();
+    let standalone = ServiceBuilder::gateway()
+        .env("YWS__SERVER__DEMO", "false")
+        .spawn();
+    assert_demo_off(&standalone);
+    let verdict = browser::expect_pass(
+        "landing",
+        &[page_url(&standalone)],
+        &["--expect-demo", "false", "--shot", "landing-demo-off"],
+    );
+    assert_eq!(screenshots(&verdict).len(), 1);
+
+    // In cluster mode the demo is off unless `server.demo` is set.
+    let redis = RedisServer::start();
+    let clustered = ServiceBuilder::gateway()
+        .env("REDIS_URL", redis.url())
+        .spawn();
+    assert_demo_off(&clustered);
+}

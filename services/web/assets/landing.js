@@ -1,0 +1,2 @@
+/* yws web pages. Third-party licenses: /assets/licenses.txt */
+function r(t){let e=document.getElementById(t);if(!e)throw new Error(`the page has no #${t}`);return e}function o(t,e=""){let n=document.querySelector(`meta[name="${t}"]`);return n instanceof HTMLMetaElement?n.content:e}function s(t,e){return`${t.protocol==="https:"?"wss:":"ws:"}//${t.host}${e}`}r("ws-url").textContent=s(window.location,o("yws-room-prefix"));

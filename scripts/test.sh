@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on Debian with Rust and Node installed.
-# Installs what the tests need (redis-server, promtool, Node packages) and runs:
+# Installs what the tests need (redis-server, s3s-fs, promtool, Node packages) and runs:
 # format, lints, unit + property tests, end-to-end tests with real processes and the npm
 # y-websocket client, benchmark compilation, deployment checks.
 #
@@ -23,8 +23,19 @@ apt_install() {
 step "prerequisites"
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { echo "installing redis-server"; apt_install redis-server redis-tools; }
 # redis-server from the package starts a system service; the tests start their own.
+# s3s-fs: a real S3-protocol server for the object storage tests (yws-objects; the version is
+# yws_objects::testing::VERSION). Built from crates.io into Cargo's bin dir when missing —
+# about 3-5 minutes on 2 cores, once per machine.
+s3s_fs_version=0.14.1
+s3s_fs="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
+if ! "$s3s_fs" --version 2>/dev/null | grep -qx "s3s-fs $s3s_fs_version"; then
+  echo "installing s3s-fs $s3s_fs_version (cargo install; a few minutes, once)"
+  cargo install "s3s-fs@$s3s_fs_version" --features binary --locked --quiet
+fi
+export S3S_FS="$s3s_fs"
 command -v node >/dev/null || { echo "Node.js is required (the interop tests drive the npm y-websocket client)"; exit 1; }
 redis-server --version | head -1
+"$s3s_fs" --version
 node --version
 
 step "npm ci (tests/interop)"

@@ -156,3 +156,93 @@ pub(crate) fn ignored_env(location: &StorageLocation, env: &StorageEnv) -> Vec<S
         .map(|(k, _)| k.to_string())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> StorageConfig {
+        StorageConfig {
+            url: Some(url.into()),
+            ..StorageConfig::default()
+        }
+    }
+
+    #[test]
+    fn every_scheme_builds_without_network() {
+        let env = StorageEnv::from_vars([
+            ("AWS_REGION", "eu-west-1"),
+            ("AZURE_STORAGE_ACCOUNT_NAME", "devaccount"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5"),
+        ]);
+        for url in ["s3://b/p", "gs://b/p", "az://c/p", "azure://c"] {
+            let (store, location) = build(&config(url), &env).unwrap();
+            assert_ne!(location, StorageLocation::Dir { path: "/".into() });
+            assert!(!store.to_string().is_empty(), "{url}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        let (_, location) = build(&config(&format!("file://{}", nested.display())), &env).unwrap();
+        assert_eq!(
+            location,
+            StorageLocation::Dir {
+                path: nested.clone()
+            }
+        );
+        assert!(nested.is_dir(), "the directory is created");
+    }
+
+    #[test]
+    fn failures_to_open_name_the_url_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"").unwrap();
+        let url = format!("file://{}/sub", file.display());
+        let err = build(&config(&url), &StorageEnv::default()).unwrap_err();
+        assert!(matches!(err, StorageError::Open { .. }), "{err}");
+        assert!(err.to_string().contains("cannot create"), "{err}");
+        let err = build(&config("s3://k:secret@b/p"), &StorageEnv::default()).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        // Azure needs an account.
+        assert!(build(&config("az://c/p"), &StorageEnv::default()).is_err());
+    }
+
+    #[test]
+    fn variables_without_effect_are_named() {
+        let env = StorageEnv::from_vars([
+            ("AWS_PROFILE", "dev"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+        ]);
+        let s3 = StorageLocation::S3 {
+            bucket: "b".into(),
+            prefix: String::new(),
+        };
+        assert_eq!(ignored_env(&s3, &env), ["AWS_PROFILE"]);
+        let gcs = StorageLocation::Gcs {
+            bucket: "b".into(),
+            prefix: String::new(),
+        };
+        assert_eq!(ignored_env(&gcs, &env), ["GOOGLE_CLOUD_PROJECT"]);
+        let dir = StorageLocation::Dir { path: "/x".into() };
+        assert!(ignored_env(&dir, &env).is_empty());
+    }
+
+    #[test]
+    fn the_retry_policy_follows_the_config() {
+        let c = StorageConfig {
+            max_retries: 7,
+            retry_timeout_ms: 1234,
+            backoff_initial_ms: 5,
+            backoff_max_ms: 50,
+            ..StorageConfig::default()
+        };
+        let r = retry_config(&c);
+        assert_eq!(r.max_retries, 7);
+        assert_eq!(r.retry_timeout, Duration::from_millis(1234));
+        assert_eq!(r.backoff.init_backoff, Duration::from_millis(5));
+        assert_eq!(r.backoff.max_backoff, Duration::from_millis(50));
+    }
+}

@@ -63,6 +63,18 @@ impl LogId {
         LogId { ms, seq }
     }
 
+    /// The first id at or after Unix ms `ms`. Log ids are Redis stream ids, whose `ms` part is
+    /// the Redis server's clock at the append, so a time range `t1..=t2` (ms) is the id range
+    /// `LogId::first_at(t1)..=LogId::last_at(t2)`.
+    pub const fn first_at(ms: u64) -> Self {
+        LogId { ms, seq: 0 }
+    }
+
+    /// The last id at Unix ms `ms` (see [`LogId::first_at`]).
+    pub const fn last_at(ms: u64) -> Self {
+        LogId { ms, seq: u64::MAX }
+    }
+
     /// The id as it appears in object names: both parts zero-padded to 20 digits.
     fn name(self) -> String {
         format!("{:020}-{:020}", self.ms, self.seq)

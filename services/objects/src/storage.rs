@@ -190,7 +190,7 @@ impl ObjectStorage {
     }
 
     /// The segments of `room` holding entries with ids in `from..=to`, in log order (by last
-    /// id). Reads only the listing pages from `from` on, and stops at the first segment that
+    /// id); for a time range use [`LogId::first_at`] and [`LogId::last_at`]. Reads only the listing pages from `from` on, and stops at the first segment that
     /// starts after `to` — segments never nest (each starts after the snapshot current when
     /// it was archived, and that only moves forward), so none after it can hold such entries.
     pub async fn list_segments(

@@ -191,6 +191,12 @@ async fn segments_are_listed_by_range(backend: Backend) {
     );
     // `from` inside a segment still finds it (listing starts at its last id).
     assert_eq!(list(12, 12).await, [range(11, 20)]);
+    // A time range: every id of ms 20 and 21.
+    let by_time = storage
+        .list_segments(room, LogId::first_at(20), LogId::last_at(21))
+        .await
+        .unwrap();
+    assert_eq!(by_time, [range(11, 20), range(21, 30)]);
 
     let got = storage.get_segment(room, &range(11, 20)).await.unwrap();
     assert_eq!(got, segment(room, 11, 20));

@@ -25,7 +25,7 @@ command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { echo 
 # redis-server from the package starts a system service; the tests start their own.
 # s3s-fs: a real S3-protocol server for the object storage tests (yws-objects; the version is
 # yws_objects::testing::VERSION). Built from crates.io into Cargo's bin dir when missing —
-# about 3-5 minutes on 2 cores, once per machine.
+# ~2.5 minutes on 2 cores (143 s measured), once per machine.
 s3s_fs_version=0.14.1
 s3s_fs="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
 if ! "$s3s_fs" --version 2>/dev/null | grep -qx "s3s-fs $s3s_fs_version"; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on Debian with Rust and Node installed.
-# Installs what the tests need (redis-server, chromium, promtool, Node packages) and runs:
+# Installs what the tests need (redis-server, chromium, s3s-fs, promtool, Node packages) and runs:
 # format, lints, unit + property tests, end-to-end tests with real processes and the npm
 # y-websocket client, browser tests (Debian's chromium through playwright-core), the check that
 # the committed web bundle rebuilds byte for byte, benchmark compilation, deployment checks.
@@ -29,6 +29,17 @@ command -v chromium >/dev/null || { echo "installing chromium"; apt_install chro
 command -v node >/dev/null || { echo "Node.js is required (the interop tests drive the npm y-websocket client)"; exit 1; }
 redis-server --version | head -1
 chromium --version 2>/dev/null | head -1
+# s3s-fs: a real S3-protocol server for the object storage tests (yws-objects; the version is
+# yws_objects::testing::VERSION). Built from crates.io into Cargo's bin dir when missing —
+# ~2.5 minutes on 2 cores (143 s measured), once per machine.
+s3s_fs_version=0.14.1
+s3s_fs="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
+if ! "$s3s_fs" --version 2>/dev/null | grep -qx "s3s-fs $s3s_fs_version"; then
+  echo "installing s3s-fs $s3s_fs_version (cargo install; a few minutes, once)"
+  cargo install "s3s-fs@$s3s_fs_version" --features binary --locked --quiet
+fi
+export S3S_FS="$s3s_fs"
+"$s3s_fs" --version
 node --version
 
 step "npm ci (tests/interop, tests/browser, services/web/ui)"

@@ -125,6 +125,12 @@ pub const AUTH: EnvTable = EnvTable {
     ],
 };
 
+/// `[storage]`, object storage for documents, shared by the gateway and the compactor.
+pub const STORAGE: EnvTable = EnvTable {
+    section: "storage",
+    vars: &[EnvVar::plain("YWS_STORAGE_URL", "url")],
+};
+
 /// `[redis]`, shared by the gateway and the compactor. `REDIS_CLUSTER_NODES` is a comma list.
 pub const REDIS: EnvTable = EnvTable {
     section: "redis",

@@ -11,22 +11,34 @@ use serde_json::Value;
 /// The figures compared, from one report.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
+    /// The scenario name of the report.
     pub scenario: String,
+    /// The step the figures come from (the sustained one of a sweep).
     pub step: usize,
+    /// Whether that step met the p99 target.
     pub within_p99_target: bool,
+    /// Deliveries per second.
     pub deliveries_per_s: Option<f64>,
+    /// Median fan-out latency, ms.
     pub p50_ms: Option<f64>,
+    /// 99th-percentile fan-out latency, ms.
     pub p99_ms: Option<f64>,
+    /// Server CPU per 1,000 deliveries, ms.
     pub server_cpu_ms_per_1k_deliveries: Option<f64>,
+    /// Server RSS per connection, bytes.
     pub rss_per_connection_bytes: Option<f64>,
+    /// Connections completed per second.
     pub connect_per_s: Option<f64>,
+    /// Generator CPU per delivery, µs.
     pub generator_cpu_us_per_delivery: Option<f64>,
 }
 
 /// Both summaries and their ratios.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Comparison {
+    /// The baseline's figures.
     pub baseline: Summary,
+    /// The candidate's figures.
     pub candidate: Summary,
     /// candidate / baseline deliveries per second (at equal p99 when both sustained).
     pub throughput_ratio: Option<f64>,

@@ -160,34 +160,63 @@ pub struct Flags {
 /// The validated settings of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
+    /// Scenario name.
     pub name: String,
+    /// What the scenario is.
     pub description: String,
+    /// Server URLs; clients are spread round-robin.
     pub urls: Vec<String>,
+    /// Number of rooms.
     pub rooms: usize,
+    /// Clients in each room.
     pub clients_per_room: usize,
+    /// Clients of a room that write.
     pub writers_per_room: usize,
+    /// Updates per second per writer.
     pub rate: f64,
+    /// Characters inserted per update.
     pub payload_bytes: usize,
+    /// Seconds of writing.
     pub duration_s: f64,
+    /// Seconds at the start of writing left out of the percentiles.
     pub warmup_s: f64,
+    /// Handshakes in flight at once.
     pub connect_concurrency: usize,
+    /// Clients started per second (0: all at once).
     pub connect_rate: f64,
+    /// Seconds a client may take to connect and sync.
     pub connect_timeout_s: f64,
+    /// Quiet seconds that end the drain after writing.
     pub drain_s: f64,
+    /// Awareness updates per second per client.
     pub awareness_rate: f64,
+    /// Bytes of the document seeded into every room.
     pub seed_bytes: usize,
+    /// Updates the seed is written as.
     pub seed_updates: usize,
+    /// Whether dropped clients reconnect (backoff, resync).
     pub reconnect: bool,
+    /// Most updates one step may send.
     pub max_updates: u64,
+    /// Bytes of unapplied updates a client holds before applying them.
     pub retain_bytes: usize,
+    /// Largest WebSocket message.
     pub max_message_bytes: usize,
+    /// Prefix of every room name.
     pub room_prefix: String,
+    /// Server processes sampled from /proc.
     pub server_pids: Vec<u32>,
+    /// Where the JSON report goes.
     pub json: Option<PathBuf>,
+    /// Where the SVG charts go.
     pub charts_dir: Option<PathBuf>,
+    /// One step per rate (a sweep); empty: one step at `rate`.
     pub sweep_rates: Vec<f64>,
+    /// The p99 a sweep step must stay under, ms.
     pub p99_target_ms: f64,
+    /// Tokio worker threads of the generator.
     pub threads: usize,
+    /// No progress line.
     pub quiet: bool,
 }
 

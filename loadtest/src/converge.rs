@@ -19,19 +19,28 @@ const MAX_LISTED: usize = 20;
 /// The verdict on one room.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RoomVerdict {
+    /// The room name.
     pub room: String,
+    /// Its clients.
     pub clients: usize,
+    /// Clients that never completed a sync.
     pub never_synced: usize,
+    /// Distinct final documents among its clients (1 = converged).
     pub distinct_states: usize,
+    /// Updates its writers sent.
     pub updates_sent: u64,
+    /// (update, client) pairs where the client's final state lacks the update.
     pub missing: u64,
+    /// Whether every client holds the same document.
     pub converged: bool,
 }
 
 /// The verdict on a step.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Convergence {
+    /// Rooms checked.
     pub rooms: usize,
+    /// Rooms that converged.
     pub converged_rooms: usize,
     /// (update, receiver) pairs where the receiver's final state lacks the update.
     pub missing: u64,
@@ -41,6 +50,7 @@ pub struct Convergence {
     pub docs_built: usize,
     /// Updates that failed to decode or apply while building documents.
     pub apply_errors: u64,
+    /// How long the check took, ms.
     pub check_ms: f64,
     /// Up to 20 rooms that did not converge or miss updates.
     pub failed_rooms: Vec<RoomVerdict>,

@@ -57,6 +57,10 @@ fn main() -> ExitCode {
 async fn run_and_report(settings: yws_load::config::Settings) -> anyhow::Result<bool> {
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the signal watcher's handle is aborted when the run ends"
+    )]
     let signals = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("yws-load: interrupted; stopping the current step");
@@ -118,7 +122,10 @@ fn print_summary(report: &yws_load::report::Report) {
     }
 }
 
-#[allow(clippy::print_stdout)]
+#[allow(
+    clippy::print_stdout,
+    reason = "the compare subcommand prints its table"
+)]
 fn compare_reports(args: &yws_load::config::CompareArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     let read = |p: &std::path::Path| -> anyhow::Result<serde_json::Value> {

@@ -15,6 +15,10 @@ pub const SHARDS: usize = 16;
 pub const MAX_LATENCY_US: u64 = 60_000_000;
 
 /// A latency histogram in microseconds, 3 significant figures.
+#[expect(
+    clippy::expect_used,
+    reason = "constant bounds (1 ≤ 60 s, 3 figures) that hdrhistogram accepts"
+)]
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
 }
@@ -32,19 +36,33 @@ struct Shard {
 /// Monotonic counters of one step.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Updates sent.
     pub sent: AtomicU64,
+    /// Own updates echoed back by the server.
     pub echoes: AtomicU64,
+    /// Received updates not matched to a sent one.
     pub unmatched: AtomicU64,
+    /// Bytes sent.
     pub bytes_sent: AtomicU64,
+    /// Awareness updates sent.
     pub awareness_sent: AtomicU64,
+    /// Awareness updates received.
     pub awareness_received: AtomicU64,
+    /// Connection attempts.
     pub connect_attempts: AtomicU64,
+    /// Attempts that did not reach sync.
     pub connect_failures: AtomicU64,
+    /// Clients synced for the first time.
     pub synced_first: AtomicU64,
+    /// Synced connections that dropped.
     pub disconnects: AtomicU64,
+    /// Syncs after a reconnect.
     pub resyncs: AtomicU64,
+    /// Malformed frames from the server.
     pub protocol_errors: AtomicU64,
+    /// Writers stopped by `max_updates`.
     pub send_budget_exhausted: AtomicU64,
+    /// Largest sync step 2 received, bytes.
     pub step2_bytes_max: AtomicU64,
     /// How connections ended, by the server's close code (see [`CloseKind`]).
     pub closes: [AtomicU64; CloseKind::ALL.len()],
@@ -55,23 +73,41 @@ pub struct Counters {
 /// A point-in-time copy of [`Counters`].
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct CounterSnapshot {
+    /// Updates sent.
     pub sent: u64,
+    /// Updates received from other clients (fan-out deliveries).
     pub deliveries: u64,
+    /// Own updates echoed back by the server.
     pub echoes: u64,
+    /// Received updates not matched to a sent one.
     pub unmatched: u64,
+    /// Bytes sent.
     pub bytes_sent: u64,
+    /// Bytes received.
     pub bytes_received: u64,
+    /// Frames received.
     pub frames_received: u64,
+    /// Awareness updates sent.
     pub awareness_sent: u64,
+    /// Awareness updates received.
     pub awareness_received: u64,
+    /// Connection attempts.
     pub connect_attempts: u64,
+    /// Attempts that did not reach sync.
     pub connect_failures: u64,
+    /// Clients synced for the first time.
     pub synced_first: u64,
+    /// Synced connections that dropped.
     pub disconnects: u64,
+    /// Syncs after a reconnect.
     pub resyncs: u64,
+    /// Malformed frames from the server.
     pub protocol_errors: u64,
+    /// Writers stopped by `max_updates`.
     pub send_budget_exhausted: u64,
+    /// Largest sync step 2 received, bytes.
     pub step2_bytes_max: u64,
+    /// Clients connected and synced at the snapshot.
     pub connected: i64,
     /// Connections ended by the server with 1001 (going away / no pong).
     pub closed_1001: u64,
@@ -140,6 +176,7 @@ impl CloseKind {
 /// Counters and histograms of one step.
 #[derive(Debug)]
 pub struct Metrics {
+    /// The step's counters.
     pub counters: Counters,
     shards: Vec<Mutex<Shard>>,
 }
@@ -285,12 +322,19 @@ impl Metrics {
 /// Percentiles of a latency histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Percentiles {
+    /// Samples.
     pub count: u64,
+    /// Mean, ms.
     pub mean_ms: f64,
+    /// Median, ms.
     pub p50_ms: f64,
+    /// 95th percentile, ms.
     pub p95_ms: f64,
+    /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// 99.9th percentile, ms.
     pub p999_ms: f64,
+    /// Maximum, ms.
     pub max_ms: f64,
 }
 

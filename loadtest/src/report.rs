@@ -12,33 +12,49 @@ use serde::Serialize;
 pub struct Tick {
     /// Seconds since the step started.
     pub t_s: f64,
+    /// The step's phase at this tick.
     pub phase: &'static str,
+    /// Clients connected and synced.
     pub connected: i64,
+    /// Updates sent per second.
     pub sent_per_s: f64,
+    /// Deliveries per second.
     pub deliveries_per_s: f64,
+    /// Awareness updates received per second.
     pub awareness_per_s: f64,
+    /// Median fan-out latency in this interval, ms.
     pub p50_ms: f64,
+    /// 99th percentile in this interval, ms.
     pub p99_ms: f64,
+    /// Maximum in this interval, ms.
     pub max_ms: f64,
     /// Sum over the sampled servers, 100 = one core.
     pub server_cpu_pct: f64,
+    /// Server RSS, MiB.
     pub server_rss_mib: f64,
+    /// Generator CPU, % of one core.
     pub generator_cpu_pct: f64,
 }
 
 /// Samples of the processes at the step's phase boundaries.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ProcPhases {
+    /// Before connecting.
     pub before: Option<ProcSample>,
+    /// After every client connected.
     pub after_connect: Option<ProcSample>,
+    /// When writing started.
     pub window_start: Option<ProcSample>,
+    /// After the drain.
     pub after_run: Option<ProcSample>,
 }
 
 /// A server process during a step.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ServerReport {
+    /// The process id.
     pub pid: u32,
+    /// /proc samples at the phase boundaries.
     pub samples: ProcPhases,
     /// RSS growth from before connecting to after, per synced client.
     pub rss_per_connection_bytes: Option<f64>,
@@ -51,51 +67,71 @@ pub struct ServerReport {
 /// The generator's own cost.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct GeneratorReport {
+    /// Tokio worker threads.
     pub threads: usize,
+    /// Generator CPU over the whole step, s.
     pub cpu_total_s: Option<f64>,
+    /// CPU while writing and draining, s.
     pub cpu_run_s: Option<f64>,
     /// CPU of the generator per delivery it received during the run, in microseconds.
     pub cpu_us_per_delivery: Option<f64>,
+    /// Peak RSS, bytes.
     pub rss_peak_bytes: Option<u64>,
 }
 
 /// How long each phase took.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Phases {
+    /// Seeding, s.
     pub seed_s: f64,
+    /// Connecting, s.
     pub connect_s: f64,
+    /// Writing, s.
     pub run_s: f64,
+    /// Draining, s.
     pub drain_s: f64,
+    /// Convergence check, s.
     pub check_s: f64,
 }
 
 /// One step: a full connect → write → drain → check cycle at one rate.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct StepReport {
+    /// Step number (0-based).
     pub index: usize,
     /// Updates per second per writer.
     pub rate: f64,
+    /// Rooms.
     pub rooms: usize,
+    /// Clients.
     pub clients: usize,
+    /// Writing clients.
     pub writers: usize,
     /// Extra clients that pushed a seed document (one per room in join storms).
     pub seeders: usize,
+    /// Duration of each phase.
     pub phases: Phases,
+    /// Counters at the end of the step.
     pub counters: CounterSnapshot,
     /// Clients synced per second during the connect phase.
     pub connect_per_s: f64,
     /// Connect → sync step 2 received, over every (re)connect.
     pub sync_time: Percentiles,
+    /// Updates sent per second.
     pub sent_per_s: f64,
     /// Deliveries over the write and drain phases, per second.
     pub deliveries_per_s: f64,
     /// Fan-out latency: writer sent → observer received (after the warm-up).
     pub latency: Percentiles,
+    /// The end-of-step check.
     pub convergence: Convergence,
+    /// Every sampled server.
     pub servers: Vec<ServerReport>,
     /// All sampled servers together: CPU per 1,000 deliveries (= µs per delivery).
     pub server_cpu_ms_per_1k_deliveries: Option<f64>,
+    /// The generator's own cost.
     pub generator: GeneratorReport,
+    /// One tick per second.
     pub timeline: Vec<Tick>,
 }
 
@@ -142,26 +178,42 @@ impl StepReport {
 /// The best step of a sweep that stayed within the p99 target without problems.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Sustained {
+    /// The p99 target of the sweep, ms.
     pub p99_target_ms: f64,
+    /// The sustained step.
     pub step: usize,
+    /// Updates per second per writer.
     pub rate: f64,
+    /// Deliveries per second.
     pub deliveries_per_s: f64,
+    /// 99th percentile in this interval, ms.
     pub p99_ms: f64,
+    /// Server CPU (all servers) per 1,000 deliveries, ms.
     pub server_cpu_ms_per_1k_deliveries: Option<f64>,
 }
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// `yws-load`.
     pub tool: &'static str,
+    /// The tool's version.
     pub version: &'static str,
+    /// Scenario name.
     pub scenario: String,
+    /// What the scenario is.
     pub description: String,
+    /// When the run started (Unix seconds).
     pub started_unix_s: u64,
+    /// The settings of the run.
     pub settings: Settings,
+    /// Every step.
     pub steps: Vec<StepReport>,
+    /// The best step within the p99 target (sweeps).
     pub sustained: Option<Sustained>,
+    /// Whether the run passed its checks.
     pub ok: bool,
+    /// Why it did not.
     pub problems: Vec<String>,
 }
 

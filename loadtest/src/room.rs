@@ -38,11 +38,20 @@ struct SentLog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// Byte-identical to the sent update; `latency` since it was sent.
-    Sent { latency_us: u64 },
+    Sent {
+        /// Microseconds since it was sent.
+        latency_us: u64,
+    },
     /// The relayed re-encoding stored in the room.
-    Relayed { latency_us: u64 },
+    Relayed {
+        /// Microseconds since it was sent.
+        latency_us: u64,
+    },
     /// Known id, but bytes that match neither copy: the caller must keep them.
-    Different { latency_us: u64 },
+    Different {
+        /// Microseconds since it was sent.
+        latency_us: u64,
+    },
     /// Not an update of this run's writers.
     Unknown,
 }

@@ -14,9 +14,11 @@ pub const WARMUP: &str = "warm";
 /// Samples of every watched process at one instant.
 #[derive(Debug, Clone)]
 pub struct ProcSnapshot {
+    /// When the samples were taken.
     pub at: Instant,
     /// One per `--server-pid`, in order; `None` when the process could not be read.
     pub servers: Vec<Option<ProcSample>>,
+    /// This process.
     pub own: Option<ProcSample>,
 }
 
@@ -160,7 +162,7 @@ impl Sampler {
         self.last_procs = procs;
     }
 
-    #[allow(clippy::print_stderr)]
+    #[allow(clippy::print_stderr, reason = "the progress line goes to stderr")]
     fn print(&self, t: &Tick, c: &CounterSnapshot) {
         let servers = if self.pids.is_empty() {
             String::new()

@@ -15,8 +15,11 @@ const BOTTOM: f64 = 60.0;
 /// One line of a chart.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// Legend text.
     pub name: String,
+    /// Stroke colour (CSS).
     pub color: &'static str,
+    /// (x, y) points in data units.
     pub points: Vec<(f64, f64)>,
 }
 

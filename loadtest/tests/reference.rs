@@ -3,7 +3,13 @@
 //! has not been installed (`npm ci` there) or `node` is missing.
 
 // Test helpers outside `#[test]` functions: unwrapping and printing the skip notice are fine.
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods,
+    reason = "helpers outside #[test]s: a panic with a message is a test failure; the skip notice is printed; tests may spawn: each test owns and awaits what it starts, and the runtime ends with it"
+)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -47,18 +47,26 @@ pub enum Role {
 /// When writers write: from `start` to `stop`, `rate` updates per second each.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
+    /// When writing starts.
     pub start: Instant,
+    /// When writing stops.
     pub stop: Instant,
+    /// Updates per second per writer.
     pub rate: f64,
 }
 
 /// What every client of a step shares.
 #[derive(Debug)]
 pub struct Shared {
+    /// The validated settings of the run.
     pub settings: Arc<Settings>,
+    /// Counters and histograms of the step.
     pub metrics: Arc<Metrics>,
+    /// Bounds handshakes in flight (`connect_concurrency`).
     pub connect_permits: Arc<Semaphore>,
+    /// The write window, once the step opens it.
     pub window: watch::Receiver<Option<Window>>,
+    /// Cancelled when the step ends.
     pub cancel: CancellationToken,
     /// Updates the step may still send.
     pub send_budget: AtomicU64,
@@ -67,10 +75,13 @@ pub struct Shared {
 /// Who a client is.
 #[derive(Debug)]
 pub struct ClientSpec {
+    /// The client's number within the step.
     pub id: u64,
+    /// What the client does.
     pub role: Role,
     /// Index into `settings.urls` of the first URL tried.
     pub url_index: usize,
+    /// The room it joins.
     pub room: Arc<Room>,
     /// Fired once a seeder's document is known to be on the server.
     pub ready: Option<oneshot::Sender<()>>,
@@ -79,10 +90,15 @@ pub struct ClientSpec {
 /// What a client hands back when it stops.
 #[derive(Debug)]
 pub struct Outcome {
+    /// The client's number within the step.
     pub id: u64,
+    /// What the client does.
     pub role: Role,
+    /// The room it joins.
     pub room: Arc<Room>,
+    /// Its document as it stood at the end.
     pub replica: Replica,
+    /// Whether it completed a sync handshake at least once.
     pub ever_synced: bool,
 }
 

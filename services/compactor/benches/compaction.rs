@@ -9,6 +9,11 @@
 //! - `merge/typing-no-gc/100000`: the same as `merge/typing/100000` with GC off.
 //!
 //! `cargo bench -p yws-compactor --bench compaction`
+#![allow(
+    clippy::expect_used,
+    missing_docs,
+    reason = "a benchmark panics on setup failure; criterion_main! generates an undocumented main"
+)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;

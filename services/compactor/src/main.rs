@@ -53,6 +53,10 @@ async fn run(config: CompactorConfig) -> anyhow::Result<()> {
         settings: config.compactor.clone(),
         metrics,
     };
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "main owns the worker: its handle is awaited, and its unexpected end stops the process"
+    )]
     let worker = tokio::spawn(yws_compactor::worker::run(ctx, seeds, cancel.clone()));
     tracker.spawn(readiness(redis, health.clone(), cancel.clone()));
     health.set_started();

@@ -111,6 +111,10 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    #![allow(
+        clippy::disallowed_methods,
+        reason = "tests may spawn: each test owns and awaits what it starts, and the runtime ends with it"
+    )]
     use super::*;
 
     #[tokio::test]

@@ -25,7 +25,7 @@ impl Author {
 
     /// One transaction; returns its update as a client sends it (its own inserts and
     /// deletes only — a state-vector diff would carry the document's whole delete set).
-    fn edit(&self, f: impl FnOnce(&Doc, &mut yrs::TransactionMut)) -> Vec<u8> {
+    fn edit(&self, f: impl FnOnce(&Doc, &mut yrs::TransactionMut<'_>)) -> Vec<u8> {
         let mut txn = self.doc.transact_mut();
         f(&self.doc, &mut txn);
         txn.encode_update_v1()

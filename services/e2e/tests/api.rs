@@ -1,6 +1,10 @@
 //! The document HTTP API against real gateways (standalone, persisted and clustered) and the
 //! npm client on the other side.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use serde_json::Value;
 use std::time::Duration;

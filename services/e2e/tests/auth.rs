@@ -1,6 +1,11 @@
 //! Authentication at the upgrade, end to end: the real gateway, real tokens, a real webhook
 //! server, the npm client passing its token through `params`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    reason = "a panic with a message is a test failure; real processes are polled from plain threads, where std::thread::sleep is right"
+)]
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};

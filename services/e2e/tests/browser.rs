@@ -4,7 +4,11 @@
 //! leaves the machine; screenshots go to `target/browser-artifacts/`.
 //!
 //! The tests run one at a time (each starts a browser beside the servers).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use std::sync::Mutex;
 use yws_e2e::process::{Service, ServiceBuilder};

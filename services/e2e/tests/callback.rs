@@ -1,5 +1,9 @@
 //! The reference server's HTTP callback (`CALLBACK_URL`, …) against a real receiver.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};

@@ -4,7 +4,11 @@
 //! cut off from Redis while clients work; Redis is poisoned; every wait has a deadline.
 //!
 //! The tests run one at a time (they start many processes on a small machine).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Mutex;

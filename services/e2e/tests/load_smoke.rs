@@ -1,5 +1,9 @@
 //! CI smoke of `yws-load` against real gateways, so the load tool keeps working.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use std::process::Command;
 use yws_e2e::process::{binary, ServiceBuilder};

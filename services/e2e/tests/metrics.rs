@@ -1,6 +1,10 @@
 //! Metrics after real traffic through two gateways and a compactor: the counters moved, and
 //! every scrape passes `promtool check metrics`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,5 +1,10 @@
 //! `YPERSISTENCE=DIR`: a single node keeps documents across restarts.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    reason = "a panic with a message is a test failure; real processes are polled from plain threads, where std::thread::sleep is right"
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

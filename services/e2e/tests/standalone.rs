@@ -1,5 +1,9 @@
 //! A standalone gateway (no Redis) against the real npm `y-websocket` client and raw sockets.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use std::time::Duration;
 use yws_e2e::process::ServiceBuilder;

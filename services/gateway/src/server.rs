@@ -25,6 +25,10 @@ const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
 /// fail `/readyz` → stop accepting → close clients with 1012 → wait for sessions and HTTP
 /// requests → send pending callbacks → close rooms (flush the backend), all under
 /// `server.shutdown_timeout_ms`; a step that does not finish in time is named in a warning.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the server owns these loops: it holds their handles and awaits each in the shutdown sequence"
+)]
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let accept_cancel = CancellationToken::new();
     let http_tracker = TaskTracker::new();

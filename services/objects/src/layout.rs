@@ -276,6 +276,10 @@ impl Layout {
         Ok(self.segment_dir(room)?.join(from.name()))
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "the prefix was validated at startup and every other part is percent-encoded"
+    )]
     fn path<'a>(&self, parts: impl IntoIterator<Item = &'a str>) -> Path {
         let mut raw = self.prefix.clone();
         for part in parts {

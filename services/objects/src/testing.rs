@@ -4,6 +4,10 @@
 //! killed and its directory removed on drop.
 //!
 //! Tests only: it panics (with the reason) when the server cannot be started.
+#![allow(
+    clippy::expect_used,
+    reason = "test support: a server that cannot start fails the test with its reason"
+)]
 
 use crate::config::StorageEnv;
 use std::io::Read;
@@ -204,7 +208,10 @@ fn unique() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-#[allow(clippy::disallowed_methods)] // test support outside any runtime; not a tokio task
+#[allow(
+    clippy::disallowed_methods,
+    reason = "test support outside any runtime; not a tokio task"
+)]
 fn sleep(d: Duration) {
     std::thread::sleep(d);
 }

@@ -1,5 +1,10 @@
 //! Codec benchmarks: decode + validate of an update message, encode of a sync step 2 for a
 //! large document, and awareness encoding for fan-out.
+#![allow(
+    clippy::expect_used,
+    missing_docs,
+    reason = "a benchmark panics on setup failure; criterion_main! generates an undocumented main"
+)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;

@@ -1,6 +1,9 @@
 //! Property tests: every encoder round-trips through `decode`, and `decode` never panics on
 //! arbitrary input.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a panic with a message is a test failure"
+)]
 
 use proptest::prelude::*;
 use yws_protocol::{decode, encode, AwarenessEntry, Message};

@@ -27,7 +27,10 @@ impl std::fmt::Debug for Pool {
 }
 
 /// A pooled connection to either kind of deployment.
-#[allow(missing_debug_implementations)]
+#[allow(
+    missing_debug_implementations,
+    reason = "wraps redis connections, which are not Debug"
+)]
 pub enum Conn {
     /// One server.
     Single(deadpool_redis::Connection),

@@ -77,7 +77,10 @@ struct Sub {
 }
 
 /// The pub/sub connection.
-#[allow(missing_debug_implementations)]
+#[allow(
+    missing_debug_implementations,
+    reason = "wraps redis connections, which are not Debug"
+)]
 pub(crate) enum PubSub {
     Single(redis::aio::ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),

@@ -1,6 +1,11 @@
 //! Store benchmarks on a real file (in a temporary directory, so on whatever disk `TMPDIR` is):
 //! accepting and committing a burst of updates, the latency of one fsync'd commit, and loading
 //! a room (snapshot plus log tail).
+#![allow(
+    clippy::expect_used,
+    missing_docs,
+    reason = "a benchmark panics on setup failure; criterion_main! generates an undocumented main"
+)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::Arc;

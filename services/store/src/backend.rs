@@ -129,6 +129,10 @@ impl StoreBackend {
             gc: config.gc,
             cancel: snapshotter_cancel.clone(),
         };
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the backend owns its writer and snapshotter: `Tasks` holds the handles and `shutdown` awaits them"
+        )]
         let tasks = Tasks {
             writer: tokio::spawn(writer.run()),
             snapshotter: tokio::spawn(snapshotter.run()),

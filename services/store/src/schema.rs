@@ -28,10 +28,11 @@ pub(crate) const FORMAT: u64 = 1;
 /// The database file inside the configured directory.
 pub(crate) const FILE_NAME: &str = "yws-store.redb";
 
-const UPDATES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("updates");
-const SNAPSHOTS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("snapshots");
-const QUARANTINE: TableDefinition<(&str, u64, u8), &[u8]> = TableDefinition::new("quarantine");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const UPDATES: TableDefinition<'static, (&str, u64), &[u8]> = TableDefinition::new("updates");
+const SNAPSHOTS: TableDefinition<'static, &str, (u64, &[u8])> = TableDefinition::new("snapshots");
+const QUARANTINE: TableDefinition<'static, (&str, u64, u8), &[u8]> =
+    TableDefinition::new("quarantine");
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 
 /// What a stored entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

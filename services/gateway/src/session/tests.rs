@@ -1,5 +1,9 @@
 //! Session tests over an in-memory duplex pipe: a real WebSocket codec on both ends, no
 //! sockets, paused time where timing matters.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests may spawn: each test owns and awaits what it starts, and the runtime ends with it"
+)]
 
 use super::*;
 use futures_util::{SinkExt, StreamExt};

@@ -1,7 +1,12 @@
 //! `ObjectStorage` against real backends: a directory (`file://`) and a real S3-protocol
 //! server process (`s3s-fs`, see `yws_objects::testing`) on a loopback port.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    reason = "a panic with a message is a test failure; tests may spawn: each test owns and awaits what it starts, and the runtime ends with it"
+)]
 
 mod failures;
 mod large;
@@ -31,15 +36,19 @@ pub fn test_config(url: String) -> StorageConfig {
 /// A backend under test, kept alive as long as the storage is used.
 #[derive(Debug)]
 pub enum Backend {
+    /// `file://` storage in a temporary directory.
     Dir(tempfile::TempDir),
+    /// A real s3s-fs process on a loopback port.
     S3(S3Server),
 }
 
 impl Backend {
+    /// A fresh temporary directory.
     pub fn dir() -> Self {
         Backend::Dir(tempfile::tempdir().expect("tempdir"))
     }
 
+    /// A fresh s3s-fs server with an empty bucket.
     pub fn s3() -> Self {
         Backend::S3(S3Server::start())
     }
@@ -64,6 +73,7 @@ impl Backend {
         ObjectStorage::open(&config, &env, metrics).expect("open storage")
     }
 
+    /// Storage under `prefix` with the test defaults.
     pub fn storage(&self, prefix: &str) -> ObjectStorage {
         self.storage_with(prefix, |_| {})
     }
@@ -81,6 +91,7 @@ impl Backend {
         }
     }
 
+    /// The backend's name in assertion messages.
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Dir(_) => "file://",
@@ -89,6 +100,7 @@ impl Backend {
     }
 }
 
+/// A snapshot object of `room` with the given epoch, covered log id and state.
 pub fn snapshot(room: &str, epoch: u64, covered: (u64, u64), state: &[u8]) -> Snapshot {
     Snapshot {
         room: room.into(),

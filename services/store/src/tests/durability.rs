@@ -5,7 +5,10 @@ use tokio::time::{sleep, Duration, Instant};
 
 /// Waits (in real time, while virtual time stands still) until `done` holds: a commit runs on
 /// a blocking thread, and only a real sleep lets it finish without moving the paused clock.
-#[allow(clippy::disallowed_methods)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a real sleep lets the blocking commit finish while the paused clock stands still"
+)]
 async fn until(mut done: impl FnMut() -> bool) {
     for _ in 0..5_000 {
         if done() {

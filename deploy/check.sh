@@ -202,10 +202,16 @@ fi
 
 # --- the gateway binary against the chart and compose --------------------------------------------
 
-GATEWAY_BIN=""
-for candidate in target/release/yws-gateway target/debug/yws-gateway; do
-  if [ -x "$candidate" ]; then GATEWAY_BIN="$candidate"; break; fi
-done
+# YWS_GATEWAY_BIN, else the newest of the release and debug builds (an old release build must not
+# stand in for the code under test).
+GATEWAY_BIN="${YWS_GATEWAY_BIN:-}"
+if [ -z "$GATEWAY_BIN" ]; then
+  for candidate in target/release/yws-gateway target/debug/yws-gateway; do
+    if [ -x "$candidate" ] && { [ -z "$GATEWAY_BIN" ] || [ "$candidate" -nt "$GATEWAY_BIN" ]; }; then
+      GATEWAY_BIN="$candidate"
+    fi
+  done
+fi
 
 # Every gateway.toml the chart renders is accepted by the gateway (exit 64 would mean not).
 chart_config_accepted() {

@@ -65,6 +65,11 @@ deploy/check.sh
 step "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 
+step "chaos run, short: 3 gateways, 2 compactors, Redis (AOF); SIGKILLs, a Redis restart and pause under reconnecting clients; every room converges"
+# Debug binaries (just built), a light load, about 100 s; the long run is in docs/scaling.md.
+DURATION=60 KILL_EVERY=15 QUIET=15 ROOMS=20 CLIENTS=4 RATE=2 YWS_BIN_DIR=target/debug \
+  YWS_LOAD_BIN=target/debug/yws-load OUT_DIR=target/chaos-short loadtest/scripts/chaos.sh
+
 step "cargo bench --no-run (benchmarks compile; optimisation off to keep CI quick)"
 CARGO_PROFILE_BENCH_OPT_LEVEL=0 CARGO_PROFILE_BENCH_DEBUG=false cargo bench --workspace --locked --no-run
 

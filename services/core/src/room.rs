@@ -55,6 +55,9 @@ struct RoomState {
 #[derive(Debug)]
 pub struct Room {
     name: RoomName,
+    /// Which creation of a room of this name this is: larger for rooms created later in this
+    /// process, so a backend can tell a newer room of the same name from an older one.
+    instance: u64,
     doc: Doc,
     settings: RoomSettings,
     state: Mutex<RoomState>,
@@ -105,8 +108,10 @@ impl Room {
             cleanup_formatting: false,
             ..Options::default()
         };
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Room {
             name,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             doc: Doc::with_options(options),
             settings,
             state: Mutex::new(RoomState::default()),
@@ -147,6 +152,12 @@ impl Room {
     /// The room's name.
     pub fn name(&self) -> &RoomName {
         &self.name
+    }
+
+    /// This room's creation number in the process: a room created later (of any name) has a
+    /// larger one. Backends keep the newer of two rooms of the same name.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     /// The room's document. Backends load state into it; the HTTP API reads it.

@@ -35,6 +35,9 @@ impl Default for RoomsSettings {
     }
 }
 
+/// How often [`Rooms::lease`] tries again when the room it loaded was dropped meanwhile.
+const MAX_LOAD_ATTEMPTS: usize = 3;
+
 #[derive(Debug)]
 struct Slot {
     room: Arc<Room>,
@@ -93,7 +96,27 @@ impl Rooms {
     }
 
     /// Takes a lease on `name`, creating and loading the room if needed.
+    ///
+    /// A room can leave the registry while it loads (every room is dropped when the backend
+    /// becomes unavailable; a deleted room is replaced). Its load then finishes for a room
+    /// nobody else will ever see: its connections would edit alone, receiving nothing from
+    /// other nodes. Such a room is closed and the lease is taken again on the current room.
     pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, BackendError> {
+        for _ in 0..MAX_LOAD_ATTEMPTS {
+            if let Some(lease) = self.lease_once(name).await? {
+                return Ok(lease);
+            }
+        }
+        Err(BackendError::Unavailable(format!(
+            "room {name} kept being dropped while it loaded"
+        )))
+    }
+
+    /// One attempt of [`Rooms::lease`]: `None` when the room left the registry while loading.
+    async fn lease_once(
+        self: &Arc<Self>,
+        name: &RoomName,
+    ) -> Result<Option<RoomLease>, BackendError> {
         let (room, replaced) = {
             let listener = self.listener.lock().clone();
             let fresh = || Slot {
@@ -131,7 +154,22 @@ impl Rooms {
             .room
             .ensure_loaded(|| async move { backend.open(&room).await })
             .await?;
-        Ok(lease)
+        if self.holds(&lease.room) {
+            return Ok(Some(lease));
+        }
+        tracing::debug!(room = %name, "room left the registry while it loaded; taking a fresh one");
+        // Every lease on the dropped room comes here; closing twice is harmless (the backend
+        // only forgets what still belongs to this room, never a newer one of the same name).
+        self.backend.close(&lease.room).await;
+        Ok(None)
+    }
+
+    /// Whether `room` (this very instance) is the registry's room of its name.
+    fn holds(&self, room: &Arc<Room>) -> bool {
+        self.slots
+            .lock()
+            .get(room.name())
+            .is_some_and(|s| Arc::ptr_eq(&s.room, room))
     }
 
     fn release(&self, room: &Arc<Room>) {
@@ -344,6 +382,62 @@ mod tests {
         let c = rooms.lease(&name("x")).await.unwrap();
         assert_eq!(backend.opens.load(Ordering::SeqCst), 2);
         drop(c);
+    }
+
+    /// Its first open waits until `gate` is opened.
+    #[derive(Debug, Default)]
+    struct GatedBackend {
+        counts: CountingBackend,
+        gate: tokio::sync::Notify,
+    }
+
+    #[async_trait]
+    impl RoomBackend for GatedBackend {
+        async fn open(&self, room: &Arc<Room>) -> Result<(), BackendError> {
+            if self.counts.opens.load(Ordering::SeqCst) == 0 {
+                self.gate.notified().await;
+            }
+            self.counts.open(room).await
+        }
+        async fn append(&self, _: &Room, _: &[u8]) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn publish_awareness(&self, _: &Room, _: &[u8]) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn close(&self, room: &Arc<Room>) {
+            self.counts.close(room).await
+        }
+        fn unload_grace(&self) -> Option<Duration> {
+            self.counts.unload_grace()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_room_dropped_while_it_loads_is_closed_and_the_lease_gets_the_current_one() {
+        let backend = Arc::new(GatedBackend::default());
+        let rooms = Rooms::new(backend.clone(), RoomsSettings::default());
+        let x = name("x");
+        let dropping = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            // The backend went away while the room loaded: every room is dropped.
+            let dropped = rooms
+                .evict_all(crate::CloseReason::BackendUnavailable)
+                .await;
+            backend.gate.notify_one();
+            dropped
+        };
+        let (lease, dropped) = tokio::join!(rooms.lease(&x), dropping);
+        assert_eq!(dropped, 1);
+        let lease = lease.unwrap();
+        let current = rooms.get(&x).expect("the lease's room is the registry's");
+        assert!(Arc::ptr_eq(lease.room(), &current));
+        assert_eq!(backend.counts.opens.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            backend.counts.closes.load(Ordering::SeqCst),
+            1,
+            "the dropped room is closed"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,12 +11,13 @@ use crate::client::Redis;
 use crate::entry::{now_ms, LiveMessage, StreamId};
 use crate::keys::RoomKeys;
 use crate::reader::{self, LogEntry};
+use crate::watchdog::Applied;
 use parking_lot::Mutex;
 use redis::{PushInfo, PushKind, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use yws_core::Room;
 
@@ -51,6 +52,15 @@ pub(crate) enum Command {
     Disconnected,
     ApplyOwn {
         channel: String,
+    },
+    /// The convergence watchdog asks what every live room applied.
+    Audit {
+        reply: oneshot::Sender<Vec<Applied>>,
+    },
+    /// The watchdog found the room behind its log (at `logged`) for a whole round.
+    Repair {
+        channel: String,
+        logged: StreamId,
     },
 }
 
@@ -236,6 +246,13 @@ impl Dispatcher {
     async fn handle(&mut self, command: Command) {
         match command {
             Command::Register { channel, room } => {
+                if self
+                    .subs
+                    .get(&channel)
+                    .is_some_and(|s| s.room.instance() > room.instance())
+                {
+                    return; // a newer room of this name registered first: it stays
+                }
                 let keys = RoomKeys::new(self.redis.prefix(), room.name().as_str());
                 self.subs.insert(
                     channel,
@@ -307,6 +324,27 @@ impl Dispatcher {
                 if let Some(sub) = self.subs.get_mut(&channel) {
                     sub.apply_own = true;
                 }
+            }
+            Command::Audit { reply } => {
+                let applied = self
+                    .subs
+                    .iter()
+                    .filter(|(_, s)| s.live)
+                    .map(|(channel, s)| Applied {
+                        channel: channel.clone(),
+                        meta: s.keys.meta.clone(),
+                        last: s.last,
+                    })
+                    .collect();
+                let _ = reply.send(applied);
+            }
+            Command::Repair { channel, logged } => {
+                let Some(sub) = self.subs.get(&channel).filter(|s| s.last < logged) else {
+                    return;
+                };
+                self.redis.metrics.watchdog_repairs.inc();
+                tracing::warn!(room = %sub.room.name(), applied = %sub.last, logged = %logged, "watchdog: the room was behind its log without a gap being seen; catching up");
+                self.catch_up(&channel).await;
             }
         }
     }

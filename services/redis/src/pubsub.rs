@@ -56,7 +56,14 @@ impl Subscriptions {
     pub(crate) async fn subscribe(&self, room: &Arc<Room>, channel: &str) -> Result<(), Error> {
         let started = tokio::time::Instant::now();
         let mut pubsub = self.inner.lock().await;
-        pubsub.rooms.insert(channel.to_string(), room.clone());
+        // An older room of this name that is still loading never displaces a newer one.
+        if pubsub
+            .rooms
+            .get(channel)
+            .is_none_or(|r| r.instance() <= room.instance())
+        {
+            pubsub.rooms.insert(channel.to_string(), room.clone());
+        }
         pubsub.orphaned.remove(channel);
         let op = Op::Subscribe;
         let result = match tokio::time::timeout(

@@ -304,3 +304,9 @@ fn joiners_arriving_together_share_one_encoding_of_the_full_state() {
         );
     }
 }
+
+#[test]
+fn rooms_created_later_have_larger_instance_numbers() {
+    let (a, b) = (room(), room());
+    assert!(b.instance() > a.instance());
+}

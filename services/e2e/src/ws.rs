@@ -87,6 +87,26 @@ impl Follower {
             .get_string(&self.doc.transact())
     }
 
+    /// An update, written by a new client, that appends `text` to the text received so far
+    /// (the follower's own copy stays as it is: it sees the change only once delivered).
+    pub fn append_update(&self, text: &str) -> Vec<u8> {
+        use yrs::updates::decoder::Decode;
+        use yrs::{ReadTxn, StateVector, Text, Transact, Update};
+        let writer = yrs::Doc::new();
+        let state = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let shared = writer.get_or_insert_text("text");
+        let mut txn = writer.transact_mut();
+        txn.apply_update(Update::decode_v1(&state).expect("a document's own state decodes"))
+            .expect("apply the follower's state");
+        let before = txn.state_vector();
+        let end = shared.len(&txn);
+        shared.insert(&mut txn, end, text);
+        txn.encode_state_as_update_v1(&before)
+    }
+
     /// Reads and applies frames until `done(text)` holds; false if the connection ends or
     /// `timeout` passes first.
     pub async fn wait_text(&mut self, timeout: Duration, done: impl Fn(&str) -> bool) -> bool {

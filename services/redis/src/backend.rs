@@ -65,6 +65,12 @@ impl RedisBackend {
         backend.redis.ping().await?;
         backend.redis.metrics.up.set(1);
         tracker.spawn(dispatcher.run(cancel.clone()));
+        if backend.config.watchdog_interval_ms > 0 {
+            let interval = Duration::from_millis(backend.config.watchdog_interval_ms);
+            let watchdog =
+                crate::watchdog::run(redis, backend.commands.clone(), interval, cancel.clone());
+            tracker.spawn(watchdog);
+        }
         tracker.spawn(health(backend.clone(), up_tx, cancel));
         tracing::info!(node = %backend.node, cluster = backend.redis.is_cluster(), prefix = %backend.redis.prefix(), "connected to redis");
         Ok(backend)

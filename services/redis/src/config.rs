@@ -40,6 +40,9 @@ pub struct RedisConfig {
     pub compact_max_bytes: u64,
     /// How often the connection is checked (PING); failures make `/readyz` fail.
     pub health_interval_ms: u64,
+    /// How often the convergence watchdog compares each room's log with what this node applied
+    /// (one small read per room); 0 turns it off.
+    pub watchdog_interval_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -59,6 +62,7 @@ impl Default for RedisConfig {
             compact_max_entries: 1000,
             compact_max_bytes: 8 * 1024 * 1024,
             health_interval_ms: 1000,
+            watchdog_interval_ms: 5000,
         }
     }
 }

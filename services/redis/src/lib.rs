@@ -22,6 +22,8 @@
 //! - `feed` (private): live delivery of other nodes' changes, with gap detection.
 //! - `pubsub` (private): the pub/sub connection and the subscription rules.
 //! - `directory` (private): room existence, deletion, presence listings, callback claims.
+//! - `watchdog` (private): the convergence watchdog, which catches up rooms left behind their
+//!   log whatever the cause.
 
 pub mod awareness;
 pub mod backend;
@@ -40,6 +42,7 @@ pub mod scripts;
 mod directory;
 mod feed;
 mod pubsub;
+mod watchdog;
 
 pub use directory::PRESENCE_TTL_MS;
 

@@ -1,7 +1,9 @@
 //! Metrics of the Redis client, shared by the gateway and the compactor.
 
 use crate::op::Op;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 use std::time::Duration;
 
 /// Redis client metrics.
@@ -24,6 +26,9 @@ pub struct RedisMetrics {
     pub entries_skipped: IntCounterVec,
     /// Appends in flight on this node.
     pub inflight_writes: IntGauge,
+    /// Rooms the convergence watchdog found behind their log and caught up: live delivery had
+    /// lost something without noticing. Should stay 0.
+    pub watchdog_repairs: IntCounter,
 }
 
 impl RedisMetrics {
@@ -57,6 +62,7 @@ impl RedisMetrics {
                 &["reason"],
             )?,
             inflight_writes: IntGauge::new("yws_redis_inflight_writes", "Appends in flight on this node")?,
+            watchdog_repairs: IntCounter::new("yws_redis_watchdog_repairs_total", "Rooms the convergence watchdog found behind their log and caught up (live delivery lost something unnoticed; should stay 0)")?,
         };
         registry.register(Box::new(m.command_seconds.clone()))?;
         registry.register(Box::new(m.errors.clone()))?;
@@ -65,6 +71,7 @@ impl RedisMetrics {
         registry.register(Box::new(m.fanout_seconds.clone()))?;
         registry.register(Box::new(m.entries_skipped.clone()))?;
         registry.register(Box::new(m.inflight_writes.clone()))?;
+        registry.register(Box::new(m.watchdog_repairs.clone()))?;
         for op in Op::ALL {
             m.errors.with_label_values(&[op.label()]);
         }

@@ -62,6 +62,8 @@ ops! {
     Subscribe => "subscribe", Command;
     /// The health check.
     Ping => "ping", Command;
+    /// The convergence watchdog's read of rooms' last log ids.
+    Watchdog => "watchdog", Command;
     /// Whether a room has stored state (the document API).
     Exists => "exists", Command;
     /// Rooms served cluster-wide, from the gateways' presence reports (the document API).

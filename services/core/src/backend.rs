@@ -27,6 +27,10 @@ pub enum BackendError {
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The room was deleted after this copy of it was loaded: nothing was written, and the
+    /// copy must not be served any longer.
+    #[error("the room was deleted")]
+    Deleted,
 }
 
 impl BackendError {
@@ -37,6 +41,7 @@ impl BackendError {
             BackendError::Timeout(_) => "timeout",
             BackendError::Overloaded => "overloaded",
             BackendError::Corrupt(_) => "corrupt",
+            BackendError::Deleted => "deleted",
         }
     }
 }

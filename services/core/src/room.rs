@@ -69,6 +69,8 @@ pub struct Room {
     /// until the document changes: a join storm on a large document encodes it once.
     full_state: Mutex<Option<(u64, Frame)>>,
     position: Mutex<Option<LogPosition>>,
+    /// The backend's deletion generation of the state this room was loaded from.
+    generation: AtomicU64,
     listener: Option<Arc<dyn RoomListener>>,
 }
 
@@ -120,6 +122,7 @@ impl Room {
             version: AtomicU64::new(0),
             full_state: Mutex::new(None),
             position: Mutex::new(None),
+            generation: AtomicU64::new(0),
             listener,
         }
     }
@@ -142,6 +145,18 @@ impl Room {
         if current.is_none_or(|c| c < position) {
             *current = Some(position);
         }
+    }
+
+    /// Records the backend's deletion generation of the state the room is loaded from: a
+    /// deletion of the room moves the backend to a newer one, and copies loaded before it
+    /// are then stale.
+    pub fn set_generation(&self, generation: u64) {
+        self.generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// The deletion generation the room was loaded at (0 when the backend has none).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// How far into the shared log the document is known to reach, if the backend tracks it.

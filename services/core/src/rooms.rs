@@ -98,9 +98,10 @@ impl Rooms {
     /// Takes a lease on `name`, creating and loading the room if needed.
     ///
     /// A room can leave the registry while it loads (every room is dropped when the backend
-    /// becomes unavailable; a deleted room is replaced). Its load then finishes for a room
-    /// nobody else will ever see: its connections would edit alone, receiving nothing from
-    /// other nodes. Such a room is closed and the lease is taken again on the current room.
+    /// becomes unavailable; a deleted room is replaced), or be deleted meanwhile. Its load then
+    /// finishes for a room nobody else will ever see: its connections would edit alone,
+    /// receiving nothing from other nodes, or serve a deleted document. Such a room is closed
+    /// and the lease is taken again on the current room.
     pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, BackendError> {
         for _ in 0..MAX_LOAD_ATTEMPTS {
             if let Some(lease) = self.lease_once(name).await? {
@@ -154,10 +155,10 @@ impl Rooms {
             .room
             .ensure_loaded(|| async move { backend.open(&room).await })
             .await?;
-        if self.holds(&lease.room) {
+        if self.holds(&lease.room) && !lease.room.is_retired() {
             return Ok(Some(lease));
         }
-        tracing::debug!(room = %name, "room left the registry while it loaded; taking a fresh one");
+        tracing::debug!(room = %name, "room left the registry or was deleted while it loaded; taking a fresh one");
         // Every lease on the dropped room comes here; closing twice is harmless (the backend
         // only forgets what still belongs to this room, never a newer one of the same name).
         self.backend.close(&lease.room).await;

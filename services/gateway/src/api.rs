@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use std::sync::Arc;
 use yws_core::export::{export, parse_spec};
-use yws_core::{RoomName, Rooms};
+use yws_core::{BackendError, RoomName, Rooms};
 
 /// The API's path prefix.
 pub const PREFIX: &str = "/api/rooms";
@@ -166,8 +166,16 @@ async fn post(
         Ok(lease) => lease,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    if let Err(e) = rooms.backend().append(lease.room(), &bytes).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    match rooms.backend().append(lease.room(), &bytes).await {
+        Ok(()) => {}
+        Err(BackendError::Deleted) => {
+            lease.room().retire();
+            return error(
+                StatusCode::CONFLICT,
+                "the room was deleted meanwhile; not applied",
+            );
+        }
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     if let Err(e) = lease.room().apply_update(update, &bytes) {
         return error(StatusCode::BAD_REQUEST, &e.to_string());
@@ -176,10 +184,12 @@ async fn post(
 }
 
 async fn delete(rooms: &Rooms, room: &RoomName) -> Response<Full<Bytes>> {
-    let was_loaded = rooms.retire(room).await;
+    // Stored state first, then the loaded copy: retired first, a join in between would load
+    // the old state again and serve it.
     if let Err(e) = rooms.backend().delete(room).await {
         return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
+    let was_loaded = rooms.retire(room).await;
     tracing::info!(room = %room, was_loaded, "room deleted through the API");
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;

@@ -20,7 +20,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yws_core::room::AwarenessOutcome;
-use yws_core::{Access, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease};
+use yws_core::{
+    Access, BackendError, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease,
+};
 use yws_protocol::{decode, encode, validate, DecodeError, Message};
 
 /// Logs an event of one connection with its room and connection id.
@@ -440,9 +442,23 @@ impl Handler<'_> {
             return Ok(());
         }
         let started = Instant::now();
-        if let Err(e) = self.ctx.backend.append(self.room, raw).await {
-            conn_event!(warn, self.room, self.conn, error = %e, "update not written; closing so the client retries");
-            return Err(CloseReason::BackendUnavailable);
+        match self.ctx.backend.append(self.room, raw).await {
+            Ok(()) => {}
+            Err(BackendError::Deleted) => {
+                // This copy is stale: every connection of it leaves (4404), the next loads anew.
+                conn_event!(
+                    info,
+                    self.room,
+                    self.conn,
+                    "update refused: the room was deleted; closing its connections"
+                );
+                self.room.retire();
+                return Err(CloseReason::RoomDeleted);
+            }
+            Err(e) => {
+                conn_event!(warn, self.room, self.conn, error = %e, "update not written; closing so the client retries");
+                return Err(CloseReason::BackendUnavailable);
+            }
         }
         self.ctx
             .metrics

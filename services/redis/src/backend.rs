@@ -182,6 +182,7 @@ impl RoomBackend for RedisBackend {
             }
             self.load_awareness(room, &keys).await?;
             room.advance_position(stored.last.into());
+            room.set_generation(stored.generation);
             Ok::<StreamId, BackendError>(stored.last)
         }
         .await;
@@ -213,7 +214,8 @@ impl RoomBackend for RedisBackend {
         self.redis.metrics.inflight_writes.inc();
         let keys = self.keys(room);
         let channel = keys.channel.clone();
-        let (log, meta, snap) = (keys.log, keys.meta, keys.snap);
+        let (log, meta, snap, generation) = (keys.log, keys.meta, keys.snap, keys.generation);
+        let loaded_at = room.generation();
         let (node, publish) = (self.node.clone(), self.redis.publish_command());
         let update = update.to_vec();
         let len = update.len() as u64;
@@ -224,19 +226,25 @@ impl RoomBackend for RedisBackend {
                     .key(&log)
                     .key(&meta)
                     .key(&snap)
+                    .key(&generation)
                     .arg(update)
                     .arg(&node)
                     .arg(now_ms())
                     .arg(&channel)
                     .arg(publish)
-                    .invoke_async::<(String, u64, u64, u8)>(&mut c)
+                    .arg(loaded_at)
+                    .invoke_async::<Option<(String, u64, u64, u8)>>(&mut c)
                     .await
             })
             .await;
         self.redis.metrics.inflight_writes.dec();
         drop(permit);
         match result {
-            Ok((id, entries, bytes, created)) => {
+            Ok(None) => {
+                tracing::info!(room = %room.name(), generation = loaded_at, "append refused: the room was deleted since it loaded here");
+                Err(BackendError::Deleted)
+            }
+            Ok(Some((id, entries, bytes, created))) => {
                 if let Ok(id) = id.parse::<StreamId>() {
                     room.advance_position(id.into());
                 }

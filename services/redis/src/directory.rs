@@ -3,7 +3,7 @@
 //! cluster-wide listings from presence reports, and the HTTP-callback claim.
 
 use crate::client::Redis;
-use crate::entry::{delete_message, now_ms, StreamId};
+use crate::entry::{now_ms, StreamId};
 use crate::error::Error;
 use crate::keys::{nodes_key, presence_key, RoomKeys};
 use crate::op::Op;
@@ -31,9 +31,10 @@ pub(crate) async fn exists(redis: &Redis, room: &RoomName) -> Result<bool, Error
     Ok(n > 0)
 }
 
+/// Deletes a room's state; every node serving it (this one too) retires its copy when the
+/// message arrives, unless it was loaded after the delete.
 pub(crate) async fn delete(redis: &Redis, node: &str, room: &RoomName) -> Result<(), Error> {
     let k = RoomKeys::new(redis.prefix(), room.as_str());
-    let message = delete_message(node);
     let publish = redis.publish_command();
     redis
         .call(Op::Delete, |mut c| async move {
@@ -44,10 +45,11 @@ pub(crate) async fn delete(redis: &Redis, node: &str, room: &RoomName) -> Result
                 .key(&k.awareness)
                 .key(&k.lease)
                 .key(&k.callback)
+                .key(&k.generation)
                 .arg(&k.channel)
                 .arg(publish)
-                .arg(message)
-                .invoke_async::<i64>(&mut c)
+                .arg(node)
+                .invoke_async::<u64>(&mut c)
                 .await
                 .map(|_| ())
         })

@@ -82,10 +82,13 @@ pub enum LiveMessage<'a> {
         /// The v1 update.
         update: &'a [u8],
     },
-    /// The room was deleted through the document API on `node`: `d<node>\n`.
+    /// The room was deleted through the document API on `node`: `d<node> <generation>\n`.
     Delete {
         /// The node that deleted it.
         node: &'a str,
+        /// The room's deletion generation after it (`None` from nodes that predate
+        /// generations: then every loaded copy of the room is stale).
+        generation: Option<u64>,
     },
     /// Awareness states changed on a node: `a<node> <ms>\n<awareness payload>`.
     Awareness {
@@ -129,9 +132,14 @@ impl<'a> LiveMessage<'a> {
                     update: body,
                 })
             }
-            b'd' => Ok(LiveMessage::Delete {
-                node: next("node")?,
-            }),
+            b'd' => {
+                let node = next("node")?;
+                let generation = match fields.next() {
+                    Some(g) => Some(g.parse().map_err(|_| BadMessage("generation"))?),
+                    None => None,
+                };
+                Ok(LiveMessage::Delete { node, generation })
+            }
             b'a' => {
                 let node = next("node")?;
                 let ms = next("ms")?.parse().map_err(|_| BadMessage("ms"))?;
@@ -158,9 +166,9 @@ pub fn awareness_message(node: &str, ms: u64, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Builds a delete live message.
-pub fn delete_message(node: &str) -> Vec<u8> {
-    format!("d{node}\n").into_bytes()
+/// Builds a delete live message (the `DELETE` script builds the same inside Redis).
+pub fn delete_message(node: &str, generation: u64) -> Vec<u8> {
+    format!("d{node} {generation}\n").into_bytes()
 }
 
 /// Wall-clock milliseconds since the epoch.
@@ -241,8 +249,11 @@ mod tests {
             }
         );
         assert_eq!(
-            LiveMessage::parse(&delete_message("n2")).unwrap(),
-            LiveMessage::Delete { node: "n2" }
+            LiveMessage::parse(&delete_message("n2", 3)).unwrap(),
+            LiveMessage::Delete {
+                node: "n2",
+                generation: Some(3)
+            }
         );
         assert!(LiveMessage::parse(b"").is_err());
         assert!(LiveMessage::parse(b"x\n").is_err());
@@ -282,6 +293,7 @@ mod tests {
         fn built_messages_parse_back(
             node in "[a-z0-9]{0,16}",
             ms: u64,
+            generation: u64,
             payload in proptest::collection::vec(any::<u8>(), 0..64),
         ) {
             let raw = awareness_message(&node, ms, &payload);
@@ -289,8 +301,17 @@ mod tests {
                 LiveMessage::parse(&raw),
                 Ok(LiveMessage::Awareness { node: &node, ms, payload: &payload })
             );
-            let raw = delete_message(&node);
-            prop_assert_eq!(LiveMessage::parse(&raw), Ok(LiveMessage::Delete { node: &node }));
+            let raw = delete_message(&node, generation);
+            prop_assert_eq!(
+                LiveMessage::parse(&raw),
+                Ok(LiveMessage::Delete { node: &node, generation: Some(generation) })
+            );
+            // The format of nodes that predate generations still parses.
+            let old_format = format!("d{node}\n");
+            prop_assert_eq!(
+                LiveMessage::parse(old_format.as_bytes()),
+                Ok(LiveMessage::Delete { node: &node, generation: None })
+            );
         }
 
         #[test]

@@ -10,10 +10,10 @@
 use crate::client::Redis;
 use crate::entry::{now_ms, LiveMessage, StreamId};
 use crate::keys::RoomKeys;
+use crate::pubsub::PushSink;
 use crate::reader::{self, LogEntry};
 use crate::watchdog::Applied;
 use parking_lot::Mutex;
-use redis::{PushInfo, PushKind, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,81 +84,8 @@ struct Sub {
     overflowed: bool,
     apply_own: bool,
     needs_catch_up: bool,
-}
-
-/// The pub/sub connection.
-#[allow(
-    missing_debug_implementations,
-    reason = "wraps redis connections, which are not Debug"
-)]
-pub(crate) enum PubSub {
-    Single(redis::aio::ConnectionManager),
-    Cluster(redis::cluster_async::ClusterConnection),
-}
-
-impl PubSub {
-    pub(crate) async fn subscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
-        match self {
-            PubSub::Single(c) => c.subscribe(channel).await,
-            PubSub::Cluster(c) => c.ssubscribe(channel).await,
-        }
-    }
-
-    pub(crate) async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
-        match self {
-            PubSub::Single(c) => c.unsubscribe(channel).await,
-            PubSub::Cluster(c) => c.sunsubscribe(channel).await,
-        }
-    }
-}
-
-/// Where pushes from the Redis connection go: a bounded queue, and when it is full, a set of
-/// channels to catch up from the log (so nothing is lost, only delayed).
-#[derive(Debug, Clone)]
-pub(crate) struct PushSink {
-    tx: mpsc::Sender<Command>,
-    overflow: Arc<Mutex<HashSet<String>>>,
-    notify: Arc<Notify>,
-}
-
-impl PushSink {
-    pub(crate) fn push(&self, info: PushInfo) {
-        let channel = |data: &[Value]| match data.first() {
-            Some(Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
-            _ => None,
-        };
-        let command = match info.kind {
-            PushKind::Message | PushKind::SMessage => {
-                let (Some(channel), Some(Value::BulkString(payload))) =
-                    (channel(&info.data), info.data.get(1))
-                else {
-                    return;
-                };
-                Command::Message {
-                    channel,
-                    payload: payload.clone(),
-                    received_ms: now_ms(),
-                }
-            }
-            PushKind::Subscribe | PushKind::SSubscribe => match channel(&info.data) {
-                Some(channel) => Command::Resubscribed { channel },
-                None => return,
-            },
-            PushKind::Disconnection => Command::Disconnected,
-            _ => return,
-        };
-        if let Err(mpsc::error::TrySendError::Full(command)) = self.tx.try_send(command) {
-            match command {
-                Command::Message { channel, .. } | Command::Resubscribed { channel } => {
-                    self.overflow.lock().insert(channel);
-                }
-                _ => {
-                    self.overflow.lock().insert(String::new());
-                }
-            }
-            self.notify.notify_one();
-        }
-    }
+    /// A deletion seen while loading: copies loaded below this generation are stale.
+    deleted: Option<u64>,
 }
 
 /// The dispatcher: owns per-room sequencing.
@@ -182,11 +109,7 @@ pub(crate) fn channel(
     let (tx, rx) = mpsc::channel(capacity);
     let overflow = Arc::new(Mutex::new(HashSet::new()));
     let notify = Arc::new(Notify::new());
-    let sink = PushSink {
-        tx: tx.clone(),
-        overflow: overflow.clone(),
-        notify: notify.clone(),
-    };
+    let sink = PushSink::new(tx.clone(), overflow.clone(), notify.clone());
     let dispatcher = Dispatcher {
         node,
         redis,
@@ -265,6 +188,7 @@ impl Dispatcher {
                         overflowed: false,
                         apply_own: false,
                         needs_catch_up: false,
+                        deleted: None,
                     },
                 );
             }
@@ -282,6 +206,10 @@ impl Dispatcher {
                 };
                 sub.live = true;
                 sub.last = last;
+                if sub.deleted.take().is_some_and(|g| room.generation() < g) {
+                    tracing::info!(room = %room.name(), "room deleted while it loaded; closing its connections");
+                    room.retire();
+                }
                 let buffered = std::mem::take(&mut sub.buffer);
                 if std::mem::take(&mut sub.overflowed) {
                     self.catch_up(&channel).await;
@@ -380,12 +308,18 @@ impl Dispatcher {
                 };
                 self.update(channel, pending).await;
             }
-            LiveMessage::Delete { node } => {
-                if node == self.node {
-                    return; // retired locally already
-                }
-                if let Some(sub) = self.subs.get(channel) {
-                    tracing::info!(room = %sub.room.name(), "room deleted on another node; closing its connections");
+            LiveMessage::Delete { node, generation } => {
+                // Copies loaded at `generation` or later hold the room after the deletion (an
+                // old-format message without one makes every copy stale). This node's own
+                // deletions count too: a copy may have loaded here while it ran.
+                let stale_below = generation.unwrap_or(u64::MAX);
+                let Some(sub) = self.subs.get_mut(channel) else {
+                    return;
+                };
+                if !sub.live {
+                    sub.deleted = sub.deleted.max(Some(stale_below)); // decided once loaded
+                } else if sub.room.generation() < stale_below {
+                    tracing::info!(room = %sub.room.name(), by = node, "room deleted; closing its connections");
                     sub.room.retire();
                 }
             }

@@ -10,6 +10,7 @@
 //! | `<p>:{<room>}:lease` | string | compactor lease token (`PX`) |
 //! | `<p>:{<room>}:ch` | (sharded) pub/sub channel | live updates, awareness changes and deletions, for the gateways serving the room |
 //! | `<p>:{<room>}:cb` | string | last log position an HTTP callback covered (`PX`: the debounce window) |
+//! | `<p>:{<room>}:gen` | string | deletion generation: +1 per `DELETE` of the room (absent: 0); appends name the generation their room was loaded at and are refused after a delete; kept after the delete (the tombstone) |
 //! | `<p>:compact` | sorted set | compaction queue: room → due time (ms); one member per room |
 //! | `<p>:presence:<node>` | hash | rooms a gateway serves → its local connections (expires unless renewed) |
 //! | `<p>:nodes` | sorted set | gateways → time of their last presence report (ms) |
@@ -40,6 +41,8 @@ pub struct RoomKeys {
     pub channel: String,
     /// The HTTP-callback claim (one callback per room per debounce window, cluster-wide).
     pub callback: String,
+    /// The deletion generation (string): +1 per delete, kept afterwards.
+    pub generation: String,
 }
 
 impl RoomKeys {
@@ -54,6 +57,7 @@ impl RoomKeys {
             lease: format!("{base}:lease"),
             channel: format!("{base}:ch"),
             callback: format!("{base}:cb"),
+            generation: format!("{base}:gen"),
         }
     }
 }
@@ -169,6 +173,7 @@ mod tests {
             &k.lease,
             &k.channel,
             &k.callback,
+            &k.generation,
             &queue_key("<p>"),
             &presence_key("<p>", "<node>"),
             &nodes_key("<p>"),
@@ -200,7 +205,7 @@ mod tests {
         fn all_keys_of_a_room_share_a_slot(room in "\\PC{1,40}") {
             let k = RoomKeys::new("yws", &room);
             let s = slot(&k.log);
-            for key in [&k.snap, &k.meta, &k.awareness, &k.lease, &k.channel, &k.callback] {
+            for key in [&k.snap, &k.meta, &k.awareness, &k.lease, &k.channel, &k.callback, &k.generation] {
                 prop_assert_eq!(slot(key), s);
             }
             prop_assert_eq!(room_of("yws", &k.log), Some(room));

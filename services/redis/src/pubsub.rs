@@ -1,16 +1,108 @@
 //! The pub/sub side of [`RedisBackend`](crate::RedisBackend): one connection per node (per
-//! shard in a cluster), which room each subscription is for, and the subscribe / unsubscribe
-//! rules that keep a newer room of the same name subscribed.
+//! shard in a cluster), where its pushes go (a bounded queue to the dispatcher; on overflow, a
+//! set of channels to catch up), which room each subscription is for, and the subscribe /
+//! unsubscribe rules that keep a newer room of the same name subscribed.
 
 use crate::client::Redis;
 use crate::config::{RedisConfig, Topology};
+use crate::entry::now_ms;
 use crate::error::Error;
-use crate::feed::{PubSub, PushSink};
+use crate::feed::Command;
 use crate::op::Op;
+use parking_lot::Mutex;
+use redis::{PushInfo, PushKind, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
 use yws_core::Room;
+
+/// The pub/sub connection.
+#[allow(
+    missing_debug_implementations,
+    reason = "wraps redis connections, which are not Debug"
+)]
+pub(crate) enum PubSub {
+    Single(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl PubSub {
+    pub(crate) async fn subscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            PubSub::Single(c) => c.subscribe(channel).await,
+            PubSub::Cluster(c) => c.ssubscribe(channel).await,
+        }
+    }
+
+    pub(crate) async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            PubSub::Single(c) => c.unsubscribe(channel).await,
+            PubSub::Cluster(c) => c.sunsubscribe(channel).await,
+        }
+    }
+}
+
+/// Where pushes from the Redis connection go: a bounded queue, and when it is full, a set of
+/// channels to catch up from the log (so nothing is lost, only delayed).
+#[derive(Debug, Clone)]
+pub(crate) struct PushSink {
+    tx: mpsc::Sender<Command>,
+    overflow: Arc<Mutex<HashSet<String>>>,
+    notify: Arc<Notify>,
+}
+
+impl PushSink {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        overflow: Arc<Mutex<HashSet<String>>>,
+        notify: Arc<Notify>,
+    ) -> Self {
+        PushSink {
+            tx,
+            overflow,
+            notify,
+        }
+    }
+
+    pub(crate) fn push(&self, info: PushInfo) {
+        let channel = |data: &[Value]| match data.first() {
+            Some(Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        };
+        let command = match info.kind {
+            PushKind::Message | PushKind::SMessage => {
+                let (Some(channel), Some(Value::BulkString(payload))) =
+                    (channel(&info.data), info.data.get(1))
+                else {
+                    return;
+                };
+                Command::Message {
+                    channel,
+                    payload: payload.clone(),
+                    received_ms: now_ms(),
+                }
+            }
+            PushKind::Subscribe | PushKind::SSubscribe => match channel(&info.data) {
+                Some(channel) => Command::Resubscribed { channel },
+                None => return,
+            },
+            PushKind::Disconnection => Command::Disconnected,
+            _ => return,
+        };
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.tx.try_send(command) {
+            match command {
+                Command::Message { channel, .. } | Command::Resubscribed { channel } => {
+                    self.overflow.lock().insert(channel);
+                }
+                _ => {
+                    self.overflow.lock().insert(String::new());
+                }
+            }
+            self.notify.notify_one();
+        }
+    }
+}
 
 /// The pub/sub connection and which room each subscription is for. Subscribing, deciding to
 /// unsubscribe and unsubscribing all happen under one lock, so closing an old room can never

@@ -116,6 +116,8 @@ pub struct Stored {
     pub skipped: Vec<BadEntry>,
     /// The id of the last entry read (or `upto`): where live reading continues.
     pub last: StreamId,
+    /// The room's deletion generation when it was read (see [`RoomKeys::generation`]).
+    pub generation: u64,
 }
 
 /// The reply of [`scripts::LOAD`]: the snapshot and the first page of entries after it.
@@ -131,24 +133,27 @@ pub struct LoadReply {
     pub entries: Vec<LogEntry>,
     /// Unreadable entries among them.
     pub bad: Vec<BadEntry>,
+    /// The room's deletion generation.
+    pub generation: u64,
 }
 
 impl LoadReply {
-    /// Parses `{doc or '', upto, epoch, entries}`.
+    /// Parses `{doc or '', upto, epoch, entries, generation}`.
     pub fn parse(reply: &Value) -> Result<Self, Error> {
         let Value::Array(parts) = reply else {
             return Err(Error::corrupt("load reply"));
         };
-        let [doc, upto, epoch, entries] = &parts[..] else {
+        let [doc, upto, epoch, entries, generation] = &parts[..] else {
             return Err(Error::corrupt("load reply shape"));
         };
-        let epoch = text(epoch)
-            .and_then(|s| s.parse().ok())
-            .or(match epoch {
+        let number = |value: &Value| {
+            text(value).and_then(|s| s.parse().ok()).or(match value {
                 Value::Int(i) => u64::try_from(*i).ok(),
                 _ => None,
             })
-            .ok_or_else(|| Error::corrupt("snapshot epoch"))?;
+        };
+        let epoch = number(epoch).ok_or_else(|| Error::corrupt("snapshot epoch"))?;
+        let generation = number(generation).ok_or_else(|| Error::corrupt("generation"))?;
         let (entries, bad) = parse_entries(entries);
         Ok(LoadReply {
             snapshot: non_empty(doc),
@@ -156,6 +161,7 @@ impl LoadReply {
             epoch,
             entries,
             bad,
+            generation,
         })
     }
 }
@@ -179,12 +185,14 @@ fn parse_upto(upto: &Value) -> Result<StreamId, Error> {
 /// end (a trim may have removed entries not yet read), the read starts over.
 pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored, Error> {
     for _attempt in 0..5 {
-        let (snap, log) = (keys.snap.clone(), keys.log.clone());
+        let (snap, log, generation) =
+            (keys.snap.clone(), keys.log.clone(), keys.generation.clone());
         let reply: Value = redis
             .call(Op::Load, |mut c| async move {
                 scripts::LOAD
                     .key(&snap)
                     .key(&log)
+                    .key(&generation)
                     .arg(page)
                     .invoke_async(&mut c)
                     .await
@@ -196,6 +204,7 @@ pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored,
             epoch,
             entries: mut good,
             mut bad,
+            generation,
         } = LoadReply::parse(&reply)?;
         let mut count = good.len() + bad.len();
         let mut last = last_id(upto, &good, &bad);
@@ -222,6 +231,7 @@ pub async fn load(redis: &Redis, keys: &RoomKeys, page: usize) -> Result<Stored,
             entries: good,
             skipped: bad,
             last,
+            generation,
         });
     }
     Err(Error::Failed {
@@ -398,11 +408,13 @@ mod tests {
             bulk(b"7-1"),
             bulk(b"3"),
             Value::Array(vec![entry(b"7-2", b"\x05"), Value::Int(1)]),
+            bulk(b"2"),
         ]);
         let parsed = LoadReply::parse(&reply).unwrap();
         assert_eq!(parsed.snapshot.as_deref(), Some(&b"\x01\x00"[..]));
         assert_eq!(parsed.upto, StreamId { ms: 7, seq: 1 });
         assert_eq!(parsed.epoch, 3);
+        assert_eq!(parsed.generation, 2);
         assert_eq!(parsed.entries.len(), 1);
         assert_eq!(parsed.entries[0].node, "g2");
         assert_eq!(parsed.entries[0].ms, 0, "no `t` field: unknown time");
@@ -414,6 +426,7 @@ mod tests {
             bulk(b"0-0"),
             Value::Int(0),
             Value::Array(vec![]),
+            bulk(b"0"),
         ]);
         let parsed = LoadReply::parse(&empty).unwrap();
         assert_eq!(parsed.snapshot, None);
@@ -429,21 +442,31 @@ mod tests {
             Value::Array(vec![bulk(b""), bulk(b"0-0"), bulk(b"0")]),
             Value::Array(vec![
                 bulk(b""),
+                bulk(b"0-0"),
+                bulk(b"0"),
+                Value::Array(vec![]),
+                bulk(b"-1"),
+            ]),
+            Value::Array(vec![
+                bulk(b""),
                 bulk(b"x"),
                 bulk(b"0"),
                 Value::Array(vec![]),
+                bulk(b"0"),
             ]),
             Value::Array(vec![
                 bulk(b""),
                 bulk(b"0-0"),
                 bulk(b"-1"),
                 Value::Array(vec![]),
+                bulk(b"0"),
             ]),
             Value::Array(vec![
                 bulk(b""),
                 bulk(b"0-0"),
                 Value::Int(-1),
                 Value::Array(vec![]),
+                bulk(b"0"),
             ]),
         ] {
             assert!(

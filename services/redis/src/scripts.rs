@@ -7,8 +7,11 @@ use std::sync::LazyLock;
 
 /// Appends an update to a room's log and publishes it to the room's channel, atomically.
 ///
-/// KEYS: log, meta, snap. ARGV: update, node, ms, channel, publish command.
-/// Returns `{id, log length, log bytes since the last snapshot, created (0|1)}`.
+/// KEYS: log, meta, snap, generation. ARGV: update, node, ms, channel, publish command, the
+/// deletion generation the writer's room was loaded at.
+/// Returns `{id, log length, log bytes since the last snapshot, created (0|1)}`, or nil (and
+/// writes nothing) when the room was deleted since: a node that missed the deletion can never
+/// write into the room that came after it.
 ///
 /// A log that does not exist yet (new, or deleted after full compaction) gets an id above the
 /// snapshot's `upto` even if the server clock went backwards, so no new entry can ever look
@@ -16,6 +19,9 @@ use std::sync::LazyLock;
 pub static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[6] then
+  return false
+end
 local created = 0
 local id
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -44,14 +50,15 @@ return {id, redis.call('XLEN', KEYS[1]), bytes, created}
 
 /// Reads a room's snapshot and the first page of log entries after it, atomically.
 ///
-/// KEYS: snap, log. ARGV: page size. Returns `{doc or '', upto, epoch, entries}`.
+/// KEYS: snap, log, generation. ARGV: page size. Returns
+/// `{doc or '', upto, epoch, entries, deletion generation}`.
 pub static LOAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local s = redis.call('HMGET', KEYS[1], 'doc', 'upto', 'epoch')
 local upto = s[2] or '0-0'
 local entries = redis.call('XRANGE', KEYS[2], '(' .. upto, '+', 'COUNT', ARGV[1])
-return {s[1] or '', upto, s[3] or '0', entries}
+return {s[1] or '', upto, s[3] or '0', entries, redis.call('GET', KEYS[3]) or '0'}
 "#,
     )
 });
@@ -181,14 +188,16 @@ return 1
     )
 });
 
-/// Deletes a room's state and tells every node serving it. KEYS: log, snap, meta, awareness,
-/// lease, callback. ARGV: channel, publish command, message.
+/// Deletes a room's state, moves it to the next deletion generation and tells every node
+/// serving it (`d<node> <generation>\n`). KEYS: log, snap, meta, awareness, lease, callback,
+/// generation. ARGV: channel, publish command, node. Returns the new generation.
 pub static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
-redis.call(ARGV[2], ARGV[1], ARGV[3])
-return 1
+local generation = redis.call('INCR', KEYS[7])
+redis.call(ARGV[2], ARGV[1], 'd' .. ARGV[3] .. ' ' .. generation .. '\n')
+return generation
 "#,
     )
 });

@@ -29,13 +29,18 @@ fuzz_target!(|data: &[u8]| {
                 Ok(LiveMessage::Awareness { node, ms, payload })
             );
         }
-        Ok(LiveMessage::Delete { node }) => {
+        Ok(LiveMessage::Delete { node, generation }) => {
             assert_eq!(data[0], b'd');
             assert!(!node.contains([' ', '\n']));
-            assert_eq!(
-                LiveMessage::parse(&delete_message(node)),
-                Ok(LiveMessage::Delete { node })
-            );
+            if let Some(generation) = generation {
+                assert_eq!(
+                    LiveMessage::parse(&delete_message(node, generation)),
+                    Ok(LiveMessage::Delete {
+                        node,
+                        generation: Some(generation)
+                    })
+                );
+            }
         }
         Err(_) => {}
     }

@@ -10,7 +10,7 @@
 //!
 //! `{room}` is percent-decoded and may contain `/`. Bad input → 400 with a reason, a body
 //! larger than `server.max_message_bytes` → 413, no stored state → 404, read-only access for
-//! a write → 403.
+//! a write → 403, an update that raced a deletion of the room → 409.
 
 use crate::authorize::authorize;
 use crate::state::Gateway;

@@ -6,13 +6,13 @@
 //! | `GET /api/rooms/{room}?objects={"name":"Text",…}` | JSON of named shared objects (`CALLBACK_OBJECTS` syntax) |
 //! | `POST /api/rooms/{room}/update` | body: a binary Yjs update → applied and sent to every client on every node |
 //! | `DELETE /api/rooms/{room}` | every client of the room is closed (4404) and its stored state removed |
-//! | `GET /api/rooms?limit=N&after=ROOM` | rooms with their connection counts, by name, paginated |
+//! | `GET /api/rooms?limit=N&after=ROOM` | rooms with their connection counts, by name, paginated (with auth: needs `admin`) |
 //!
 //! `{room}` is percent-decoded and may contain `/`. Bad input → 400 with a reason, a body
 //! larger than `server.max_message_bytes` → 413, no stored state → 404, read-only access for
 //! a write → 403.
 
-use crate::authorize::authorize;
+use crate::authorize::{authorize, authorize_operation};
 use crate::state::Gateway;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -187,13 +187,10 @@ async fn delete(rooms: &Rooms, room: &RoomName) -> Response<Full<Bytes>> {
 }
 
 async fn list(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    // Listing needs access to every room: a token restricted to some rooms is refused.
-    let all = match RoomName::new("*", 1) {
-        Ok(all) => all,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
+    // Listing is deployment-wide: it needs `admin`, which no room pattern implies.
     let (head, _) = req.into_parts();
-    if let Err(refusal) = authorize(&gw.authorizer, &gw.metrics, &all, &head).await {
+    let operation = yws_auth::Operation::ListRooms;
+    if let Err(refusal) = authorize_operation(&gw.authorizer, &gw.metrics, operation, &head).await {
         return refusal;
     }
     let query = head.uri.query();

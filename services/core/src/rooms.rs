@@ -23,6 +23,23 @@ pub struct RoomsSettings {
     pub awareness_timeout: Duration,
     /// How often maintenance runs.
     pub maintenance_interval: Duration,
+    /// Rooms this node holds at most (loaded, idle or being retired); a lease that would
+    /// create one more fails with [`LeaseError::Full`]. `None`: no limit.
+    pub max_rooms: Option<usize>,
+}
+
+/// Why [`Rooms::lease`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The room is not loaded and the node already holds `max` rooms.
+    #[error("this node holds its maximum of {max} rooms")]
+    Full {
+        /// The configured limit.
+        max: usize,
+    },
+    /// The room could not be loaded.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 impl Default for RoomsSettings {
@@ -31,6 +48,7 @@ impl Default for RoomsSettings {
             room: RoomSettings::default(),
             awareness_timeout: Duration::from_secs(30),
             maintenance_interval: Duration::from_secs(3),
+            max_rooms: None,
         }
     }
 }
@@ -92,8 +110,9 @@ impl Rooms {
         &self.backend
     }
 
-    /// Takes a lease on `name`, creating and loading the room if needed.
-    pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, BackendError> {
+    /// Takes a lease on `name`, creating and loading the room if needed. A room that is not
+    /// held yet is refused ([`LeaseError::Full`]) when the node holds `max_rooms` already.
+    pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, LeaseError> {
         let (room, replaced) = {
             let listener = self.listener.lock().clone();
             let fresh = || Slot {
@@ -106,6 +125,11 @@ impl Rooms {
                 idle_since: None,
             };
             let mut slots = self.slots.lock();
+            if let Some(max) = self.settings.max_rooms {
+                if slots.len() >= max && !slots.contains_key(name) {
+                    return Err(LeaseError::Full { max });
+                }
+            }
             let slot = slots.entry(name.clone()).or_insert_with(fresh);
             // A retired (deleted) room is replaced; its sessions are closing on their own.
             let replaced = slot
@@ -353,5 +377,25 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(rooms.maintain_once().await, 0);
         assert!(rooms.get(&name("y")).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_rooms_beyond_max_rooms_are_refused() {
+        let settings = RoomsSettings {
+            max_rooms: Some(2),
+            ..RoomsSettings::default()
+        };
+        let rooms = Rooms::new(Arc::new(MemoryBackend), settings);
+        let a = rooms.lease(&name("a")).await.unwrap();
+        drop(rooms.lease(&name("b")).await.unwrap());
+        assert!(matches!(
+            rooms.lease(&name("c")).await,
+            Err(LeaseError::Full { max: 2 })
+        ));
+        assert_eq!(rooms.len(), 2, "the refused room is not created");
+        // Rooms already held are leased again, idle or not.
+        let again = rooms.lease(&name("a")).await.unwrap();
+        assert!(Arc::ptr_eq(a.room(), again.room()));
+        drop(rooms.lease(&name("b")).await.unwrap());
     }
 }

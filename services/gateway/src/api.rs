@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use std::sync::Arc;
 use yws_core::export::{export, parse_spec};
-use yws_core::{RoomName, Rooms};
+use yws_core::{LeaseError, RoomName, Rooms};
 
 /// The API's path prefix.
 pub const PREFIX: &str = "/api/rooms";
@@ -113,7 +113,7 @@ async fn get(rooms: &Arc<Rooms>, room: &RoomName, query: Option<&str>) -> Respon
             }
             match rooms.lease(room).await {
                 Ok(lease) => lease.room().encode_state(),
-                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                Err(e) => return lease_error(room, &e),
             }
         }
     };
@@ -164,7 +164,7 @@ async fn post(
     }
     let lease = match rooms.lease(room).await {
         Ok(lease) => lease,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return lease_error(room, &e),
     };
     if let Err(e) = rooms.backend().append(lease.room(), &bytes).await {
         return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
@@ -173,6 +173,14 @@ async fn post(
         return error(StatusCode::BAD_REQUEST, &e.to_string());
     }
     json(StatusCode::OK, serde_json::json!({ "applied": true }))
+}
+
+/// A room that could not be leased: 503 either way; the room limit is logged.
+fn lease_error(room: &RoomName, e: &LeaseError) -> Response<Full<Bytes>> {
+    if let LeaseError::Full { max } = e {
+        tracing::warn!(room = %room, max_rooms = max, "room refused: node at rooms.max_rooms");
+    }
+    error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
 }
 
 async fn delete(rooms: &Rooms, room: &RoomName) -> Response<Full<Bytes>> {

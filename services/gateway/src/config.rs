@@ -111,6 +111,10 @@ pub struct RoomsConfig {
     pub awareness_timeout_ms: u64,
     /// Awareness client ids one connection may own before it is closed (1008).
     pub max_awareness_clients_per_conn: usize,
+    /// Rooms one node holds at most; an upgrade (or API update) that would create one more
+    /// gets HTTP 503. Bounds memory where rooms are never unloaded (standalone, in memory).
+    /// 0: no limit.
+    pub max_rooms: usize,
 }
 
 impl Default for RoomsConfig {
@@ -119,6 +123,7 @@ impl Default for RoomsConfig {
             gc: true,
             awareness_timeout_ms: 30_000,
             max_awareness_clients_per_conn: 32,
+            max_rooms: 100_000,
         }
     }
 }
@@ -275,6 +280,7 @@ impl GatewayConfig {
             },
             awareness_timeout: timeout,
             maintenance_interval: (timeout / 10).max(Duration::from_millis(100)),
+            max_rooms: (self.rooms.max_rooms > 0).then_some(self.rooms.max_rooms),
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub upgrades_rejected: IntCounterVec,
     /// Rooms loaded on this node.
     pub rooms: IntGauge,
+    /// The node's room limit (`rooms.max_rooms`; 0: no limit).
+    pub rooms_max: IntGauge,
     /// Messages received, by type.
     pub messages_received: IntCounterVec,
     /// Bytes received, by the type of each frame's first message.
@@ -127,6 +129,10 @@ impl Metrics {
                 &["reason"],
             )?,
             rooms: IntGauge::new("yws_gateway_rooms", "Rooms loaded on this node")?,
+            rooms_max: IntGauge::new(
+                "yws_gateway_rooms_max",
+                "Rooms this node holds at most (rooms.max_rooms; 0: no limit)",
+            )?,
             messages_received: IntCounterVec::new(
                 Opts::new(
                     "yws_gateway_messages_received_total",
@@ -222,6 +228,7 @@ impl Metrics {
         registry.register(Box::new(m.malformed_messages.clone()))?;
         registry.register(Box::new(m.slow_clients.clone()))?;
         registry.register(Box::new(m.readonly_updates_dropped.clone()))?;
+        registry.register(Box::new(m.rooms_max.clone()))?;
         registry.register(Box::new(m.panics.clone()))?;
         registry.register(Box::new(m.auth_refusals.clone()))?;
         registry.register(Box::new(m.room_load_seconds.clone()))?;

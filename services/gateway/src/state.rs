@@ -77,6 +77,7 @@ impl Gateway {
         health: Health,
     ) -> Result<Arc<Self>, prometheus::Error> {
         let metrics = Metrics::new(&registry)?;
+        metrics.rooms_max.set(config.rooms.max_rooms as i64);
         let callbacks = Callbacks::new(&config.callback, CallbackMetrics::new(&registry)?);
         let rooms = Rooms::new(backend.clone(), config.rooms_settings());
         if let Some(callbacks) = &callbacks {

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
-use yws_core::{Access, NameError, PeerControl, RoomName};
+use yws_core::{Access, LeaseError, NameError, PeerControl, RoomName};
 
 /// Whether `req` asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -157,7 +157,16 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes
     let started = Instant::now();
     let lease = match gw.rooms.lease(&room).await {
         Ok(lease) => lease,
-        Err(e) => {
+        Err(LeaseError::Full { max }) => {
+            tracing::warn!(room = %room, max_rooms = max, "room refused: node at rooms.max_rooms");
+            return refuse(
+                &gw.metrics,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rooms_full",
+                "node at its room limit",
+            );
+        }
+        Err(LeaseError::Backend(e)) => {
             tracing::warn!(room = %room, error = %e, "room could not be loaded");
             return refuse(
                 &gw.metrics,

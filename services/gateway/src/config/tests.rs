@@ -212,3 +212,14 @@ fn the_demo_is_on_by_default_only_when_standalone() {
         .demo_enabled());
     assert!(load(&[("YWS__SERVER__DEMO", "maybe")]).is_err());
 }
+
+#[test]
+fn max_rooms() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.rooms.max_rooms, 100_000);
+    assert_eq!(c.rooms_settings().max_rooms, Some(100_000));
+    let c = load(&[("YWS__ROOMS__MAX_ROOMS", "0")]).unwrap();
+    assert_eq!(c.rooms_settings().max_rooms, None, "0: no limit");
+    let c = load(&[("YWS__ROOMS__MAX_ROOMS", "3")]).unwrap();
+    assert_eq!(c.rooms_settings().max_rooms, Some(3));
+}

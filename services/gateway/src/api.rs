@@ -9,7 +9,8 @@
 //! | `GET /api/rooms?limit=N&after=ROOM` | rooms with their connection counts, by name, paginated (with auth: needs `admin`) |
 //!
 //! `{room}` is percent-decoded and may contain `/`. Bad input → 400 with a reason, a body
-//! larger than `server.max_message_bytes` → 413, no stored state → 404, read-only access for
+//! larger than `server.max_message_bytes` → 413, a body not received within
+//! `server.body_timeout_ms` → 408 (and the connection is closed), no stored state → 404, read-only access for
 //! a write → 403.
 
 use crate::authorize::{authorize, authorize_operation};
@@ -20,6 +21,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use std::sync::Arc;
+use std::time::Duration;
 use yws_core::export::{export, parse_spec};
 use yws_core::{LeaseError, RoomName, Rooms};
 
@@ -86,8 +88,15 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes
     match (&head.method, update) {
         (&Method::GET, false) => get(&gw.rooms, &room, head.uri.query()).await,
         (&Method::POST, true) => {
-            let max = gw.server.max_message_bytes;
-            post(&gw.rooms, &room, body, max).await
+            let limits = BodyLimits {
+                max_bytes: gw.server.max_message_bytes,
+                timeout: Duration::from_millis(gw.server.body_timeout_ms),
+            };
+            let bytes = match read_body(gw, body, limits).await {
+                Ok(bytes) => bytes,
+                Err(response) => return response,
+            };
+            post(&gw.rooms, &room, bytes).await
         }
         (&Method::DELETE, false) => delete(&gw.rooms, &room).await,
         _ => error(
@@ -136,25 +145,55 @@ async fn get(rooms: &Arc<Rooms>, room: &RoomName, query: Option<&str>) -> Respon
     }
 }
 
-async fn post(
-    rooms: &Arc<Rooms>,
-    room: &RoomName,
+/// How much of a request body is read, and for how long.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    /// `server.max_message_bytes`: beyond, 413.
+    max_bytes: usize,
+    /// `server.body_timeout_ms`: the whole body must arrive within this; beyond, 408.
+    timeout: Duration,
+}
+
+/// Reads a whole request body within its limits.
+async fn read_body(
+    gw: &Gateway,
     body: Incoming,
-    max: usize,
-) -> Response<Full<Bytes>> {
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
+    limits: BodyLimits,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    let max = limits.max_bytes;
+    let collected = tokio::time::timeout(limits.timeout, Limited::new(body, max).collect()).await;
+    match collected {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return error(
+            Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("update larger than {max} bytes"),
-            )
+            ))
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body: {e}")),
-    };
+        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, &format!("body: {e}"))),
+        Err(_) => {
+            gw.metrics
+                .http_cutoffs
+                .with_label_values(&["body_timeout"])
+                .inc();
+            tracing::debug!("request body not received within server.body_timeout_ms");
+            let mut response = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            );
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            Err(response)
+        }
+    }
+}
+
+async fn post(rooms: &Arc<Rooms>, room: &RoomName, bytes: Bytes) -> Response<Full<Bytes>> {
     let update = match yws_protocol::validate::update(&bytes) {
         Ok(update) => update,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),

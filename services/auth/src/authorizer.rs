@@ -9,6 +9,7 @@ use crate::credentials::TokenSources;
 use crate::error::AuthError;
 use crate::grant::{Grant, Refusal, RefusalReason};
 use crate::jwt::{JwtKey, JwtSettings, JwtVerifier};
+use crate::operation::Operation;
 use crate::origin::OriginPolicy;
 use crate::webhook::{Webhook, WebhookSettings};
 
@@ -61,15 +62,31 @@ impl Authorizer {
     /// its head. Refusals are answered before any upgrade, with [`Refusal::status`] and
     /// [`Refusal::message`].
     pub async fn authorize(&self, room: &str, head: &Parts) -> Result<Grant, Refusal> {
-        let result = self.decide(room, head).await;
+        self.authorize_operation(Operation::Room(room), head).await
+    }
+
+    /// Authorizes `operation` from the request head: a room's operations as
+    /// [`Self::authorize`]; a deployment-wide one ([`Operation::ListRooms`]) needs `admin: true`
+    /// in the JWT (when JWT is configured) and in the webhook's answer (when a webhook is
+    /// configured), which receives `"operation": "list_rooms"` and no room.
+    pub async fn authorize_operation(
+        &self,
+        operation: Operation<'_>,
+        head: &Parts,
+    ) -> Result<Grant, Refusal> {
+        let result = self.decide(operation, head).await;
+        let room = operation.room();
+        let operation = operation.as_str();
         match &result {
             Ok(grant) => tracing::debug!(
+                operation,
                 room,
                 access = grant.access.as_str(),
                 subject = grant.subject.as_deref(),
                 "request authorized"
             ),
             Err(refusal) => tracing::debug!(
+                operation,
                 room,
                 status = refusal.status.as_u16(),
                 reason = refusal.reason.as_str(),
@@ -79,7 +96,7 @@ impl Authorizer {
         result
     }
 
-    async fn decide(&self, room: &str, head: &Parts) -> Result<Grant, Refusal> {
+    async fn decide(&self, operation: Operation<'_>, head: &Parts) -> Result<Grant, Refusal> {
         if let Some(origins) = &self.origins {
             origins.check(&head.headers)?;
         }
@@ -89,10 +106,10 @@ impl Authorizer {
             let token = token
                 .as_deref()
                 .ok_or_else(|| Refusal::new(RefusalReason::MissingToken, "missing token"))?;
-            grant = jwt.verify(token, room)?;
+            grant = jwt.verify(token, operation)?;
         }
         if let Some(webhook) = &self.webhook {
-            let answer = webhook.authorize(room, head, token.as_deref()).await?;
+            let answer = webhook.authorize(operation, head, token.as_deref()).await?;
             grant = combine(grant, answer);
         }
         Ok(grant)

@@ -93,6 +93,9 @@ pub enum RefusalReason {
     WrongAudience,
     /// The token's `rooms` claim is missing or does not cover this room (403).
     RoomNotAllowed,
+    /// A deployment-wide operation (listing rooms) without `admin: true` from the token or the
+    /// webhook (403).
+    NotAdmin,
     /// The `Origin` header is not in `allowed_origins` (403).
     BadOrigin,
     /// The webhook answered 401 or 403 (same status).
@@ -104,7 +107,7 @@ pub enum RefusalReason {
 
 impl RefusalReason {
     /// Every reason, for pre-registering metric label values.
-    pub const ALL: [RefusalReason; 12] = [
+    pub const ALL: [RefusalReason; 13] = [
         RefusalReason::MissingToken,
         RefusalReason::BadToken,
         RefusalReason::BadSignature,
@@ -114,6 +117,7 @@ impl RefusalReason {
         RefusalReason::WrongIssuer,
         RefusalReason::WrongAudience,
         RefusalReason::RoomNotAllowed,
+        RefusalReason::NotAdmin,
         RefusalReason::BadOrigin,
         RefusalReason::WebhookDenied,
         RefusalReason::WebhookUnavailable,
@@ -131,6 +135,7 @@ impl RefusalReason {
             RefusalReason::WrongIssuer => "wrong_issuer",
             RefusalReason::WrongAudience => "wrong_audience",
             RefusalReason::RoomNotAllowed => "room_not_allowed",
+            RefusalReason::NotAdmin => "not_admin",
             RefusalReason::BadOrigin => "bad_origin",
             RefusalReason::WebhookDenied => "webhook_denied",
             RefusalReason::WebhookUnavailable => "webhook_unavailable",
@@ -141,7 +146,9 @@ impl RefusalReason {
     /// kept for [`RefusalReason::WebhookDenied`]).
     pub fn default_status(&self) -> StatusCode {
         match self {
-            RefusalReason::RoomNotAllowed | RefusalReason::BadOrigin => StatusCode::FORBIDDEN,
+            RefusalReason::RoomNotAllowed | RefusalReason::NotAdmin | RefusalReason::BadOrigin => {
+                StatusCode::FORBIDDEN
+            }
             RefusalReason::WebhookDenied => StatusCode::FORBIDDEN,
             RefusalReason::WebhookUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
@@ -223,6 +230,7 @@ mod tests {
     fn statuses() {
         assert_eq!(Refusal::new(RefusalReason::Expired, "x").status, 401);
         assert_eq!(Refusal::new(RefusalReason::RoomNotAllowed, "x").status, 403);
+        assert_eq!(Refusal::new(RefusalReason::NotAdmin, "x").status, 403);
         assert_eq!(Refusal::new(RefusalReason::BadOrigin, "x").status, 403);
         assert_eq!(
             Refusal::new(RefusalReason::WebhookUnavailable, "x").status,

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use crate::config::JwtAlgorithm;
 use crate::error::AuthError;
 use crate::grant::{Access, Grant, Refusal, RefusalReason};
+use crate::operation::Operation;
 use crate::rooms::room_allowed;
 use crate::secret::Secret;
 
@@ -49,6 +50,9 @@ struct Claims {
     rooms: Option<Vec<String>>,
     #[serde(default)]
     access: Option<String>,
+    /// Deployment-wide operations need exactly `true` (any other value grants nothing).
+    #[serde(default)]
+    admin: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -162,8 +166,9 @@ impl JwtVerifier {
         })
     }
 
-    /// Verifies `token` and checks that it covers `room`.
-    pub(crate) fn verify(&self, token: &str, room: &str) -> Result<Grant, Refusal> {
+    /// Verifies `token` and checks that it covers `operation`: its `rooms` claim covers the
+    /// room, or, for a deployment-wide operation, it carries `admin: true`.
+    pub(crate) fn verify(&self, token: &str, operation: Operation<'_>) -> Result<Grant, Refusal> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Refusal::new(RefusalReason::BadToken, "token too long"));
         }
@@ -184,17 +189,29 @@ impl JwtVerifier {
             Some(value) => Access::parse(value)
                 .ok_or_else(|| Refusal::new(RefusalReason::BadToken, "unknown access claim"))?,
         };
-        let Some(rooms) = claims.rooms else {
-            return Err(Refusal::new(
-                RefusalReason::RoomNotAllowed,
-                "token has no rooms claim",
-            ));
-        };
-        if !room_allowed(&rooms, room) {
-            return Err(Refusal::new(
-                RefusalReason::RoomNotAllowed,
-                "room not allowed by token",
-            ));
+        match operation {
+            Operation::Room(room) => {
+                let Some(rooms) = claims.rooms else {
+                    return Err(Refusal::new(
+                        RefusalReason::RoomNotAllowed,
+                        "token has no rooms claim",
+                    ));
+                };
+                if !room_allowed(&rooms, room) {
+                    return Err(Refusal::new(
+                        RefusalReason::RoomNotAllowed,
+                        "room not allowed by token",
+                    ));
+                }
+            }
+            Operation::ListRooms => {
+                if claims.admin != Some(serde_json::Value::Bool(true)) {
+                    return Err(Refusal::new(
+                        RefusalReason::NotAdmin,
+                        "listing rooms needs a token with admin: true",
+                    ));
+                }
+            }
         }
         Ok(Grant {
             access,

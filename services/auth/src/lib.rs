@@ -14,7 +14,10 @@
 //! - `credentials`: finding the token (query parameter, `Authorization: Bearer`, cookie).
 //! - `jwt`: verification with a configuration-fixed algorithm (HS256 / RS256 / ES256), and
 //!   why we use the `jsonwebtoken` crate.
-//! - `rooms`: the `rooms` claim and its `prefix/*` patterns.
+//! - [`operation`]: [`Operation`], what a request asks to do: use one room, or a
+//!   deployment-wide operation (listing rooms) that needs the `admin` claim.
+//! - `rooms`: the `rooms` claim and its pattern grammar (a single trailing `*` is a wildcard,
+//!   `\*` a literal one).
 //! - `webhook`: the auth webhook client (hyper-util legacy client, plain http), its request
 //!   and answer formats; `cache`: the bounded TTL cache of its grants.
 //! - [`grant`]: [`Grant`], [`Access`], [`Refusal`], [`RefusalReason`].
@@ -25,12 +28,12 @@
 //! take their own settings types, built by the authorizer from the validated config:
 //!
 //! ```text
-//! authorizer  → config, jwt, webhook, origin, credentials, grant, error
+//! authorizer  → config, jwt, webhook, origin, credentials, operation, grant, error
 //! config      → origin, secret, error        (validation; URL checks included)
-//! jwt         → config (JwtAlgorithm only), rooms, secret, grant, error
-//! webhook     → cache, credentials, grant
+//! jwt         → config (JwtAlgorithm only), rooms, operation, secret, grant, error
+//! webhook     → cache, credentials, operation, grant
 //! cache, origin → grant
-//! credentials, rooms, grant, secret, error: no module of this crate
+//! credentials, rooms, operation, grant, secret, error: no module of this crate
 //! ```
 //!
 //! ## Modes
@@ -41,8 +44,10 @@
 //!   `WebsocketProvider` `params` option sends), else `Authorization: Bearer`, else the
 //!   `token_cookie`. Claims: `exp` (required unless `jwt_require_exp = false`) and `nbf`,
 //!   with `leeway_secs` (default 30) of clock skew; `iss`/`aud` when configured; `rooms`, an
-//!   array of room names where a trailing `*` makes a prefix pattern (`["team-a/*"]`, `["*"]`
-//!   for all rooms; a token without `rooms` is allowed no room); `access`, `"rw"` (default) or
+//!   array of room patterns (grammar in `rooms`: a single trailing `*` makes a prefix pattern,
+//!   `["team-a/*"]`, `["*"]` for all rooms, `\*` is a literal trailing `*`; a token without
+//!   `rooms` is allowed no room); `admin: true` for deployment-wide operations
+//!   ([`Operation::ListRooms`]; no room pattern implies it); `access`, `"rw"` (default) or
 //!   `"read"`; `sub` becomes [`Grant::subject`]. [`Grant::expires_at`] is `exp` + leeway, when
 //!   the gateway closes the connection with 4401.
 //! - **Webhook** (`webhook_url`): see the `webhook` module for the request and answer format.
@@ -71,6 +76,7 @@
 pub mod authorizer;
 pub mod config;
 pub mod grant;
+pub mod operation;
 pub mod secret;
 
 mod cache;
@@ -85,4 +91,5 @@ pub use authorizer::Authorizer;
 pub use config::{AuthConfig, JwtAlgorithm};
 pub use error::AuthError;
 pub use grant::{Access, Grant, Refusal, RefusalReason};
+pub use operation::Operation;
 pub use secret::Secret;

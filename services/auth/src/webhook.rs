@@ -1,14 +1,17 @@
 //! The auth webhook: `POST` the room and the chosen request credentials to the app, which
 //! answers with the access it grants.
 //!
-//! Request body (JSON): `{"room": "...", "headers": {"<name>": "<value>", ...},
-//! "cookie": "<raw Cookie header>", "token": "<token>"}` — `headers` holds the configured
+//! Request body (JSON): `{"operation": "room", "room": "...", "headers": {"<name>": "<value>",
+//! ...}, "cookie": "<raw Cookie header>", "token": "<token>"}` — `operation` is `"room"` (a
+//! join or a document API request on `room`) or `"list_rooms"` (deployment-wide: no `room`
+//! field, and the answer must carry `"admin": true` to allow it); `headers` holds the configured
 //! `webhook_forward_headers` that are present (lowercase names), `cookie` is sent only with
 //! `webhook_forward_cookies`, `token` only when the request carries one (query, bearer or
 //! cookie, as for JWT).
 //!
-//! Answer: 2xx with `{"access": "rw" | "read", "expires_in_secs": N, "subject": "..."}` (all
-//! optional; an empty body means `rw`, no expiry) → grant; 401/403 → refusal with that status;
+//! Answer: 2xx with `{"access": "rw" | "read", "expires_in_secs": N, "subject": "...",
+//! "admin": true}` (all optional; an empty body means `rw`, no expiry, no admin) → grant (for
+//! `list_rooms` only with `"admin": true`, else 403); 401/403 → refusal with that status;
 //! anything else, an unparsable 2xx body, a transport error or the timeout → 503 (fail closed)
 //! and a `warn` log line. Plain `http://` only: this crate carries no TLS client.
 
@@ -30,6 +33,7 @@ use tokio::sync::Semaphore;
 use crate::cache::GrantCache;
 use crate::credentials::raw_cookie;
 use crate::grant::{Access, Grant, Refusal, RefusalReason};
+use crate::operation::Operation;
 
 /// Largest webhook answer body read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -39,7 +43,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Serialize)]
 struct WebhookRequest<'a> {
-    room: &'a str,
+    operation: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<&'a str>,
     headers: BTreeMap<&'a str, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cookie: Option<String>,
@@ -55,6 +61,8 @@ struct WebhookAnswer {
     expires_in_secs: Option<u64>,
     #[serde(default)]
     subject: Option<String>,
+    #[serde(default)]
+    admin: Option<bool>,
 }
 
 /// What the webhook client needs from the `auth` section (checked by
@@ -140,19 +148,21 @@ impl Webhook {
         }
     }
 
-    /// Asks the webhook (or the cache) whether the request may use `room`.
+    /// Asks the webhook (or the cache) whether the request may do `operation`.
     pub(crate) async fn authorize(
         &self,
-        room: &str,
+        operation: Operation<'_>,
         head: &Parts,
         token: Option<&str>,
     ) -> Result<Grant, Refusal> {
-        let body = self.request_body(room, head, token)?;
+        let room = operation.room().unwrap_or("");
+        let body = self.request_body(operation, head, token)?;
         let key: [u8; 32] = Sha256::digest(&body).into();
         if let Some(grant) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             return Ok(grant);
         }
-        let grant = match tokio::time::timeout(self.timeout, self.call(body)).await {
+        let call = self.call(body, operation.is_deployment_wide());
+        let grant = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(grant)) => grant,
             Ok(Err(Failure::Denied(status))) => {
                 let message = if status == StatusCode::UNAUTHORIZED {
@@ -165,6 +175,12 @@ impl Webhook {
                     reason: RefusalReason::WebhookDenied,
                     message: message.to_owned(),
                 });
+            }
+            Ok(Err(Failure::NotAdmin)) => {
+                return Err(Refusal::new(
+                    RefusalReason::NotAdmin,
+                    "listing rooms needs admin: true from the authorization service",
+                ))
             }
             Ok(Err(Failure::Unavailable(cause))) => return Err(self.unavailable(room, &cause)),
             Err(_elapsed) => {
@@ -180,7 +196,7 @@ impl Webhook {
 
     fn request_body(
         &self,
-        room: &str,
+        operation: Operation<'_>,
         head: &Parts,
         token: Option<&str>,
     ) -> Result<Vec<u8>, Refusal> {
@@ -197,7 +213,8 @@ impl Webhook {
             }
         }
         let request = WebhookRequest {
-            room,
+            operation: operation.as_str(),
+            room: operation.room(),
             headers,
             cookie: self
                 .forward_cookies
@@ -205,10 +222,12 @@ impl Webhook {
                 .flatten(),
             token,
         };
-        serde_json::to_vec(&request).map_err(|e| self.unavailable(room, &e.to_string()))
+        serde_json::to_vec(&request)
+            .map_err(|e| self.unavailable(operation.room().unwrap_or(""), &e.to_string()))
     }
 
-    async fn call(&self, body: Vec<u8>) -> Result<Grant, Failure> {
+    /// One call; `needs_admin`: only an answer with `"admin": true` grants.
+    async fn call(&self, body: Vec<u8>, needs_admin: bool) -> Result<Grant, Failure> {
         let _permit = self
             .permits
             .acquire()
@@ -235,7 +254,11 @@ impl Webhook {
             .await
             .map_err(|e| Failure::Unavailable(format!("cannot read answer: {e}")))?
             .to_bytes();
-        parse_answer(&body).map_err(Failure::Unavailable)
+        let (grant, admin) = parse_answer(&body).map_err(Failure::Unavailable)?;
+        if needs_admin && !admin {
+            return Err(Failure::NotAdmin);
+        }
+        Ok(grant)
     }
 
     fn unavailable(&self, room: &str, cause: &str) -> Refusal {
@@ -254,11 +277,14 @@ impl Webhook {
 
 enum Failure {
     Denied(StatusCode),
+    /// A 2xx answer without `"admin": true` for a deployment-wide operation.
+    NotAdmin,
     Unavailable(String),
 }
 
-/// A 2xx answer body → grant. Empty (or whitespace) means read-write without expiry.
-fn parse_answer(body: &[u8]) -> Result<Grant, String> {
+/// A 2xx answer body → grant, and whether it says `"admin": true`. Empty (or whitespace)
+/// means read-write without expiry, not admin.
+fn parse_answer(body: &[u8]) -> Result<(Grant, bool), String> {
     let answer = if body.iter().all(u8::is_ascii_whitespace) {
         WebhookAnswer::default()
     } else {
@@ -271,13 +297,14 @@ fn parse_answer(body: &[u8]) -> Result<Grant, String> {
             Access::parse(value).ok_or_else(|| format!("unknown access `{value}` in answer"))?
         }
     };
-    Ok(Grant {
+    let grant = Grant {
         access,
         expires_at: answer
             .expires_in_secs
             .and_then(|secs| SystemTime::now().checked_add(Duration::from_secs(secs))),
         subject: answer.subject,
-    })
+    };
+    Ok((grant, answer.admin == Some(true)))
 }
 
 /// `err: source: source...` (hyper-util's client error hides the cause in its sources).
@@ -298,15 +325,18 @@ mod tests {
 
     #[test]
     fn answers() {
-        let rw = parse_answer(b"").unwrap();
+        let (rw, admin) = parse_answer(b"").unwrap();
         assert_eq!(
-            (rw.access, rw.expires_at, rw.subject),
-            (Access::ReadWrite, None, None)
+            (rw.access, rw.expires_at, rw.subject, admin),
+            (Access::ReadWrite, None, None, false)
         );
-        let read = parse_answer(br#"{"access":"read","subject":"u1","extra":1}"#).unwrap();
+        let (read, _) = parse_answer(br#"{"access":"read","subject":"u1","extra":1}"#).unwrap();
         assert_eq!(read.access, Access::ReadOnly);
         assert_eq!(read.subject.as_deref(), Some("u1"));
-        let expiring = parse_answer(br#"{"expires_in_secs": 60}"#).unwrap();
+        assert!(parse_answer(br#"{"admin":true}"#).unwrap().1);
+        assert!(!parse_answer(br#"{"admin":false}"#).unwrap().1);
+        assert!(parse_answer(br#"{"admin":"yes"}"#).is_err());
+        let (expiring, _) = parse_answer(br#"{"expires_in_secs": 60}"#).unwrap();
         assert!(expiring.expires_at.is_some_and(|at| at > SystemTime::now()));
         assert!(parse_answer(br#"{"access":"admin"}"#).is_err());
         assert!(parse_answer(b"ok").is_err());

@@ -44,4 +44,4 @@ pub use outbox::{Outbox, PushError};
 pub use peer::{Access, CloseReason, ConnId, PeerControl};
 pub use position::LogPosition;
 pub use room::{Room, RoomListener, RoomSettings};
-pub use rooms::{RoomLease, Rooms, RoomsSettings};
+pub use rooms::{LeaseError, RoomLease, Rooms, RoomsSettings};

@@ -23,6 +23,23 @@ pub struct RoomsSettings {
     pub awareness_timeout: Duration,
     /// How often maintenance runs.
     pub maintenance_interval: Duration,
+    /// Rooms this node holds at most (loaded, idle or being retired); a lease that would
+    /// create one more fails with [`LeaseError::Full`]. `None`: no limit.
+    pub max_rooms: Option<usize>,
+}
+
+/// Why [`Rooms::lease`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The room is not loaded and the node already holds `max` rooms.
+    #[error("this node holds its maximum of {max} rooms")]
+    Full {
+        /// The configured limit.
+        max: usize,
+    },
+    /// The room could not be loaded.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 impl Default for RoomsSettings {
@@ -31,6 +48,7 @@ impl Default for RoomsSettings {
             room: RoomSettings::default(),
             awareness_timeout: Duration::from_secs(30),
             maintenance_interval: Duration::from_secs(3),
+            max_rooms: None,
         }
     }
 }
@@ -95,29 +113,30 @@ impl Rooms {
         &self.backend
     }
 
-    /// Takes a lease on `name`, creating and loading the room if needed.
+    /// Takes a lease on `name`, creating and loading the room if needed. A room that is not
+    /// held yet is refused ([`LeaseError::Full`]) when the node holds `max_rooms` already.
     ///
     /// A room can leave the registry while it loads (every room is dropped when the backend
     /// becomes unavailable; a deleted room is replaced), or be deleted meanwhile. Its load then
     /// finishes for a room nobody else will ever see: its connections would edit alone,
     /// receiving nothing from other nodes, or serve a deleted document. Such a room is closed
     /// and the lease is taken again on the current room.
-    pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, BackendError> {
+    pub async fn lease(self: &Arc<Self>, name: &RoomName) -> Result<RoomLease, LeaseError> {
         for _ in 0..MAX_LOAD_ATTEMPTS {
             if let Some(lease) = self.lease_once(name).await? {
                 return Ok(lease);
             }
         }
-        Err(BackendError::Unavailable(format!(
+        Err(LeaseError::Backend(BackendError::Unavailable(format!(
             "room {name} kept being dropped while it loaded"
-        )))
+        ))))
     }
 
     /// One attempt of [`Rooms::lease`]: `None` when the room left the registry while loading.
     async fn lease_once(
         self: &Arc<Self>,
         name: &RoomName,
-    ) -> Result<Option<RoomLease>, BackendError> {
+    ) -> Result<Option<RoomLease>, LeaseError> {
         let (room, replaced) = {
             let listener = self.listener.lock().clone();
             let fresh = || Slot {
@@ -130,6 +149,11 @@ impl Rooms {
                 idle_since: None,
             };
             let mut slots = self.slots.lock();
+            if let Some(max) = self.settings.max_rooms {
+                if slots.len() >= max && !slots.contains_key(name) {
+                    return Err(LeaseError::Full { max });
+                }
+            }
             let slot = slots.entry(name.clone()).or_insert_with(fresh);
             // A retired (deleted) room is replaced; its sessions are closing on their own.
             let replaced = slot
@@ -448,5 +472,25 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(rooms.maintain_once().await, 0);
         assert!(rooms.get(&name("y")).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_rooms_beyond_max_rooms_are_refused() {
+        let settings = RoomsSettings {
+            max_rooms: Some(2),
+            ..RoomsSettings::default()
+        };
+        let rooms = Rooms::new(Arc::new(MemoryBackend), settings);
+        let a = rooms.lease(&name("a")).await.unwrap();
+        drop(rooms.lease(&name("b")).await.unwrap());
+        assert!(matches!(
+            rooms.lease(&name("c")).await,
+            Err(LeaseError::Full { max: 2 })
+        ));
+        assert_eq!(rooms.len(), 2, "the refused room is not created");
+        // Rooms already held are leased again, idle or not.
+        let again = rooms.lease(&name("a")).await.unwrap();
+        assert!(Arc::ptr_eq(a.room(), again.room()));
+        drop(rooms.lease(&name("b")).await.unwrap());
     }
 }

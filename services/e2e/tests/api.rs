@@ -221,19 +221,22 @@ fn the_api_uses_the_websocket_authentication() {
     let gw = ServiceBuilder::gateway()
         .env("AUTH_JWT_SECRET", secret)
         .spawn();
-    let mint = |rooms: &[&str], access: &str| {
+    let mint_claims = |mut claims: Value| {
         let exp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
             + 300;
-        let claims = serde_json::json!({ "rooms": rooms, "access": access, "exp": exp });
+        claims["exp"] = exp.into();
         encode(
             &Header::new(Algorithm::HS256),
             &claims,
             &EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
+    };
+    let mint = |rooms: &[&str], access: &str| {
+        mint_claims(serde_json::json!({ "rooms": rooms, "access": access }))
     };
     let room = unique_room("api-auth");
     let reader = format!("Bearer {}", mint(&[&room], "read"));
@@ -279,19 +282,24 @@ fn the_api_uses_the_websocket_authentication() {
         &[],
     );
     assert_eq!(text_of(&read.body), "x");
-    // Listing needs access to all rooms.
-    assert_eq!(
-        http::request(
-            gw.addr,
-            "GET",
-            "/api/rooms",
-            &[("Authorization", &writer)],
-            &[]
-        )
-        .status,
-        403
+    // Listing needs the admin claim: not even access to every room is enough.
+    for token in [&writer, &format!("Bearer {}", mint(&["*"], "rw"))] {
+        assert_eq!(
+            http::request(
+                gw.addr,
+                "GET",
+                "/api/rooms",
+                &[("Authorization", token)],
+                &[]
+            )
+            .status,
+            403
+        );
+    }
+    let admin = format!(
+        "Bearer {}",
+        mint_claims(serde_json::json!({ "admin": true }))
     );
-    let admin = format!("Bearer {}", mint(&["*"], "rw"));
     assert_eq!(
         http::request(
             gw.addr,

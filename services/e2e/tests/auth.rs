@@ -259,6 +259,12 @@ fn webhook() -> (String, Arc<AtomicUsize>) {
                 let (status, answer) = match verdict.as_str() {
                     "rw" => ("200 OK", r#"{"access":"rw"}"#),
                     "read" => ("200 OK", r#"{"access":"read"}"#),
+                    "admin"
+                        if request["operation"] == "list_rooms"
+                            && request.get("room").is_none() =>
+                    {
+                        ("200 OK", r#"{"admin":true}"#)
+                    }
                     "hang" => {
                         std::thread::sleep(Duration::from_secs(10));
                         return;
@@ -301,6 +307,44 @@ fn webhook_grants_refuses_and_fails_closed() {
     assert!(
         gw.wait_for_log("webhook", Duration::from_secs(5)),
         "a clear log line names the webhook failure"
+    );
+    // Listing is told apart from a join: a room grant does not list, an admin answer does.
+    let list = |verdict| {
+        http::request(
+            gw.addr,
+            "GET",
+            "/api/rooms",
+            &[("X-Test-Verdict", verdict)],
+            &[],
+        )
+    };
+    assert_eq!(list("rw").status, 403, "a plain grant does not list rooms");
+    assert_eq!(list("admin").status, 200);
+}
+
+#[test]
+fn listing_rooms_needs_the_admin_claim() {
+    let gw = jwt_gateway();
+    let list = |t: &str| http::get(gw.addr, &format!("/api/rooms?token={t}"));
+    // Patterns covering a room literally named `*` do not list the deployment.
+    for rooms in [&["*"][..], &["**"], &["\\*"]] {
+        let refused = list(&token(rooms, "rw", 60));
+        assert_eq!(refused.status, 403, "{rooms:?}: {}", refused.text());
+    }
+    let admin = hs256(&json!({ "sub": "ops", "admin": true, "exp": now() + 60 }));
+    assert_eq!(list(&admin).status, 200);
+    // `admin` grants no room, and a room named `*` is an ordinary room.
+    assert_eq!(
+        upgrade_status(&gw, &format!("/doc?token={admin}"), &[]),
+        403
+    );
+    let star = token(&["\\*"], "rw", 60);
+    assert_eq!(upgrade_status(&gw, &format!("/*?token={star}"), &[]), 101);
+    assert_eq!(upgrade_status(&gw, &format!("/x?token={star}"), &[]), 403);
+    let metrics = http::get(gw.addr, "/metrics").text();
+    assert!(
+        metrics.contains("yws_gateway_auth_refusals_total{reason=\"not_admin\"} 3"),
+        "{metrics}"
     );
 }
 

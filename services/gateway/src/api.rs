@@ -6,13 +6,14 @@
 //! | `GET /api/rooms/{room}?objects={"name":"Text",…}` | JSON of named shared objects (`CALLBACK_OBJECTS` syntax) |
 //! | `POST /api/rooms/{room}/update` | body: a binary Yjs update → applied and sent to every client on every node |
 //! | `DELETE /api/rooms/{room}` | every client of the room is closed (4404) and its stored state removed |
-//! | `GET /api/rooms?limit=N&after=ROOM` | rooms with their connection counts, by name, paginated |
+//! | `GET /api/rooms?limit=N&after=ROOM` | rooms with their connection counts, by name, paginated (with auth: needs `admin`) |
 //!
 //! `{room}` is percent-decoded and may contain `/`. Bad input → 400 with a reason, a body
-//! larger than `server.max_message_bytes` → 413, no stored state → 404, read-only access for
-//! a write → 403, an update that raced a deletion of the room → 409.
+//! larger than `server.max_message_bytes` → 413, a body not received within
+//! `server.body_timeout_ms` → 408 (and the connection is closed), no stored state → 404,
+//! read-only access for a write → 403, an update that raced a deletion of the room → 409.
 
-use crate::authorize::authorize;
+use crate::authorize::{authorize, authorize_operation};
 use crate::state::Gateway;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -20,8 +21,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use std::sync::Arc;
+use std::time::Duration;
 use yws_core::export::{export, parse_spec};
-use yws_core::{BackendError, RoomName, Rooms};
+use yws_core::{BackendError, LeaseError, RoomName, Rooms};
 
 /// The API's path prefix.
 pub const PREFIX: &str = "/api/rooms";
@@ -86,8 +88,15 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes
     match (&head.method, update) {
         (&Method::GET, false) => get(&gw.rooms, &room, head.uri.query()).await,
         (&Method::POST, true) => {
-            let max = gw.server.max_message_bytes;
-            post(&gw.rooms, &room, body, max).await
+            let limits = BodyLimits {
+                max_bytes: gw.server.max_message_bytes,
+                timeout: Duration::from_millis(gw.server.body_timeout_ms),
+            };
+            let bytes = match read_body(gw, body, limits).await {
+                Ok(bytes) => bytes,
+                Err(response) => return response,
+            };
+            post(&gw.rooms, &room, bytes).await
         }
         (&Method::DELETE, false) => delete(&gw.rooms, &room).await,
         _ => error(
@@ -113,7 +122,7 @@ async fn get(rooms: &Arc<Rooms>, room: &RoomName, query: Option<&str>) -> Respon
             }
             match rooms.lease(room).await {
                 Ok(lease) => lease.room().encode_state(),
-                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                Err(e) => return lease_error(room, &e),
             }
         }
     };
@@ -136,25 +145,55 @@ async fn get(rooms: &Arc<Rooms>, room: &RoomName, query: Option<&str>) -> Respon
     }
 }
 
-async fn post(
-    rooms: &Arc<Rooms>,
-    room: &RoomName,
+/// How much of a request body is read, and for how long.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    /// `server.max_message_bytes`: beyond, 413.
+    max_bytes: usize,
+    /// `server.body_timeout_ms`: the whole body must arrive within this; beyond, 408.
+    timeout: Duration,
+}
+
+/// Reads a whole request body within its limits.
+async fn read_body(
+    gw: &Gateway,
     body: Incoming,
-    max: usize,
-) -> Response<Full<Bytes>> {
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
+    limits: BodyLimits,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    let max = limits.max_bytes;
+    let collected = tokio::time::timeout(limits.timeout, Limited::new(body, max).collect()).await;
+    match collected {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return error(
+            Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("update larger than {max} bytes"),
-            )
+            ))
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body: {e}")),
-    };
+        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, &format!("body: {e}"))),
+        Err(_) => {
+            gw.metrics
+                .http_cutoffs
+                .with_label_values(&["body_timeout"])
+                .inc();
+            tracing::debug!("request body not received within server.body_timeout_ms");
+            let mut response = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            );
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            Err(response)
+        }
+    }
+}
+
+async fn post(rooms: &Arc<Rooms>, room: &RoomName, bytes: Bytes) -> Response<Full<Bytes>> {
     let update = match yws_protocol::validate::update(&bytes) {
         Ok(update) => update,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -164,7 +203,7 @@ async fn post(
     }
     let lease = match rooms.lease(room).await {
         Ok(lease) => lease,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return lease_error(room, &e),
     };
     match rooms.backend().append(lease.room(), &bytes).await {
         Ok(()) => {}
@@ -183,6 +222,14 @@ async fn post(
     json(StatusCode::OK, serde_json::json!({ "applied": true }))
 }
 
+/// A room that could not be leased: 503 either way; the room limit is logged.
+fn lease_error(room: &RoomName, e: &LeaseError) -> Response<Full<Bytes>> {
+    if let LeaseError::Full { max } = e {
+        tracing::warn!(room = %room, max_rooms = max, "room refused: node at rooms.max_rooms");
+    }
+    error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+}
+
 async fn delete(rooms: &Rooms, room: &RoomName) -> Response<Full<Bytes>> {
     // Stored state first, then the loaded copy: retired first, a join in between would load
     // the old state again and serve it.
@@ -197,13 +244,10 @@ async fn delete(rooms: &Rooms, room: &RoomName) -> Response<Full<Bytes>> {
 }
 
 async fn list(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    // Listing needs access to every room: a token restricted to some rooms is refused.
-    let all = match RoomName::new("*", 1) {
-        Ok(all) => all,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
+    // Listing is deployment-wide: it needs `admin`, which no room pattern implies.
     let (head, _) = req.into_parts();
-    if let Err(refusal) = authorize(&gw.authorizer, &gw.metrics, &all, &head).await {
+    let operation = yws_auth::Operation::ListRooms;
+    if let Err(refusal) = authorize_operation(&gw.authorizer, &gw.metrics, operation, &head).await {
         return refusal;
     }
     let query = head.uri.query();

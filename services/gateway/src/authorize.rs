@@ -5,7 +5,7 @@ use crate::metrics::Metrics;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use yws_auth::{Authorizer, Grant};
+use yws_auth::{Authorizer, Grant, Operation};
 use yws_core::RoomName;
 use yws_telemetry::admin::text;
 
@@ -17,11 +17,22 @@ pub async fn authorize(
     room: &RoomName,
     head: &http::request::Parts,
 ) -> Result<Grant, Response<Full<Bytes>>> {
+    authorize_operation(authorizer, metrics, Operation::Room(room.as_str()), head).await
+}
+
+/// Checks the credentials in `head` for `operation` (a room's, or a deployment-wide one such
+/// as listing rooms, which needs `admin`); a refusal is counted and answered with its status.
+pub async fn authorize_operation(
+    authorizer: &Authorizer,
+    metrics: &Metrics,
+    operation: Operation<'_>,
+    head: &http::request::Parts,
+) -> Result<Grant, Response<Full<Bytes>>> {
     if !authorizer.enabled() {
         return Ok(Grant::anonymous());
     }
     authorizer
-        .authorize(room.as_str(), head)
+        .authorize_operation(operation, head)
         .await
         .map_err(|refusal| {
             metrics

@@ -55,6 +55,20 @@ pub struct ServerConfig {
     pub path_prefix: String,
     /// Maximum WebSocket connections on this node; beyond it upgrades get HTTP 503.
     pub max_connections: usize,
+    /// Concurrent TCP connections (HTTP and WebSocket) one client address may hold; beyond
+    /// it a new connection gets HTTP 503 unread and is closed. 0: no limit (the default;
+    /// behind a proxy every client has the proxy's address).
+    pub max_connections_per_ip: usize,
+    /// Deadline for a request head (request line and headers), from the connection's
+    /// accept or the previous response; slower clients are disconnected.
+    pub header_timeout_ms: u64,
+    /// Deadline for the server's side of an exchange: a WebSocket upgrade must be complete
+    /// (its 101 written and the connection handed over) this long after the 101 was produced,
+    /// and while a connection speaks HTTP, a response write may make no progress for at most
+    /// this long (a client that does not read its answers is disconnected).
+    pub handshake_timeout_ms: u64,
+    /// Deadline for receiving a request body (`POST /api/rooms/{room}/update`); beyond: 408.
+    pub body_timeout_ms: u64,
     /// Accept backlog of the listening socket (capped by the kernel's `somaxconn`).
     pub listen_backlog: u32,
     /// Maximum size of one incoming message in bytes; larger ones close the connection (1009).
@@ -87,6 +101,10 @@ impl Default for ServerConfig {
             port: 1234,
             path_prefix: String::new(),
             max_connections: 10_000,
+            max_connections_per_ip: 0,
+            header_timeout_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+            body_timeout_ms: 60_000,
             listen_backlog: 4096,
             max_message_bytes: 32 * 1024 * 1024,
             max_room_name_bytes: 512,
@@ -111,6 +129,10 @@ pub struct RoomsConfig {
     pub awareness_timeout_ms: u64,
     /// Awareness client ids one connection may own before it is closed (1008).
     pub max_awareness_clients_per_conn: usize,
+    /// Rooms one node holds at most; an upgrade (or API update) that would create one more
+    /// gets HTTP 503. Bounds memory where rooms are never unloaded (standalone, in memory).
+    /// 0: no limit.
+    pub max_rooms: usize,
 }
 
 impl Default for RoomsConfig {
@@ -119,6 +141,7 @@ impl Default for RoomsConfig {
             gc: true,
             awareness_timeout_ms: 30_000,
             max_awareness_clients_per_conn: 32,
+            max_rooms: 100_000,
         }
     }
 }
@@ -218,6 +241,11 @@ impl GatewayConfig {
         if s.ping_interval_ms < 100 {
             return invalid("server.ping_interval_ms must be at least 100");
         }
+        if s.header_timeout_ms < 100 || s.handshake_timeout_ms < 100 || s.body_timeout_ms < 100 {
+            return invalid(
+                "server.header_timeout_ms, handshake_timeout_ms and body_timeout_ms must be at least 100",
+            );
+        }
         if !s.path_prefix.is_empty()
             && (!s.path_prefix.starts_with('/') || s.path_prefix.ends_with('/'))
         {
@@ -275,6 +303,7 @@ impl GatewayConfig {
             },
             awareness_timeout: timeout,
             maintenance_interval: (timeout / 10).max(Duration::from_millis(100)),
+            max_rooms: (self.rooms.max_rooms > 0).then_some(self.rooms.max_rooms),
         }
     }
 }

@@ -19,20 +19,22 @@
 //! - [`session`]: one connection's loop (generic over `Sink + Stream`).
 //! - [`callback`]: the reference server's debounced HTTP callback, cluster-deduplicated; it
 //!   reads the rooms registry only.
+//! - [`per_ip`]: the optional limit on concurrent connections per client address.
+//! - [`stall`]: the write deadline of connections that speak HTTP (slow readers).
 //! - [`metrics`]: the gateway's Prometheus metrics.
 //!
 //! Modules depend on each other one way only (`a → b`: `a` uses `b`):
 //!
 //! ```text
-//! server    → routes, state
+//! server    → routes, state, per_ip, stall
 //! routes    → upgrade, api, state
-//! upgrade   → authorize, session, state
+//! upgrade   → authorize, session, state, per_ip
 //! api       → authorize, state
 //! state     → callback, session, metrics, config
 //! authorize → metrics
 //! session   → metrics
 //! callback  → config
-//! metrics, config: no module of this crate
+//! metrics, config, per_ip, stall: no module of this crate
 //! ```
 
 pub mod api;
@@ -40,8 +42,10 @@ pub mod authorize;
 pub mod callback;
 pub mod config;
 pub mod metrics;
+pub mod per_ip;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod stall;
 pub mod state;
 pub mod upgrade;

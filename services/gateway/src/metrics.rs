@@ -73,8 +73,12 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// Upgrade requests refused before the upgrade, by reason.
     pub upgrades_rejected: IntCounterVec,
+    /// Slow or excess HTTP connections cut off, by reason ([`HTTP_CUTOFF_REASONS`]).
+    pub http_cutoffs: IntCounterVec,
     /// Rooms loaded on this node.
     pub rooms: IntGauge,
+    /// The node's room limit (`rooms.max_rooms`; 0: no limit).
+    pub rooms_max: IntGauge,
     /// Messages received, by type.
     pub messages_received: IntCounterVec,
     /// Bytes received, by the type of each frame's first message.
@@ -126,7 +130,18 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            http_cutoffs: IntCounterVec::new(
+                Opts::new(
+                    "yws_gateway_http_cutoffs_total",
+                    "HTTP connections cut off: slow request heads, bodies or upgrades, or over the per-IP limit",
+                ),
+                &["reason"],
+            )?,
             rooms: IntGauge::new("yws_gateway_rooms", "Rooms loaded on this node")?,
+            rooms_max: IntGauge::new(
+                "yws_gateway_rooms_max",
+                "Rooms this node holds at most (rooms.max_rooms; 0: no limit)",
+            )?,
             messages_received: IntCounterVec::new(
                 Opts::new(
                     "yws_gateway_messages_received_total",
@@ -222,6 +237,8 @@ impl Metrics {
         registry.register(Box::new(m.malformed_messages.clone()))?;
         registry.register(Box::new(m.slow_clients.clone()))?;
         registry.register(Box::new(m.readonly_updates_dropped.clone()))?;
+        registry.register(Box::new(m.rooms_max.clone()))?;
+        registry.register(Box::new(m.http_cutoffs.clone()))?;
         registry.register(Box::new(m.panics.clone()))?;
         registry.register(Box::new(m.auth_refusals.clone()))?;
         registry.register(Box::new(m.room_load_seconds.clone()))?;
@@ -242,6 +259,9 @@ impl Metrics {
         for r in CLOSE_LABELS {
             m.connections_closed.with_label_values(&[r]);
         }
+        for r in HTTP_CUTOFF_REASONS {
+            m.http_cutoffs.with_label_values(&[r]);
+        }
         Ok(m)
     }
 
@@ -253,6 +273,17 @@ impl Metrics {
         }
     }
 }
+
+/// Labels of `yws_gateway_http_cutoffs_total`: the deadlines of `server.header_timeout_ms`,
+/// `body_timeout_ms` and `handshake_timeout_ms` (an upgrade not completed, or a response the
+/// client does not read: `write_stall`), and `server.max_connections_per_ip`.
+pub const HTTP_CUTOFF_REASONS: [&str; 5] = [
+    "header_timeout",
+    "body_timeout",
+    "handshake_timeout",
+    "write_stall",
+    "per_ip_limit",
+];
 
 /// Labels of `yws_gateway_connections_closed_total`: the server's close reasons plus the ways
 /// a client ends a connection.

@@ -1,7 +1,9 @@
 //! The node at work: the accept loop (HTTP and WebSocket upgrades on one port, hyper 1.x),
 //! the background loops that follow the rooms and the backend, and the shutdown sequence.
 
+use crate::per_ip::{self, IpSlot, PerIpLimit};
 use crate::routes;
+use crate::stall::{self, StallIo};
 use crate::state::Gateway;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -174,6 +176,7 @@ async fn accept_loop(
     tracker: TaskTracker,
 ) {
     let tcp_slots = Arc::new(Semaphore::new(gw.server.max_connections + HTTP_HEADROOM));
+    let per_ip = PerIpLimit::new(gw.server.max_connections_per_ip);
     loop {
         let permit = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -194,36 +197,72 @@ async fn accept_loop(
                 }
             },
         };
+        let ip_slot = match &per_ip {
+            None => None,
+            Some(limit) => match limit.try_acquire(peer.ip()) {
+                Some(slot) => Some(Arc::new(slot)),
+                None => {
+                    // Told without reading the request; a full send buffer just drops it.
+                    let _ = stream.try_write(per_ip::REFUSAL);
+                    gw.metrics
+                        .http_cutoffs
+                        .with_label_values(&["per_ip_limit"])
+                        .inc();
+                    tracing::debug!(%peer, "connection refused: server.max_connections_per_ip");
+                    continue;
+                }
+            },
+        };
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            serve_http(gw, stream, peer, cancel).await;
+            serve_http(gw, stream, peer, ip_slot, cancel).await;
         });
     }
 }
 
+/// Serves one TCP connection. `ip_slot` (the per-IP limit) goes with every request, so an
+/// upgrade keeps it for the life of the WebSocket.
 async fn serve_http(
     gw: Arc<Gateway>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    ip_slot: Option<Arc<IpSlot>>,
     cancel: CancellationToken,
 ) {
-    let service = hyper::service::service_fn(move |req| {
+    let header_timeout = Duration::from_millis(gw.server.header_timeout_ms);
+    let write_deadline = Duration::from_millis(gw.server.handshake_timeout_ms);
+    let (stream, stall) = StallIo::new(stream, write_deadline);
+    let metrics = gw.metrics.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
         let gw = gw.clone();
+        if let Some(slot) = &ip_slot {
+            req.extensions_mut().insert(slot.clone());
+        }
         async move { Ok::<_, std::convert::Infallible>(routes::route(&gw, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
+            // Done with HTTP; an upgraded connection's session has its own slow-client policy.
+            stall.disarm();
             if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "http connection error");
+                if e.is_timeout() {
+                    metrics.http_cutoffs.with_label_values(&["header_timeout"]).inc();
+                    tracing::debug!(%peer, "request head not received in time; disconnected");
+                } else if stall::is_stall(&e) {
+                    metrics.http_cutoffs.with_label_values(&["write_stall"]).inc();
+                    tracing::debug!(%peer, "client read nothing within server.handshake_timeout_ms; disconnected");
+                } else {
+                    tracing::debug!(%peer, error = %e, "http connection error");
+                }
             }
             return;
         }

@@ -55,6 +55,8 @@ pub struct Connections {
     pub tracker: TaskTracker,
     /// tungstenite settings for every connection.
     pub ws_config: WebSocketConfig,
+    /// How long a client has to complete its upgrade after the 101 (`server.handshake_timeout_ms`).
+    pub handshake_timeout: Duration,
     /// What sessions share (backend, metrics, timeouts).
     pub session: SessionContext,
     next_id: AtomicU64,
@@ -77,6 +79,7 @@ impl Gateway {
         health: Health,
     ) -> Result<Arc<Self>, prometheus::Error> {
         let metrics = Metrics::new(&registry)?;
+        metrics.rooms_max.set(config.rooms.max_rooms as i64);
         let callbacks = Callbacks::new(&config.callback, CallbackMetrics::new(&registry)?);
         let rooms = Rooms::new(backend.clone(), config.rooms_settings());
         if let Some(callbacks) = &callbacks {
@@ -94,6 +97,7 @@ impl Gateway {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             ws_config,
+            handshake_timeout: Duration::from_millis(s.handshake_timeout_ms),
             session: SessionContext {
                 backend,
                 metrics: metrics.clone(),

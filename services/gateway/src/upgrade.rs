@@ -2,6 +2,7 @@
 //! can refuse a client happens here, *before* the 101 response.
 
 use crate::authorize::{authorize, refuse};
+use crate::per_ip::IpSlot;
 use crate::session::{self, conn_event, End, Session};
 use crate::state::{Connections, Gateway};
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
-use yws_core::{Access, NameError, PeerControl, RoomName};
+use yws_core::{Access, LeaseError, NameError, PeerControl, RoomName};
 
 /// Whether `req` asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -157,7 +158,16 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes
     let started = Instant::now();
     let lease = match gw.rooms.lease(&room).await {
         Ok(lease) => lease,
-        Err(e) => {
+        Err(LeaseError::Full { max }) => {
+            tracing::warn!(room = %room, max_rooms = max, "room refused: node at rooms.max_rooms");
+            return refuse(
+                &gw.metrics,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rooms_full",
+                "node at its room limit",
+            );
+        }
+        Err(LeaseError::Backend(e)) => {
             tracing::warn!(room = %room, error = %e, "room could not be loaded");
             return refuse(
                 &gw.metrics,
@@ -187,7 +197,12 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes
     let connection = Connection {
         connections: connections.clone(),
         upgrade: hyper::upgrade::on(&mut req),
-        _permit: permit,
+        _slots: match req.extensions_mut().remove::<Arc<IpSlot>>() {
+            None => Slots::Node { _permit: permit },
+            Some(ip) => Slots::NodeAndIp {
+                _both: Box::new((permit, ip)),
+            },
+        },
         session: Session {
             conn,
             lease,
@@ -221,9 +236,21 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes
 struct Connection {
     connections: Arc<Connections>,
     upgrade: OnUpgrade,
-    /// The connection slot, held until the task ends.
-    _permit: OwnedSemaphorePermit,
+    /// The connection's slots, held until the task ends.
+    _slots: Slots,
     session: Session,
+}
+
+/// What a connection holds until it ends: one of `server.max_connections`, and with the per-IP
+/// limit on, one of its address's `server.max_connections_per_ip`.
+#[derive(Debug)]
+enum Slots {
+    /// The node's slot only.
+    Node { _permit: OwnedSemaphorePermit },
+    /// Boxed, so connections pay for the per-IP slot only when that limit is on.
+    NodeAndIp {
+        _both: Box<(OwnedSemaphorePermit, Arc<IpSlot>)>,
+    },
 }
 
 impl Connection {
@@ -232,10 +259,28 @@ impl Connection {
     async fn run(self) {
         let (shared, conn) = (&self.connections, self.session.conn);
         let room = self.session.lease.room().clone();
-        let upgraded = match self.upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
+        // Boxed: the deadline's timer is needed only until the upgrade, not in this
+        // future for the life of the connection.
+        let handshake = Box::pin(tokio::time::timeout(shared.handshake_timeout, self.upgrade));
+        let upgraded = match handshake.await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(e)) => {
                 conn_event!(info, room, conn, error = %e, "upgrade did not complete");
+                return;
+            }
+            Err(_) => {
+                shared
+                    .session
+                    .metrics
+                    .http_cutoffs
+                    .with_label_values(&["handshake_timeout"])
+                    .inc();
+                conn_event!(
+                    info,
+                    room,
+                    conn,
+                    "upgrade not completed within server.handshake_timeout_ms; disconnected"
+                );
                 return;
             }
         };

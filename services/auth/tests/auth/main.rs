@@ -8,6 +8,7 @@
 
 mod config;
 mod jwt;
+mod operations;
 mod origin;
 mod support;
 mod webhook;

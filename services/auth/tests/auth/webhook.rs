@@ -34,6 +34,7 @@ async fn empty_2xx_grants_read_write_and_forwards_the_request() {
     assert_eq!(
         server.last_body(),
         Some(json!({
+            "operation": "room",
             "room": "team/doc",
             "headers": { "x-user": "alice" },
             "cookie": "session=abc",
@@ -49,7 +50,7 @@ async fn cookies_are_not_forwarded_unless_configured() {
     expect_grant(&auth, "doc", &head("/doc", &[("cookie", "session=abc")])).await;
     assert_eq!(
         server.last_body(),
-        Some(json!({ "room": "doc", "headers": {} }))
+        Some(json!({ "operation": "room", "room": "doc", "headers": {} }))
     );
 }
 

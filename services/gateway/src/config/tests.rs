@@ -212,3 +212,54 @@ fn the_demo_is_on_by_default_only_when_standalone() {
         .demo_enabled());
     assert!(load(&[("YWS__SERVER__DEMO", "maybe")]).is_err());
 }
+
+#[test]
+fn slow_http_deadlines_and_limits() {
+    let c = load(&[]).unwrap();
+    let s = &c.server;
+    assert_eq!(
+        (
+            s.header_timeout_ms,
+            s.handshake_timeout_ms,
+            s.body_timeout_ms,
+            s.max_connections_per_ip
+        ),
+        (10_000, 10_000, 60_000, 0),
+        "deadlines on, the per-IP limit off by default"
+    );
+    let c = load(&[
+        ("YWS__SERVER__HEADER_TIMEOUT_MS", "500"),
+        ("YWS__SERVER__HANDSHAKE_TIMEOUT_MS", "600"),
+        ("YWS__SERVER__BODY_TIMEOUT_MS", "700"),
+        ("YWS__SERVER__MAX_CONNECTIONS_PER_IP", "8"),
+    ])
+    .unwrap();
+    let s = &c.server;
+    assert_eq!(
+        (
+            s.header_timeout_ms,
+            s.handshake_timeout_ms,
+            s.body_timeout_ms,
+            s.max_connections_per_ip
+        ),
+        (500, 600, 700, 8)
+    );
+    for key in [
+        "YWS__SERVER__HEADER_TIMEOUT_MS",
+        "YWS__SERVER__HANDSHAKE_TIMEOUT_MS",
+        "YWS__SERVER__BODY_TIMEOUT_MS",
+    ] {
+        assert!(load(&[(key, "0")]).is_err(), "{key}=0 is refused");
+    }
+}
+
+#[test]
+fn max_rooms() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.rooms.max_rooms, 100_000);
+    assert_eq!(c.rooms_settings().max_rooms, Some(100_000));
+    let c = load(&[("YWS__ROOMS__MAX_ROOMS", "0")]).unwrap();
+    assert_eq!(c.rooms_settings().max_rooms, None, "0: no limit");
+    let c = load(&[("YWS__ROOMS__MAX_ROOMS", "3")]).unwrap();
+    assert_eq!(c.rooms_settings().max_rooms, Some(3));
+}

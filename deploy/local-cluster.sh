@@ -203,7 +203,8 @@ start_redis() {
   mkdir -p "$RUN_DIR/redis"
   spawn redis "redis-server" redis-server --bind 127.0.0.1 --port "$port" \
     --dir "$RUN_DIR/redis" --appendonly yes --appendfsync everysec \
-    --maxmemory-policy noeviction --protected-mode yes --daemonize no
+    --maxmemory-policy noeviction --client-output-buffer-limit "pubsub 64mb 32mb 60" \
+    --protected-mode yes --daemonize no
   wait_for 10 redis_pong "$port" || die "redis-server did not answer on $port (log: $LOG_DIR/redis.log)"
 }
 
@@ -216,7 +217,7 @@ start_redis_cluster() {
       --dir "$RUN_DIR/redis-cluster/$port" --cluster-enabled yes \
       --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
       --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
-      --protected-mode yes --daemonize no
+      --client-output-buffer-limit "pubsub 64mb 32mb 60" --protected-mode yes --daemonize no
     nodes+=("127.0.0.1:$port")
   done
   for i in 0 1 2; do

@@ -115,6 +115,11 @@ aof-use-rdb-preamble yes
 maxmemory {{ . }}
 {{- end }}
 maxmemory-policy noeviction
+# Gateways subscribe to every room they serve on one connection. Updates above
+# redis.inline_publish_bytes (256 KiB) are published by reference, so a subscriber's buffer
+# holds small messages only; the hard limit leaves room for bursts without letting a stalled
+# gateway hold unbounded memory.
+client-output-buffer-limit pubsub 64mb 32mb 60
 {{- end }}
 
 {{- define "yws.bundledRedisUrl" -}}

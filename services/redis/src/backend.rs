@@ -216,6 +216,7 @@ impl RoomBackend for RedisBackend {
         let channel = keys.channel.clone();
         let (log, meta, snap, generation) = (keys.log, keys.meta, keys.snap, keys.generation);
         let loaded_at = room.generation();
+        let inline_limit = self.config.inline_publish_bytes;
         let (node, publish) = (self.node.clone(), self.redis.publish_command());
         let update = update.to_vec();
         let len = update.len() as u64;
@@ -233,6 +234,7 @@ impl RoomBackend for RedisBackend {
                     .arg(&channel)
                     .arg(publish)
                     .arg(loaded_at)
+                    .arg(inline_limit)
                     .invoke_async::<Option<(String, u64, u64, u8)>>(&mut c)
                     .await
             })

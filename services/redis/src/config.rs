@@ -43,6 +43,10 @@ pub struct RedisConfig {
     /// How often the convergence watchdog compares each room's log with what this node applied
     /// (one small read per room); 0 turns it off.
     pub watchdog_interval_ms: u64,
+    /// Updates up to this size travel inside their live message; larger ones are published by
+    /// reference (receivers read them from the log), so a large update never fills the
+    /// subscribers' output buffers on the Redis server.
+    pub inline_publish_bytes: u64,
 }
 
 impl Default for RedisConfig {
@@ -63,6 +67,7 @@ impl Default for RedisConfig {
             compact_max_bytes: 8 * 1024 * 1024,
             health_interval_ms: 1000,
             watchdog_interval_ms: 5000,
+            inline_publish_bytes: 256 * 1024,
         }
     }
 }

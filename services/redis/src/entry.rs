@@ -82,6 +82,18 @@ pub enum LiveMessage<'a> {
         /// The v1 update.
         update: &'a [u8],
     },
+    /// A log entry too large to publish inline was appended: `r<prev> <id> <node> <ms>\n`;
+    /// the update is read from the log.
+    Reference {
+        /// The id of the entry before it.
+        prev: StreamId,
+        /// The new entry's id.
+        id: StreamId,
+        /// The node that wrote it.
+        node: &'a str,
+        /// Wall-clock ms when it was written.
+        ms: u64,
+    },
     /// The room was deleted through the document API on `node`: `d<node> <generation>\n`.
     Delete {
         /// The node that deleted it.
@@ -119,17 +131,20 @@ impl<'a> LiveMessage<'a> {
         let mut fields = header.split(' ');
         let mut next = |what: &'static str| fields.next().ok_or(BadMessage(what));
         match kind {
-            b'u' => {
+            b'u' | b'r' => {
                 let prev = next("prev")?.parse().map_err(|_| BadMessage("prev id"))?;
                 let id = next("id")?.parse().map_err(|_| BadMessage("id"))?;
                 let node = next("node")?;
                 let ms = next("ms")?.parse().map_err(|_| BadMessage("ms"))?;
-                Ok(LiveMessage::Update {
-                    prev,
-                    id,
-                    node,
-                    ms,
-                    update: body,
+                Ok(match kind {
+                    b'u' => LiveMessage::Update {
+                        prev,
+                        id,
+                        node,
+                        ms,
+                        update: body,
+                    },
+                    _ => LiveMessage::Reference { prev, id, node, ms },
                 })
             }
             b'd' => {
@@ -237,6 +252,16 @@ mod tests {
                 node: "node-a",
                 ms: 1234,
                 update: &[1, 2, 0],
+            }
+        );
+        let raw = b"r1-0 2-0 node-a 1234\n";
+        assert_eq!(
+            LiveMessage::parse(raw).unwrap(),
+            LiveMessage::Reference {
+                prev: StreamId { ms: 1, seq: 0 },
+                id: StreamId { ms: 2, seq: 0 },
+                node: "node-a",
+                ms: 1234,
             }
         );
         let raw = awareness_message("n1", 99, &[1, 2, 3, b'\n']);

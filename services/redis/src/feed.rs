@@ -70,7 +70,8 @@ struct Pending {
     id: StreamId,
     node: String,
     ms: u64,
-    update: Vec<u8>,
+    /// `None`: published by reference, to be read from the log.
+    update: Option<Vec<u8>>,
     received_ms: u64,
 }
 
@@ -303,7 +304,18 @@ impl Dispatcher {
                     id,
                     node: node.to_string(),
                     ms,
-                    update: update.to_vec(),
+                    update: Some(update.to_vec()),
+                    received_ms,
+                };
+                self.update(channel, pending).await;
+            }
+            LiveMessage::Reference { prev, id, node, ms } => {
+                let pending = Pending {
+                    prev,
+                    id,
+                    node: node.to_string(),
+                    ms,
+                    update: None,
                     received_ms,
                 };
                 self.update(channel, pending).await;
@@ -359,9 +371,16 @@ impl Dispatcher {
             self.catch_up(channel).await;
             return;
         }
+        // This node's own entries are applied when written: their bytes are not needed.
+        let own = p.node == self.node && !sub.apply_own;
+        let Some(update) = p.update.or_else(|| own.then(Vec::new)) else {
+            // Published by reference (too large to publish inline): read it from the log.
+            self.catch_up(channel).await;
+            return;
+        };
         let entry = LogEntry {
             id: p.id,
-            update: p.update,
+            update,
             node: p.node,
             ms: p.ms,
         };

@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 /// Appends an update to a room's log and publishes it to the room's channel, atomically.
 ///
 /// KEYS: log, meta, snap, generation. ARGV: update, node, ms, channel, publish command, the
-/// deletion generation the writer's room was loaded at.
+/// deletion generation the writer's room was loaded at, the largest update published inline
+/// (a larger one is published by reference, without its bytes: receivers read it from the
+/// log, and no subscriber's output buffer ever has to hold it).
 /// Returns `{id, log length, log bytes since the last snapshot, created (0|1)}`, or nil (and
 /// writes nothing) when the room was deleted since: a node that missed the deletion can never
 /// write into the room that came after it.
@@ -42,7 +44,12 @@ end
 local prev = redis.call('HGET', KEYS[2], 'last') or '0-0'
 local bytes = redis.call('HINCRBY', KEYS[2], 'bytes', string.len(ARGV[1]))
 redis.call('HSET', KEYS[2], 'last', id)
-redis.call(ARGV[5], ARGV[4], 'u' .. prev .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. '\n' .. ARGV[1])
+local header = prev .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. '\n'
+if string.len(ARGV[1]) > tonumber(ARGV[7]) then
+  redis.call(ARGV[5], ARGV[4], 'r' .. header)
+else
+  redis.call(ARGV[5], ARGV[4], 'u' .. header .. ARGV[1])
+end
 return {id, redis.call('XLEN', KEYS[1]), bytes, created}
 "#,
     )

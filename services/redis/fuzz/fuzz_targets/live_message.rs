@@ -18,6 +18,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!node.contains([' ', '\n']));
             assert!(data.ends_with(update));
         }
+        Ok(LiveMessage::Reference { node, .. }) => {
+            assert_eq!(data[0], b'r');
+            assert!(!node.contains([' ', '\n']));
+        }
         Ok(LiveMessage::Awareness { node, ms, payload }) => {
             assert_eq!(data[0], b'a');
             assert!(!node.contains([' ', '\n']));

@@ -122,6 +122,12 @@ pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
         Ok(Claimed::Send)
     }
 
+    /// Rooms served without live delivery of other nodes' changes (they are caught up by
+    /// polling instead): 0 when everything is live, or for a backend without other nodes.
+    fn degraded(&self) -> usize {
+        0
+    }
+
     /// Availability changes of a shared backend: when it turns `false`, the node stops being
     /// ready and closes the clients of every room (their in-memory state can no longer be
     /// kept in step with other nodes); `None` for backends that are always available.

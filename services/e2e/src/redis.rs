@@ -249,6 +249,54 @@ impl RedisCluster {
         panic!("no master owns slot {slot}:\n{table}");
     }
 
+    /// Moves the slot of `key` to the master `to` (an index into [`nodes`](Self::nodes)) as
+    /// `redis-cli --cluster reshard` does: `IMPORTING` / `MIGRATING`, `MIGRATE` of its keys,
+    /// then `SETSLOT … NODE` on every master. The old owner then ends the slot's sharded
+    /// subscriptions (`SUNSUBSCRIBE` pushes). Returns the slot.
+    pub fn move_slot_of(&self, key: &str, to: usize) -> u16 {
+        let from = self.owner_of(key);
+        assert_ne!(from, to, "{key} is on node {to} already");
+        let slot: u16 = self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .and_then(|s| s.trim().parse().ok())
+            .expect("CLUSTER KEYSLOT");
+        let id = |i: usize| {
+            self.nodes[i]
+                .cli(&["CLUSTER", "MYID"])
+                .map(|s| s.trim().to_string())
+                .expect("CLUSTER MYID")
+        };
+        let (from_id, to_id, s) = (id(from), id(to), slot.to_string());
+        let ok = |i: usize, args: &[&str]| {
+            let reply = self.nodes[i].cli(args).unwrap_or_default();
+            assert!(!reply.contains("ERR"), "{args:?} on node {i}: {reply}");
+        };
+        ok(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from_id]);
+        ok(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to_id]);
+        let port = self.nodes[to].port.to_string();
+        loop {
+            let keys = self.nodes[from]
+                .cli(&["CLUSTER", "GETKEYSINSLOT", &s, "100"])
+                .unwrap_or_default();
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            ok(from, &args);
+        }
+        for i in [to, from] {
+            ok(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id]);
+        }
+        for i in 0..self.nodes.len() {
+            if i != to && i != from {
+                ok(i, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id]);
+            }
+        }
+        slot
+    }
+
     /// `host:port,host:port,…` for `REDIS_CLUSTER_NODES`.
     pub fn seeds(&self) -> String {
         self.nodes

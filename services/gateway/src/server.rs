@@ -142,15 +142,22 @@ async fn report_presence(
 
 /// Follows a shared backend's availability: when it goes away the node stops being ready
 /// and closes every client (1013) so they reconnect — possibly elsewhere — and rooms load
-/// afresh; when it comes back the node is ready again.
+/// afresh; when it comes back the node is ready again. Every second it also copies how many
+/// rooms lack live delivery into `/readyz`.
 pub async fn watch_backend(
     gw: Arc<Gateway>,
     mut availability: tokio::sync::watch::Receiver<bool>,
     cancel: CancellationToken,
 ) {
+    let mut degraded = tokio::time::interval(Duration::from_secs(1));
+    degraded.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
+            _ = degraded.tick() => {
+                gw.health.set_degraded_rooms(gw.rooms.backend().degraded());
+                continue;
+            }
             changed = availability.changed() => if changed.is_err() { return },
         }
         let up = *availability.borrow_and_update();

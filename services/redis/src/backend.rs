@@ -71,7 +71,8 @@ impl RedisBackend {
                 crate::watchdog::run(redis, backend.commands.clone(), interval, cancel.clone());
             tracker.spawn(watchdog);
         }
-        tracker.spawn(health(backend.clone(), up_tx, cancel));
+        tracker.spawn(health(backend.clone(), up_tx, cancel.clone()));
+        tracker.spawn(resubscribe(backend.clone(), cancel));
         tracing::info!(node = %backend.node, cluster = backend.redis.is_cluster(), prefix = %backend.redis.prefix(), "connected to redis");
         Ok(backend)
     }
@@ -113,6 +114,70 @@ impl RedisBackend {
         if let Err(e) = result {
             // The compactor's sweep finds logs without a task; nothing is lost.
             tracing::warn!(room = %room.name(), error = %e, "could not queue compaction");
+        }
+    }
+}
+
+/// Subscriptions renewed per round before a round gives up (each failure may take the command
+/// timeout); the rest wait for the next round.
+const RESUBSCRIBE_FAILURES_PER_ROUND: usize = 3;
+/// Rounds in a row with failed renewals before the pub/sub connection is replaced.
+const RECONNECT_AFTER_ROUNDS: u32 = 3;
+
+/// Every second, renews the subscriptions of rooms that lost theirs (a slot that migrated, a
+/// failover, a dropped connection); the dispatcher polls their logs meanwhile. When renewals
+/// keep failing — a Redis Cluster connection still aiming at a dead master — the connection
+/// is replaced by one built from the configured nodes.
+async fn resubscribe(backend: Arc<RedisBackend>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing_rounds = 0u32;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !backend.is_ready() {
+            continue; // Redis is down: every room was closed; nothing to renew
+        }
+        let (reply, channels) = tokio::sync::oneshot::channel();
+        if backend
+            .commands
+            .send(Command::Unsubscribed { reply })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let Ok(channels) = channels.await else {
+            return;
+        };
+        let mut failures = 0;
+        for channel in channels {
+            match backend.subscriptions.resubscribe(&channel).await {
+                Ok(true) => {
+                    let _ = backend
+                        .commands
+                        .send(Command::Resubscribed { channel })
+                        .await;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(channel, error = %e, "resubscribing failed; will retry");
+                    failures += 1;
+                    if failures >= RESUBSCRIBE_FAILURES_PER_ROUND {
+                        break;
+                    }
+                }
+            }
+        }
+        failing_rounds = if failures > 0 { failing_rounds + 1 } else { 0 };
+        if failing_rounds >= RECONNECT_AFTER_ROUNDS {
+            failing_rounds = 0;
+            match backend.subscriptions.reconnect().await {
+                Ok(channels) => tracing::warn!(channels, "redis pub/sub connection replaced (subscriptions kept failing); every room resubscribed"),
+                Err(e) => tracing::warn!(error = %e, "could not replace the redis pub/sub connection; will retry"),
+            }
         }
     }
 }
@@ -217,12 +282,17 @@ impl RoomBackend for RedisBackend {
         let (log, meta, snap, generation) = (keys.log, keys.meta, keys.snap, keys.generation);
         let loaded_at = room.generation();
         let inline_limit = self.config.inline_publish_bytes;
+        let op = if update.len() as u64 > inline_limit {
+            Op::AppendLarge
+        } else {
+            Op::Append
+        };
         let (node, publish) = (self.node.clone(), self.redis.publish_command());
         let update = update.to_vec();
         let len = update.len() as u64;
         let result = self
             .redis
-            .call(Op::Append, |mut c| async move {
+            .call(op, |mut c| async move {
                 scripts::APPEND
                     .key(&log)
                     .key(&meta)
@@ -349,6 +419,10 @@ impl RoomBackend for RedisBackend {
 
     fn is_ready(&self) -> bool {
         *self.up.borrow()
+    }
+
+    fn degraded(&self) -> usize {
+        usize::try_from(self.redis.metrics.rooms_without_live_delivery.get()).unwrap_or(0)
     }
 
     fn availability(&self) -> Option<watch::Receiver<bool>> {

@@ -8,10 +8,10 @@
 //! the per-room sequence state, so deliveries of a room are applied in log order.
 
 use crate::client::Redis;
-use crate::entry::{now_ms, LiveMessage, StreamId};
+use crate::entry::{LiveMessage, StreamId};
 use crate::keys::RoomKeys;
 use crate::pubsub::PushSink;
-use crate::reader::{self, LogEntry};
+use crate::reader::LogEntry;
 use crate::watchdog::Applied;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -19,6 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
+
+mod apply;
+mod liveness;
+use apply::apply;
 use yws_core::Room;
 
 /// Buffered live messages per room while it loads; beyond this it catches up from the log.
@@ -62,6 +66,15 @@ pub(crate) enum Command {
         channel: String,
         logged: StreamId,
     },
+    /// The server ended a channel's subscription (a slot migration, a failover), or confirmed
+    /// that this node ended it.
+    Dropped {
+        channel: String,
+    },
+    /// The resubscriber asks which live rooms have no subscription.
+    Unsubscribed {
+        reply: oneshot::Sender<Vec<String>>,
+    },
 }
 
 #[derive(Debug)]
@@ -87,6 +100,10 @@ struct Sub {
     needs_catch_up: bool,
     /// A deletion seen while loading: copies loaded below this generation are stale.
     deleted: Option<u64>,
+    /// Whether the channel's subscription is known to work; while not, the log is polled.
+    subscribed: bool,
+    /// Since when polling the log has been failing while unsubscribed.
+    failing_since: Option<tokio::time::Instant>,
 }
 
 /// The dispatcher: owns per-room sequencing.
@@ -146,17 +163,7 @@ impl Dispatcher {
                         }
                     }
                 }
-                _ = repair.tick() => {
-                    let stale: Vec<String> = self
-                        .subs
-                        .iter()
-                        .filter(|(_, s)| s.live && s.needs_catch_up)
-                        .map(|(c, _)| c.clone())
-                        .collect();
-                    for channel in stale {
-                        self.catch_up(&channel).await;
-                    }
-                }
+                _ = repair.tick() => self.repair().await,
             }
         }
     }
@@ -164,6 +171,7 @@ impl Dispatcher {
     fn mark_all(&mut self) {
         for sub in self.subs.values_mut() {
             sub.needs_catch_up = true;
+            sub.subscribed = false;
         }
     }
 
@@ -190,6 +198,8 @@ impl Dispatcher {
                         apply_own: false,
                         needs_catch_up: false,
                         deleted: None,
+                        subscribed: true,
+                        failing_since: None,
                     },
                 );
             }
@@ -233,15 +243,16 @@ impl Dispatcher {
                 payload,
                 received_ms,
             } => self.message(&channel, &payload, received_ms).await,
-            Command::Resubscribed { channel } => {
-                // After a reconnect the subscription is back: read what was published meanwhile.
-                if self
+            Command::Resubscribed { channel } => self.resubscribed(&channel).await,
+            Command::Dropped { channel } => self.dropped(&channel),
+            Command::Unsubscribed { reply } => {
+                let channels = self
                     .subs
-                    .get(&channel)
-                    .is_some_and(|s| s.live && s.needs_catch_up)
-                {
-                    self.catch_up(&channel).await;
-                }
+                    .iter()
+                    .filter(|(_, s)| !s.subscribed)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                let _ = reply.send(channels);
             }
             Command::Disconnected => {
                 tracing::warn!(
@@ -390,90 +401,6 @@ impl Dispatcher {
             // A live message is only a hint; the log decides. Read the entry from there (a
             // corrupt one is stepped over by its real id) instead of trusting this id.
             self.catch_up(channel).await;
-        }
-    }
-
-    /// Reads everything after the room's last applied entry from its log.
-    async fn catch_up(&mut self, channel: &str) {
-        let Some(sub) = self.subs.get_mut(channel) else {
-            return;
-        };
-        if !sub.live {
-            sub.overflowed = true;
-            return;
-        }
-        sub.needs_catch_up = false;
-        loop {
-            let missed = match reader::missed_after(&self.redis, &sub.keys, sub.last, self.page)
-                .await
-            {
-                Ok(missed) => missed,
-                Err(e) => {
-                    tracing::warn!(room = %sub.room.name(), error = %e, "catch-up failed; will retry");
-                    sub.needs_catch_up = true;
-                    return;
-                }
-            };
-            if let Some((doc, upto)) = &missed.snapshot {
-                // Entries this node missed were compacted away meanwhile: the snapshot holds them.
-                tracing::info!(room = %sub.room.name(), last = %sub.last, upto = %upto, "missed entries were compacted; applying the snapshot");
-                if let Err(e) = sub.room.apply_remote_update(doc) {
-                    tracing::error!(room = %sub.room.name(), error = %e, "snapshot could not be applied during catch-up");
-                }
-                sub.last = sub.last.max(*upto);
-                sub.room.advance_position((*upto).into());
-            }
-            let received_ms = now_ms();
-            let count = missed.entries.len() + missed.bad.len();
-            for b in &missed.bad {
-                self.redis
-                    .metrics
-                    .entries_skipped
-                    .with_label_values(&[b.reason])
-                    .inc();
-                tracing::warn!(room = %sub.room.name(), id = ?b.id, reason = b.reason, "unreadable log entry skipped");
-                if let Some(id) = b.id {
-                    sub.last = sub.last.max(id);
-                }
-            }
-            for entry in missed.entries {
-                // From the log, an unreadable entry is skipped for good (by its id).
-                sub.last = sub.last.max(entry.id);
-                apply(&self.node, &self.redis, sub, &entry, received_ms);
-            }
-            if count < self.page {
-                return;
-            }
-        }
-    }
-}
-
-/// Applies an entry that arrived at `received_ms` to the room (which hands it to the room's
-/// clients); `false` when it could not be applied (counted, logged).
-fn apply(node: &str, redis: &Redis, sub: &Sub, entry: &LogEntry, received_ms: u64) -> bool {
-    let own = entry.node == node;
-    if own && !sub.apply_own {
-        sub.room.advance_position(entry.id.into());
-        return true; // applied locally when it was written
-    }
-    match sub.room.apply_remote_update(&entry.update) {
-        Ok(()) => {
-            sub.room.advance_position(entry.id.into());
-            if !own && entry.ms > 0 {
-                let seconds = |ms: u64| ms.saturating_sub(entry.ms) as f64 / 1000.0;
-                redis.metrics.read_lag_seconds.observe(seconds(received_ms));
-                redis.metrics.fanout_seconds.observe(seconds(now_ms()));
-            }
-            true
-        }
-        Err(e) => {
-            redis
-                .metrics
-                .entries_skipped
-                .with_label_values(&["bad_update"])
-                .inc();
-            tracing::warn!(room = %sub.room.name(), id = %entry.id, error = %e, "log entry could not be applied; skipped");
-            false
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct RedisMetrics {
     /// Rooms the convergence watchdog found behind their log and caught up: live delivery had
     /// lost something without noticing. Should stay 0.
     pub watchdog_repairs: IntCounter,
+    /// Live rooms whose channel subscription is gone (a slot migration, a failover, a lost
+    /// connection): their logs are polled every second until it is back.
+    pub rooms_without_live_delivery: IntGauge,
 }
 
 impl RedisMetrics {
@@ -62,6 +65,7 @@ impl RedisMetrics {
                 &["reason"],
             )?,
             inflight_writes: IntGauge::new("yws_redis_inflight_writes", "Appends in flight on this node")?,
+            rooms_without_live_delivery: IntGauge::new("yws_redis_rooms_without_live_delivery", "Live rooms without a working channel subscription; their logs are polled every second until it is back")?,
             watchdog_repairs: IntCounter::new("yws_redis_watchdog_repairs_total", "Rooms the convergence watchdog found behind their log and caught up (live delivery lost something unnoticed; should stay 0)")?,
         };
         registry.register(Box::new(m.command_seconds.clone()))?;
@@ -72,6 +76,7 @@ impl RedisMetrics {
         registry.register(Box::new(m.entries_skipped.clone()))?;
         registry.register(Box::new(m.inflight_writes.clone()))?;
         registry.register(Box::new(m.watchdog_repairs.clone()))?;
+        registry.register(Box::new(m.rooms_without_live_delivery.clone()))?;
         for op in Op::ALL {
             m.errors.with_label_values(&[op.label()]);
         }

@@ -48,6 +48,9 @@ macro_rules! ops {
 ops! {
     /// An update appended to a room's log and published (`APPEND`).
     Append => "append", Command;
+    /// An update larger than `redis.inline_publish_bytes` appended (published by reference):
+    /// moving up to `server.max_message_bytes` may take longer than a small call.
+    AppendLarge => "append_large", Bulk;
     /// Awareness states of local clients stored and published (`AWARENESS`).
     Awareness => "awareness", Command;
     /// A room's snapshot and first log page (`LOAD`), then the further pages of its log.
@@ -140,6 +143,7 @@ mod tests {
         assert_eq!(
             bulk,
             [
+                "append_large",
                 "load",
                 "catch_up",
                 "read_snapshot",

@@ -87,12 +87,18 @@ impl PushSink {
                 Some(channel) => Command::Resubscribed { channel },
                 None => return,
             },
+            PushKind::Unsubscribe | PushKind::SUnsubscribe => match channel(&info.data) {
+                Some(channel) => Command::Dropped { channel },
+                None => return,
+            },
             PushKind::Disconnection => Command::Disconnected,
             _ => return,
         };
         if let Err(mpsc::error::TrySendError::Full(command)) = self.tx.try_send(command) {
             match command {
-                Command::Message { channel, .. } | Command::Resubscribed { channel } => {
+                Command::Message { channel, .. }
+                | Command::Resubscribed { channel }
+                | Command::Dropped { channel } => {
                     self.overflow.lock().insert(channel);
                 }
                 _ => {
@@ -125,6 +131,9 @@ impl std::fmt::Debug for Inner {
 pub(crate) struct Subscriptions {
     inner: tokio::sync::Mutex<Inner>,
     redis: Arc<Redis>,
+    /// What a new connection needs (see [`Subscriptions::reconnect`]).
+    config: RedisConfig,
+    sink: PushSink,
 }
 
 impl Subscriptions {
@@ -134,7 +143,7 @@ impl Subscriptions {
         redis: Arc<Redis>,
         sink: PushSink,
     ) -> Result<Self, Error> {
-        let conn = connect_pubsub(config, sink).await?;
+        let conn = connect_pubsub(config, sink.clone()).await?;
         Ok(Subscriptions {
             inner: tokio::sync::Mutex::new(Inner {
                 conn,
@@ -142,7 +151,49 @@ impl Subscriptions {
                 orphaned: HashSet::new(),
             }),
             redis,
+            config: config.clone(),
+            sink,
         })
+    }
+
+    /// Subscribes `channel` again if a room still uses it: `Ok(true)` when subscribed,
+    /// `Ok(false)` when no room wants it any more.
+    pub(crate) async fn resubscribe(&self, channel: &str) -> Result<bool, Error> {
+        let mut pubsub = self.inner.lock().await;
+        if !pubsub.rooms.contains_key(channel) {
+            return Ok(false);
+        }
+        let op = Op::Subscribe;
+        match tokio::time::timeout(self.redis.timeout(op), pubsub.conn.subscribe(channel)).await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => Err(Error::Failed {
+                op,
+                message: e.to_string(),
+            }),
+            Err(_) => Err(Error::Timeout(op)),
+        }
+    }
+
+    /// Replaces the pub/sub connection with a new one built from the configured nodes (a
+    /// Redis Cluster connection whose view of the topology went stale after a failover keeps
+    /// retrying the dead node), and subscribes every room's channel on it. Returns the number
+    /// of channels subscribed.
+    pub(crate) async fn reconnect(&self) -> Result<usize, Error> {
+        let conn = connect_pubsub(&self.config, self.sink.clone()).await?;
+        let mut pubsub = self.inner.lock().await;
+        pubsub.conn = conn;
+        pubsub.orphaned.clear();
+        let channels: Vec<String> = pubsub.rooms.keys().cloned().collect();
+        let mut subscribed = 0;
+        for channel in &channels {
+            let op = Op::Subscribe;
+            let result =
+                tokio::time::timeout(self.redis.timeout(op), pubsub.conn.subscribe(channel)).await;
+            if matches!(result, Ok(Ok(()))) {
+                subscribed += 1;
+            }
+        }
+        Ok(subscribed)
     }
 
     pub(crate) async fn subscribe(&self, room: &Arc<Room>, channel: &str) -> Result<(), Error> {

@@ -26,7 +26,7 @@ pub fn probe_response(
     let response = match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => match health.not_ready_reason() {
-            None => text(StatusCode::OK, "ready\n"),
+            None => text(StatusCode::OK, &health.ready_text()),
             Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{reason}\n")),
         },
         "/metrics" => Response::builder()

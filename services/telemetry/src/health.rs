@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Shared health state. Alive from start to exit; ready once started, until shutdown begins
@@ -15,6 +15,8 @@ struct Inner {
     started: AtomicBool,
     draining: AtomicBool,
     dependency_down: AtomicBool,
+    /// Rooms served without live delivery from the shared backend (their logs are polled).
+    degraded_rooms: AtomicUsize,
 }
 
 impl Health {
@@ -36,6 +38,21 @@ impl Health {
     /// A dependency became unreachable (`true`) or came back (`false`).
     pub fn set_dependency_down(&self, down: bool) {
         self.inner.dependency_down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many rooms are served without live delivery (0: none), for the `/readyz` body.
+    pub fn set_degraded_rooms(&self, rooms: usize) {
+        self.inner.degraded_rooms.store(rooms, Ordering::SeqCst);
+    }
+
+    /// The `/readyz` body of a ready process: `ready`, with what is degraded if anything.
+    pub fn ready_text(&self) -> String {
+        match self.inner.degraded_rooms.load(Ordering::SeqCst) {
+            0 => "ready\n".to_string(),
+            n => format!(
+                "ready; degraded: {n} rooms without live delivery from Redis (their logs are polled until it is back)\n"
+            ),
+        }
     }
 
     /// Whether the process should receive new clients.

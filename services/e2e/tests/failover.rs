@@ -1,0 +1,72 @@
+//! Redis Cluster topology changes under live rooms: when a room's slot migrates to another
+//! master, the old owner ends the slot's sharded subscriptions (`SUNSUBSCRIBE` pushes). Each
+//! gateway polls the room's log meanwhile, subscribes again (now on the new owner) and live
+//! delivery goes on — with the convergence watchdog off, so the renewal alone is tested.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic with a message is a test failure"
+)]
+
+use std::time::Duration;
+use yws_e2e::process::{Service, ServiceBuilder};
+use yws_e2e::redis::RedisCluster;
+use yws_e2e::ws::Follower;
+use yws_e2e::{http, interop, unique_room, wait_until};
+
+const WITHOUT_LIVE: &str = "yws_redis_rooms_without_live_delivery";
+
+fn gateway(cluster: &RedisCluster) -> Service {
+    ServiceBuilder::gateway()
+        .env("REDIS_CLUSTER_NODES", cluster.seeds())
+        .env("YWS__REDIS__WATCHDOG_INTERVAL_MS", 0)
+        .spawn()
+}
+
+#[test]
+fn a_room_whose_slot_migrates_keeps_live_delivery_on_every_node() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (gateway(&cluster), gateway(&cluster));
+    let room = unique_room("migrate");
+    let text = interop::write_doc(&a.ws_url(), &room, "before; ");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut followers: Vec<Follower> = [&a, &b]
+        .iter()
+        .map(|gw| {
+            rt.block_on(Follower::connect(&format!("{}/{room}", gw.ws_url())))
+                .unwrap()
+        })
+        .collect();
+    for f in &mut followers {
+        assert!(rt.block_on(f.wait_text(Duration::from_secs(10), |t| t == text)));
+    }
+
+    let log = format!("yws:{{{room}}}:log");
+    let to = (cluster.owner_of(&log) + 1) % cluster.nodes.len();
+    cluster.move_slot_of(&log, to);
+    assert_eq!(cluster.owner_of(&log), to);
+    for gw in [&a, &b] {
+        assert!(
+            gw.wait_for_log("ended the room's subscription", Duration::from_secs(10)),
+            "{}: the dropped subscription went unnoticed",
+            gw.addr
+        );
+        assert!(
+            gw.wait_for_log("room resubscribed", Duration::from_secs(15)),
+            "{}: not resubscribed",
+            gw.addr
+        );
+        assert!(wait_until(Duration::from_secs(5), || {
+            http::metric(gw.addr, WITHOUT_LIVE) == 0.0
+        }));
+    }
+    // Edits on either node reach the other one live, through the new owner.
+    let text = interop::write_doc(&a.ws_url(), &room, "after a; ");
+    let text_b = interop::write_doc(&b.ws_url(), &room, "after b; ");
+    assert!(text_b.starts_with(&text));
+    for f in &mut followers {
+        let ok = rt.block_on(f.wait_text(Duration::from_secs(10), |t| t == text_b));
+        assert!(ok, "expected {text_b:?}, the node delivered {:?}", f.text());
+    }
+    assert_eq!(http::get(a.addr, "/readyz").text(), "ready\n");
+}

@@ -168,17 +168,23 @@ impl Drop for RedisServer {
     }
 }
 
-/// A local 3-master Redis Cluster (`redis-cli --cluster create`).
+/// A local 3-master Redis Cluster (`redis-cli --cluster create`), with or without replicas.
 #[derive(Debug)]
 pub struct RedisCluster {
-    /// The masters.
+    /// The servers: the masters, then (with replicas) the replicas, as created.
     pub nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
     /// Starts three cluster-enabled servers and joins them into one cluster.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
+        Self::start_with_replicas(0)
+    }
+
+    /// Starts `3 × (1 + replicas)` servers: three masters with `replicas` replicas each
+    /// (`cluster-node-timeout` 2000 ms: a failed master's replica takes over in seconds).
+    pub fn start_with_replicas(replicas: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(&[
                     "--cluster-enabled",
@@ -196,7 +202,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -204,10 +210,16 @@ impl RedisCluster {
         assert!(status.success(), "cluster create failed");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            // Every slot served, and every replica synced (one that never synced would not
+            // take over when its master fails).
             let ok = nodes.iter().all(|n| {
-                n.cli(&["CLUSTER", "INFO"])
-                    .map(|i| i.contains("cluster_state:ok"))
-                    .unwrap_or(false)
+                let cluster_ok = n
+                    .cli(&["CLUSTER", "INFO"])
+                    .is_some_and(|i| i.contains("cluster_state:ok"));
+                let replication = n.cli(&["INFO", "replication"]).unwrap_or_default();
+                cluster_ok
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
             });
             if ok {
                 return RedisCluster { nodes };
@@ -220,7 +232,12 @@ impl RedisCluster {
     /// The index in [`nodes`](Self::nodes) of the master that owns `key`'s slot
     /// (`CLUSTER KEYSLOT`, then the slot ranges of `CLUSTER NODES`).
     pub fn owner_of(&self, key: &str) -> usize {
-        let first = &self.nodes[0];
+        // Ask a server that is up (a test may have stopped some).
+        let first = self
+            .nodes
+            .iter()
+            .find(|n| n.cli(&["PING"]).is_some_and(|p| p.contains("PONG")))
+            .expect("a live cluster node");
         let slot: u16 = first
             .cli(&["CLUSTER", "KEYSLOT", key])
             .and_then(|s| s.trim().parse().ok())
@@ -295,6 +312,17 @@ impl RedisCluster {
             }
         }
         slot
+    }
+
+    /// Whether every slot is served again (`cluster_state:ok` on a live node) and `key`'s slot
+    /// is owned by a master other than `old` (a failover finished).
+    pub fn failed_over(&self, key: &str, old: usize) -> bool {
+        let ok = self.nodes.iter().enumerate().any(|(i, n)| {
+            i != old
+                && n.cli(&["CLUSTER", "INFO"])
+                    .is_some_and(|info| info.contains("cluster_state:ok"))
+        });
+        ok && self.owner_of(key) != old
     }
 
     /// `host:port,host:port,…` for `REDIS_CLUSTER_NODES`.

@@ -8,7 +8,7 @@
     reason = "a panic with a message is a test failure"
 )]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use yws_e2e::process::{Service, ServiceBuilder};
 use yws_e2e::redis::RedisCluster;
 use yws_e2e::ws::Follower;
@@ -69,4 +69,99 @@ fn a_room_whose_slot_migrates_keeps_live_delivery_on_every_node() {
         assert!(ok, "expected {text_b:?}, the node delivered {:?}", f.text());
     }
     assert_eq!(http::get(a.addr, "/readyz").text(), "ready\n");
+}
+
+/// `write-doc` through `gw`, retried until the write goes through (appends fail while the
+/// cluster fails over; the client is closed and, like the stock client, tries again).
+fn write_when_possible(gw: &Service, room: &str, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let verdict = interop::run(
+            "write-doc",
+            &[gw.ws_url()],
+            &["--room", room, "--text", text],
+        );
+        if verdict.ok() {
+            return verdict.json["text"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no write within 30 s: {}",
+            gw.addr,
+            verdict.stderr
+        );
+    }
+}
+
+#[test]
+fn a_master_failover_moves_live_delivery_to_the_promoted_replica() {
+    let mut cluster = RedisCluster::start_with_replicas(1);
+    // The seeds are the three masters, as a user would configure them.
+    let masters: Vec<String> = cluster.nodes[..3]
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let gateway = || {
+        ServiceBuilder::gateway()
+            .env("REDIS_CLUSTER_NODES", masters.join(","))
+            .env("YWS__REDIS__WATCHDOG_INTERVAL_MS", 0)
+            .spawn()
+    };
+    let (a, b) = (gateway(), gateway());
+    let room = unique_room("failover");
+    let text = interop::write_doc(&a.ws_url(), &room, "before; ");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut followers: Vec<Follower> = [&a, &b]
+        .iter()
+        .map(|gw| {
+            rt.block_on(Follower::connect(&format!("{}/{room}", gw.ws_url())))
+                .unwrap()
+        })
+        .collect();
+    for f in &mut followers {
+        assert!(rt.block_on(f.wait_text(Duration::from_secs(10), |t| t == text)));
+    }
+
+    // SIGKILL the room's master; its replica takes over.
+    let log = format!("yws:{{{room}}}:log");
+    let owner = cluster.owner_of(&log);
+    let killed = Instant::now();
+    cluster.nodes[owner].stop();
+    assert!(
+        wait_until(Duration::from_secs(30), || cluster.failed_over(&log, owner)),
+        "no replica took over"
+    );
+    let promoted = Instant::now();
+    println!(
+        "replica promoted {:.1} s after the kill",
+        (promoted - killed).as_secs_f64()
+    );
+
+    // Edits on either node reach the other one live, through the promoted master.
+    write_when_possible(&a, &room, "after a; ");
+    write_when_possible(&b, &room, "after b; ");
+    // Both edits, in the same order on both nodes (b may have written before a's arrived).
+    let both = |t: &str| t.len() == 26 && t.contains("after a; ") && t.contains("after b; ");
+    for (f, gw) in followers.iter_mut().zip([&a, &b]) {
+        let ok = rt.block_on(f.wait_text(Duration::from_secs(20), both));
+        assert!(ok, "{}: delivered {:?}", gw.addr, f.text());
+    }
+    assert_eq!(followers[0].text(), followers[1].text());
+    println!(
+        "both nodes delivered both edits {:.1} s after the promotion",
+        promoted.elapsed().as_secs_f64()
+    );
+    for gw in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(10), || {
+            http::metric(gw.addr, WITHOUT_LIVE) == 0.0
+        }));
+        assert_eq!(http::get(gw.addr, "/readyz").status, 200);
+        for line in gw.logs().lines().filter(|l| {
+            ["resubscri", "replaced", "live delivery", "pub/sub"]
+                .iter()
+                .any(|k| l.contains(k))
+        }) {
+            println!("{}: {line}", gw.addr);
+        }
+    }
 }

@@ -200,13 +200,28 @@ impl Redis {
         }
     }
 
-    /// `PING`.
+    /// `PING`. On a Redis Cluster it goes to one master at random, tried up to three times:
+    /// Redis is reachable while any master answers. (A plain `PING` goes to every master, so
+    /// one failed master would make the node drop every room of every shard; the rooms of
+    /// the failed shard are handled on their own — their writes fail, their logs are polled.)
     pub async fn ping(&self) -> Result<(), Error> {
-        self.call(Op::Ping, |mut c| async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut c)
-                .await
-                .map(|_| ())
+        self.call(Op::Ping, |c| async move {
+            match c {
+                Conn::Single(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
+                Conn::Cluster(mut c) => {
+                    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                    let mut result = Ok(Value::Nil);
+                    for _ in 0..3 {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+                        result = c.route_command(redis::cmd("PING"), route).await;
+                        if result.is_ok() {
+                            break;
+                        }
+                    }
+                    result.map(|_| String::new())
+                }
+            }
+            .map(|_| ())
         })
         .await
     }

@@ -80,10 +80,11 @@ app.kubernetes.io/part-of: yws
 {{- $r := .Values.redis }}
 {{- $sources := 0 }}
 {{- if $r.bundled.enabled }}{{ $sources = add1 $sources }}{{ end }}
-{{- if $r.url }}{{ $sources = add1 $sources }}{{ end }}
+{{- if and $r.url (not $r.sentinels) }}{{ $sources = add1 $sources }}{{ end }}
 {{- if $r.clusterNodes }}{{ $sources = add1 $sources }}{{ end }}
+{{- if $r.sentinels }}{{ $sources = add1 $sources }}{{ end }}
 {{- if gt $sources 1 }}
-{{- fail "redis: choose one of redis.bundled.enabled, redis.url and redis.clusterNodes" }}
+{{- fail "redis: choose one of redis.bundled.enabled, redis.url, redis.clusterNodes and redis.sentinels (with sentinels, redis.url only carries the primary's credentials)" }}
 {{- end }}
 {{- if and (eq $sources 0) (not .Values.existingSecret) }}
 {{- fail "redis: the gateways need Redis to share rooms: enable redis.bundled, or set redis.url, redis.clusterNodes, or existingSecret with the key redis-url" }}
@@ -138,6 +139,25 @@ redis://{{ include "yws.redisName" . }}:6379
 {{- if .Values.redis.clusterNodes }}
 - name: REDIS_CLUSTER_NODES
   value: {{ join "," .Values.redis.clusterNodes | quote }}
+{{- else if .Values.redis.sentinels }}
+- name: REDIS_SENTINELS
+  value: {{ join "," .Values.redis.sentinels | quote }}
+- name: REDIS_SENTINEL_MASTER
+  value: {{ .Values.redis.sentinelMaster | quote }}
+# The primary's credentials (redis.url, or redis-url of existingSecret) and the Sentinels'
+# password, each only if given.
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "yws.secretName" . }}
+      key: redis-url
+      optional: true
+- name: REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "yws.secretName" . }}
+      key: redis-sentinel-password
+      optional: true
 {{- else }}
 - name: REDIS_URL
   valueFrom:

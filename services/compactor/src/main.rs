@@ -32,6 +32,7 @@ async fn run(config: CompactorConfig) -> anyhow::Result<()> {
     let seeds = match config.redis.topology()? {
         Topology::Single(url) => vec![url],
         Topology::Cluster(urls) => urls,
+        Topology::Sentinel(_) => Vec::new(), // the sweep asks the Sentinels each time
     };
     let admin_addr = config.admin_addr()?;
     let listener = yws_telemetry::admin::bind(admin_addr)

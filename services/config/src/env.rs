@@ -131,12 +131,16 @@ pub const STORAGE: EnvTable = EnvTable {
     vars: &[EnvVar::plain("YWS_STORAGE_URL", "url")],
 };
 
-/// `[redis]`, shared by the gateway and the compactor. `REDIS_CLUSTER_NODES` is a comma list.
+/// `[redis]`, shared by the gateway and the compactor. `REDIS_CLUSTER_NODES` and
+/// `REDIS_SENTINELS` are comma lists.
 pub const REDIS: EnvTable = EnvTable {
     section: "redis",
     vars: &[
         EnvVar::plain("REDIS_URL", "url"),
         EnvVar::plain("REDIS_CLUSTER_NODES", "cluster_nodes"),
+        EnvVar::plain("REDIS_SENTINELS", "sentinels"),
+        EnvVar::plain("REDIS_SENTINEL_MASTER", "sentinel_master"),
+        EnvVar::plain("REDIS_SENTINEL_PASSWORD", "sentinel_password"),
         EnvVar::plain("YWS_REDIS_PREFIX", "prefix"),
     ],
 };

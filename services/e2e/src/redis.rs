@@ -334,3 +334,102 @@ impl RedisCluster {
             .join(",")
     }
 }
+
+/// A primary, a replica and a Redis Sentinel watching them as `mymaster`
+/// (`down-after-milliseconds` 1000): when the primary dies, the replica takes over in seconds.
+#[derive(Debug)]
+pub struct RedisSentinel {
+    /// The primary at the start.
+    pub primary: RedisServer,
+    /// Its replica.
+    pub replica: RedisServer,
+    sentinel: Option<Child>,
+    /// The Sentinel's port.
+    pub sentinel_port: u16,
+    dir: PathBuf,
+}
+
+impl RedisSentinel {
+    /// Starts the three and waits until the Sentinel knows the replica.
+    pub fn start() -> Self {
+        let primary = RedisServer::start();
+        let replica =
+            RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+        let synced = crate::wait_until(Duration::from_secs(20), || {
+            replica
+                .cli(&["INFO", "replication"])
+                .is_some_and(|i| i.contains("master_link_status:up"))
+        });
+        assert!(synced, "the replica did not sync");
+        let port = crate::free_port();
+        let dir = std::env::temp_dir().join(format!("yws-sentinel-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("sentinel dir");
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel failover-timeout mymaster 10000\n",
+                dir.display(),
+                primary.port
+            ),
+        )
+        .expect("sentinel.conf");
+        let log = std::fs::File::create(dir.join("sentinel.log")).expect("sentinel log");
+        let child = Command::new(redis_server())
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        let sentinel = RedisSentinel {
+            primary,
+            replica,
+            sentinel: Some(child),
+            sentinel_port: port,
+            dir,
+        };
+        let replica = sentinel.replica.port.to_string();
+        let known = crate::wait_until(Duration::from_secs(30), || {
+            cli(port, &["SENTINEL", "replicas", "mymaster"]).is_some_and(|r| r.contains(&replica))
+        });
+        assert!(known, "the sentinel did not find the replica");
+        sentinel
+    }
+
+    /// `host:port` for `REDIS_SENTINELS`.
+    pub fn sentinels(&self) -> String {
+        format!("127.0.0.1:{}", self.sentinel_port)
+    }
+
+    /// The port of the server the Sentinel names as primary now.
+    pub fn primary_port(&self) -> Option<u16> {
+        cli(
+            self.sentinel_port,
+            &["SENTINEL", "get-master-addr-by-name", "mymaster"],
+        )?
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+    }
+
+    /// Runs `redis-cli` against the Sentinel.
+    pub fn cli(&self, args: &[&str]) -> Option<String> {
+        cli(self.sentinel_port, args)
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.sentinel.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

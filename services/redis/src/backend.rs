@@ -199,6 +199,12 @@ async fn health(backend: Arc<RedisBackend>, up: watch::Sender<bool>, cancel: Can
                     tracing::info!("redis is reachable again");
                     backend.redis.metrics.up.set(1);
                     let _ = up.send(true);
+                    if backend.redis.sentinels().is_some() {
+                        // The primary may have changed (a Sentinel failover): subscribe there.
+                        if let Err(e) = backend.subscriptions.reconnect().await {
+                            tracing::warn!(error = %e, "could not reconnect pub/sub to the primary; retrying");
+                        }
+                    }
                     backend.subscriptions.unsubscribe_orphans().await;
                 }
             }

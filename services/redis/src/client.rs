@@ -1,10 +1,11 @@
-//! Pooled Redis connections (deadpool-redis; single server or Redis Cluster) with a timeout
-//! and metrics around every call.
+//! Pooled Redis connections (deadpool-redis; a single server, a Redis Cluster, or a primary
+//! found through Redis Sentinel) with a timeout and metrics around every call.
 
 use crate::config::{RedisConfig, Topology};
 use crate::error::Error;
 use crate::metrics::RedisMetrics;
 use crate::op::{Op, Timeout};
+use crate::sentinel::Sentinels;
 use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
@@ -15,6 +16,8 @@ use tokio::time::Instant;
 enum Pool {
     Single(deadpool_redis::Pool),
     Cluster(deadpool_redis::cluster::Pool),
+    /// New connections go to the primary the Sentinels name at that moment.
+    Sentinel(deadpool_redis::sentinel::Pool),
 }
 
 impl std::fmt::Debug for Pool {
@@ -22,8 +25,47 @@ impl std::fmt::Debug for Pool {
         f.write_str(match self {
             Pool::Single(_) => "Pool::Single",
             Pool::Cluster(_) => "Pool::Cluster",
+            Pool::Sentinel(_) => "Pool::Sentinel",
         })
     }
+}
+
+/// The pool of a Sentinel deployment: new connections go to the primary the Sentinels name;
+/// credentials, database and TLS of the primary come from the template (`redis.url`).
+fn sentinel_pool(
+    sentinels: &Sentinels,
+    pool_config: PoolConfig,
+) -> Result<deadpool_redis::sentinel::Pool, String> {
+    use deadpool_redis::sentinel::TlsMode;
+    use deadpool_redis::sentinel::{Config, SentinelNodeConnectionInfo, SentinelServerType};
+    use redis::IntoConnectionInfo;
+    let mut node = SentinelNodeConnectionInfo {
+        tls_mode: None,
+        redis_connection_info: None,
+    };
+    if let Some(template) = &sentinels.template {
+        let info = template
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| format!("redis.url: {e}"))?;
+        node.redis_connection_info = Some(info.redis_settings().clone().into());
+        if let redis::ConnectionAddr::TcpTls { insecure, .. } = info.addr() {
+            node.tls_mode = Some(if *insecure {
+                TlsMode::Insecure
+            } else {
+                TlsMode::Secure
+            });
+        }
+    }
+    let mut cfg = Config::from_urls(
+        sentinels.sentinels.clone(),
+        sentinels.master.clone(),
+        SentinelServerType::Master,
+    )
+    .with_node_connection_info(Some(node));
+    cfg.pool = Some(pool_config);
+    cfg.create_pool(Some(Runtime::Tokio1))
+        .map_err(|e| e.to_string())
 }
 
 /// A pooled connection to either kind of deployment.
@@ -36,6 +78,8 @@ pub enum Conn {
     Single(deadpool_redis::Connection),
     /// A cluster (routes by key slot).
     Cluster(deadpool_redis::cluster::Connection),
+    /// The primary named by Redis Sentinel.
+    Sentinel(deadpool_redis::sentinel::Connection),
 }
 
 impl ConnectionLike for Conn {
@@ -43,6 +87,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -55,6 +100,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -62,6 +108,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -74,6 +121,8 @@ pub struct Redis {
     bulk_timeout: Duration,
     prefix: String,
     cluster: bool,
+    /// The Sentinels, when the primary is found through them.
+    sentinels: Option<Sentinels>,
     /// Client metrics.
     pub metrics: RedisMetrics,
 }
@@ -96,6 +145,10 @@ impl Redis {
             ..PoolConfig::default()
         };
         let topology = config.topology().map_err(|e| unavailable(e.to_string()))?;
+        let sentinels = match &topology {
+            Topology::Sentinel(s) => Some(s.clone()),
+            _ => None,
+        };
         let (pool, cluster) = match topology {
             Topology::Single(url) => {
                 let mut cfg = deadpool_redis::Config::from_url(url);
@@ -113,6 +166,10 @@ impl Redis {
                     .map_err(|e| unavailable(e.to_string()))?;
                 (Pool::Cluster(pool), true)
             }
+            Topology::Sentinel(sentinels) => {
+                let pool = sentinel_pool(&sentinels, pool_config).map_err(unavailable)?;
+                (Pool::Sentinel(pool), false)
+            }
         };
         Ok(Redis {
             pool,
@@ -120,6 +177,7 @@ impl Redis {
             bulk_timeout,
             prefix: config.prefix.clone(),
             cluster,
+            sentinels,
             metrics,
         })
     }
@@ -127,6 +185,11 @@ impl Redis {
     /// Whether this is a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.cluster
+    }
+
+    /// The Sentinels, when the primary is found through them.
+    pub fn sentinels(&self) -> Option<&Sentinels> {
+        self.sentinels.as_ref()
     }
 
     /// The key prefix.
@@ -165,6 +228,11 @@ impl Redis {
                 .await
                 .map(Conn::Cluster)
                 .map_err(|e| io(e.to_string())),
+            Pool::Sentinel(p) => p
+                .get()
+                .await
+                .map(Conn::Sentinel)
+                .map_err(|e| io(e.to_string())),
         }
     }
 
@@ -186,6 +254,16 @@ impl Redis {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 self.metrics.failed(op);
+                if let (
+                    Pool::Sentinel(pool),
+                    redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+                ) = (&self.pool, e.kind())
+                {
+                    // The primary was demoted by a failover: drop idle connections to it; new
+                    // ones go to the primary the Sentinels name now.
+                    pool.retain(|_, _| false);
+                    tracing::warn!(%op, "redis answered READONLY (a failover demoted the primary); reconnecting through sentinel");
+                }
                 tracing::debug!(%op, error = %e, "redis call failed");
                 Err(Error::Failed {
                     op,
@@ -208,6 +286,7 @@ impl Redis {
         self.call(Op::Ping, |c| async move {
             match c {
                 Conn::Single(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
+                Conn::Sentinel(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
                 Conn::Cluster(mut c) => {
                     use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
                     let mut result = Ok(Value::Nil);

@@ -1,5 +1,6 @@
 //! The `[redis]` config section, shared by the gateway and the compactor.
 
+use crate::sentinel::Sentinels;
 use serde::Deserialize;
 use yws_config::{ConfigError, Secret};
 
@@ -15,6 +16,15 @@ pub struct RedisConfig {
     /// entry is refused by [`RedisConfig::validate`].
     #[serde(deserialize_with = "yws_config::comma_list_keep_empty")]
     pub cluster_nodes: Vec<String>,
+    /// Redis Sentinel addresses, `host:port` (`REDIS_SENTINELS`): the gateway connects to the
+    /// primary they name and follows their failovers. Credentials, TLS and database of the
+    /// primary are taken from `url` when it is set (its host is ignored).
+    #[serde(deserialize_with = "yws_config::comma_list_keep_empty")]
+    pub sentinels: Vec<String>,
+    /// The primary's name at the Sentinels (`REDIS_SENTINEL_MASTER`).
+    pub sentinel_master: String,
+    /// The Sentinels' own password, if they require one (`REDIS_SENTINEL_PASSWORD`).
+    pub sentinel_password: Option<Secret>,
     /// Namespace of every key (`YWS_REDIS_PREFIX`), so deployments can share a Redis.
     pub prefix: String,
     /// Pooled connections for commands.
@@ -54,6 +64,9 @@ impl Default for RedisConfig {
         RedisConfig {
             url: None,
             cluster_nodes: Vec::new(),
+            sentinels: Vec::new(),
+            sentinel_master: "mymaster".into(),
+            sentinel_password: None,
             prefix: "yws".into(),
             pool_size: 16,
             command_timeout_ms: 2000,
@@ -79,12 +92,14 @@ pub enum Topology {
     Single(String),
     /// A Redis Cluster, by seed node URLs.
     Cluster(Vec<String>),
+    /// A primary found through Redis Sentinel.
+    Sentinel(Sentinels),
 }
 
 impl RedisConfig {
     /// Whether Redis is configured at all (otherwise the gateway runs standalone).
     pub fn enabled(&self) -> bool {
-        self.url.is_some() || !self.cluster_nodes.is_empty()
+        self.url.is_some() || !self.cluster_nodes.is_empty() || !self.sentinels.is_empty()
     }
 
     /// Checks values and URLs.
@@ -113,6 +128,15 @@ impl RedisConfig {
                 return invalid("redis.cluster_nodes has an empty entry".into());
             }
         }
+        if self.sentinels.iter().any(|s| s.trim().is_empty()) {
+            return invalid("redis.sentinels has an empty entry".into());
+        }
+        if !self.sentinels.is_empty() && !self.cluster_nodes.is_empty() {
+            return invalid("set redis.sentinels or redis.cluster_nodes, not both".into());
+        }
+        if self.sentinel_master.trim().is_empty() {
+            return invalid("redis.sentinel_master must not be empty".into());
+        }
         if self.enabled() {
             self.topology()?;
         }
@@ -121,6 +145,26 @@ impl RedisConfig {
 
     /// The topology to connect to.
     pub fn topology(&self) -> Result<Topology, ConfigError> {
+        if !self.sentinels.is_empty() {
+            let auth = self
+                .sentinel_password
+                .as_ref()
+                .map(|p| format!(":{}@", p.expose()))
+                .unwrap_or_default();
+            return Ok(Topology::Sentinel(Sentinels {
+                sentinels: self
+                    .sentinels
+                    .iter()
+                    .map(|s| s.trim())
+                    .map(|s| match s.split_once("://") {
+                        Some(_) => s.to_string(),
+                        None => format!("redis://{auth}{s}"),
+                    })
+                    .collect(),
+                master: self.sentinel_master.trim().to_string(),
+                template: self.url.as_ref().map(|u| u.expose().to_string()),
+            }));
+        }
         if self.cluster_nodes.is_empty() {
             let url = self
                 .url
@@ -219,5 +263,43 @@ mod tests {
             }
         )
         .contains("hunter2"));
+    }
+
+    #[test]
+    fn sentinel_topology() {
+        let c = RedisConfig {
+            url: Some(Secret::new("redis://:primary@ignored:1/2")),
+            sentinels: vec!["s1:26379".into(), " redis://s2:26380 ".into()],
+            sentinel_master: "yws".into(),
+            sentinel_password: Some(Secret::new("spw")),
+            ..RedisConfig::default()
+        };
+        assert!(c.enabled());
+        c.validate().unwrap();
+        assert_eq!(
+            c.topology().unwrap(),
+            Topology::Sentinel(Sentinels {
+                sentinels: vec!["redis://:spw@s1:26379".into(), "redis://s2:26380".into()],
+                master: "yws".into(),
+                template: Some("redis://:primary@ignored:1/2".into()),
+            })
+        );
+        let both = RedisConfig {
+            cluster_nodes: vec!["n:1".into()],
+            ..c.clone()
+        };
+        assert!(
+            both.validate().is_err(),
+            "sentinels and cluster nodes together"
+        );
+        let empty = RedisConfig {
+            sentinels: vec!["s1:1".into(), "".into()],
+            ..c.clone()
+        };
+        assert!(empty.validate().is_err(), "an empty sentinel entry");
+        assert!(
+            !format!("{c:?}").contains("spw"),
+            "the sentinel password is redacted"
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! - [`backend`]: [`RedisBackend`], the gateway's `RoomBackend` for cluster mode.
 //! - [`queue`]: the compaction queue: when gateways queue a room, what the compactor takes, the
 //!   sweep for logs without a task.
+//! - [`sentinel`]: Redis Sentinel: where the primary is now.
 //! - [`fencing`]: a room under a compactor's lease: fenced snapshot writes and log trims.
 //! - [`metrics`]: Redis client metrics.
 //! - `feed` (private): live delivery of other nodes' changes, with gap detection.
@@ -38,6 +39,7 @@ pub mod op;
 pub mod queue;
 pub mod reader;
 pub mod scripts;
+pub mod sentinel;
 
 mod directory;
 mod feed;

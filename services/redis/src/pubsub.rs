@@ -297,6 +297,11 @@ async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, 
     let topology = config
         .topology()
         .map_err(|e| Error::Connect(e.to_string()))?;
+    // Through Sentinel: the primary named now (a reconnect after a failover asks again).
+    let topology = match topology {
+        Topology::Sentinel(sentinels) => Topology::Single(sentinels.primary_url(timeout).await?),
+        other => other,
+    };
     match topology {
         Topology::Single(url) => {
             let url = with_resp3(&url);
@@ -329,6 +334,7 @@ async fn connect_pubsub(config: &RedisConfig, sink: PushSink) -> Result<PubSub, 
                 .map_err(unavailable)?;
             Ok(PubSub::Cluster(conn))
         }
+        Topology::Sentinel(_) => Err(Error::Connect("sentinel resolved above".into())),
     }
 }
 

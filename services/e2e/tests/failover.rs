@@ -16,6 +16,15 @@ use yws_e2e::{http, interop, unique_room, wait_until};
 
 const WITHOUT_LIVE: &str = "yws_redis_rooms_without_live_delivery";
 
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The tests run one at a time (each starts a Redis Cluster and gateways on a small machine).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn gateway(cluster: &RedisCluster) -> Service {
     ServiceBuilder::gateway()
         .env("REDIS_CLUSTER_NODES", cluster.seeds())
@@ -25,6 +34,7 @@ fn gateway(cluster: &RedisCluster) -> Service {
 
 #[test]
 fn a_room_whose_slot_migrates_keeps_live_delivery_on_every_node() {
+    let _serial = serial();
     let cluster = RedisCluster::start();
     let (a, b) = (gateway(&cluster), gateway(&cluster));
     let room = unique_room("migrate");
@@ -95,6 +105,7 @@ fn write_when_possible(gw: &Service, room: &str, text: &str) -> String {
 
 #[test]
 fn a_master_failover_moves_live_delivery_to_the_promoted_replica() {
+    let _serial = serial();
     let mut cluster = RedisCluster::start_with_replicas(1);
     // The seeds are the three masters, as a user would configure them.
     let masters: Vec<String> = cluster.nodes[..3]
@@ -164,4 +175,103 @@ fn a_master_failover_moves_live_delivery_to_the_promoted_replica() {
             println!("{}: {line}", gw.addr);
         }
     }
+}
+
+/// A room whose log lives on master `node` of `cluster`.
+fn room_on(cluster: &RedisCluster, node: usize, prefix: &str) -> String {
+    loop {
+        let room = unique_room(prefix);
+        if cluster.owner_of(&format!("yws:{{{room}}}:log")) == node {
+            return room;
+        }
+    }
+}
+
+/// Waits `seconds` (the npm clients connect and start editing meanwhile).
+fn pause(seconds: u64) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async { tokio::time::sleep(Duration::from_secs(seconds)).await });
+}
+
+fn edit_loop(gateways: [&Service; 2], room: &str, seconds: u64) -> interop::Running {
+    let urls: Vec<String> = gateways.iter().map(|g| g.ws_url()).collect();
+    let duration = (seconds * 1000).to_string();
+    interop::spawn(
+        "edit-loop",
+        &urls,
+        &[
+            "--room",
+            room,
+            "--duration-ms",
+            &duration,
+            "--timeout-ms",
+            "90000",
+        ],
+    )
+}
+
+fn assert_edit_loop_passed(running: interop::Running) {
+    let verdict = running.finish(Duration::from_secs(100));
+    assert!(
+        verdict.ok(),
+        "edit-loop failed: {}\n{}",
+        verdict.json,
+        verdict.stderr
+    );
+}
+
+#[test]
+fn resharding_under_edits_loses_nothing() {
+    let _serial = serial();
+    let cluster = RedisCluster::start();
+    let (a, b) = (gateway(&cluster), gateway(&cluster));
+    // Three npm clients edit one room through both gateways while its slot, and the slot of
+    // a second room edited meanwhile, move to other masters.
+    let rooms = [
+        room_on(&cluster, 0, "reshard"),
+        room_on(&cluster, 1, "reshard"),
+    ];
+    let loops: Vec<interop::Running> = rooms.iter().map(|r| edit_loop([&a, &b], r, 10)).collect();
+    pause(3);
+    cluster.move_slot_of(&format!("yws:{{{}}}:log", rooms[0]), 1);
+    cluster.move_slot_of(&format!("yws:{{{}}}:log", rooms[1]), 2);
+    for running in loops {
+        assert_edit_loop_passed(running);
+    }
+    for gw in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(5), || {
+            http::metric(gw.addr, WITHOUT_LIVE) == 0.0
+        }));
+    }
+}
+
+#[test]
+fn killing_the_first_seed_master_under_edits_loses_nothing() {
+    let _serial = serial();
+    let mut cluster = RedisCluster::start_with_replicas(1);
+    let masters: Vec<String> = cluster.nodes[..3]
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let gateway = || {
+        ServiceBuilder::gateway()
+            .env("REDIS_CLUSTER_NODES", masters.join(","))
+            .env("YWS__REDIS__WATCHDOG_INTERVAL_MS", 0)
+            .spawn()
+    };
+    let (a, b) = (gateway(), gateway());
+    // The room lives on the first seed, the node a gateway would ask first.
+    let room = room_on(&cluster, 0, "first-seed");
+    let running = edit_loop([&a, &b], &room, 15);
+    pause(3);
+    cluster.nodes[0].stop();
+    assert_edit_loop_passed(running);
+    assert!(cluster.failed_over(&format!("yws:{{{room}}}:log"), 0));
+    // Both gateways serve the same document (the edit-loop's late joiner checked one).
+    let path = format!(
+        "/api/rooms/{room}?objects=%7B%22text%22%3A%22Text%22%2C%22markers%22%3A%22Array%22%2C%22map%22%3A%22Map%22%7D"
+    );
+    let (on_a, on_b) = (http::get(a.addr, &path), http::get(b.addr, &path));
+    assert_eq!(on_a.status, 200, "{}", on_a.text());
+    assert_eq!(on_a.text(), on_b.text());
 }

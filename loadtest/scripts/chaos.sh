@@ -9,6 +9,9 @@
 #   - SIGKILLs a compactor once (restarting it),
 #   - restarts Redis once (SHUTDOWN, start again from its AOF; in a cluster: one master),
 #   - pauses Redis once with DEBUG SLEEP (longer than the command timeout),
+#   - with CLUSTER=1 (3 masters with REPLICAS [1] replicas each): SIGKILLs a master once (its
+#     replica takes over; the old master comes back as a replica) and reshards once
+#     (`redis-cli --cluster reshard`: 200 slots from one master to another under the load),
 # and stops injecting faults QUIET seconds before the clients stop writing. At the end every
 # client of every room must hold the same document with every update (yws-load's convergence
 # check: 0 missing); the script prints the faults injected, reconnects, closes by code and the
@@ -16,7 +19,7 @@
 #
 #   loadtest/scripts/chaos.sh [extra yws-load flags]
 # Environment (defaults in brackets):
-#   DURATION [240]  seconds of editing   GATEWAYS [3]  COMPACTORS [2]  CLUSTER [0]
+#   DURATION [240]  seconds of editing   GATEWAYS [3]  COMPACTORS [2]  CLUSTER [0]  REPLICAS [1]
 #   ROOMS [40]  CLIENTS [4] per room  RATE [2] updates/s per client  AWARENESS [0.5]/s
 #   KILL_EVERY [20]  QUIET [20]  SEED [random] for the fault schedule
 #   YWS_BIN_DIR [target/release, built if missing]  YWS_LOAD_BIN  OUT_DIR
@@ -27,6 +30,7 @@ duration=${DURATION:-240}
 gateways=${GATEWAYS:-3}
 compactors=${COMPACTORS:-2}
 cluster=${CLUSTER:-0}
+replicas=${REPLICAS:-1}
 rooms=${ROOMS:-40}
 clients=${CLIENTS:-4}
 rate=${RATE:-2}
@@ -47,6 +51,7 @@ prefix=chaos$$
 
 declare -A PID PORT HWM
 faults_gateway=0 faults_compactor=0 faults_redis_restart=0 faults_redis_pause=0
+faults_failover=0 faults_reshard=0
 log() { printf '[%5ss] %s\n' "$((SECONDS - t_start))" "$*" | tee -a "$out/faults.log"; }
 
 # Peak RSS (VmHWM, kB) of a process, remembered per role before it dies.
@@ -103,14 +108,15 @@ for _ in range(200):
         pass'
 }
 if [ "$cluster" = 1 ]; then
-  for _ in 1 2 3; do redis_ports+=("$(free_cluster_port)"); done
+  for _ in $(seq $((3 * (1 + replicas)))); do redis_ports+=("$(free_cluster_port)"); done
   for p in "${redis_ports[@]}"; do start_redis "$p"; done
-  redis-cli --cluster create "${redis_ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$out/cluster-create.log" 2>&1
+  redis-cli --cluster create "${redis_ports[@]/#/127.0.0.1:}" --cluster-replicas "$replicas" --cluster-yes >"$out/cluster-create.log" 2>&1
   for _ in $(seq 100); do
     redis-cli -p "${redis_ports[0]}" cluster info | grep -q '^cluster_state:ok' && break
     sleep 0.2
   done
-  redis_env=(REDIS_CLUSTER_NODES="$(printf '127.0.0.1:%s,' "${redis_ports[@]}" | sed 's/,$//')")
+  # The seeds are the three masters, as a user would configure them.
+  redis_env=(REDIS_CLUSTER_NODES="$(printf '127.0.0.1:%s,' "${redis_ports[@]:0:3}" | sed 's/,$//')")
 else
   redis_ports=("$(free_port)")
   start_redis "${redis_ports[0]}"
@@ -157,6 +163,18 @@ fault_end=$((SECONDS + duration - quiet))
 compactor_at=$((SECONDS + (duration - quiet) * 3 / 10))
 restart_at=$((SECONDS + (duration - quiet) / 2))
 pause_at=$((SECONDS + (duration - quiet) * 7 / 10))
+failover_at=0 reshard_at=0 failed_port=""
+if [ "$cluster" = 1 ]; then
+  failover_at=$((SECONDS + (duration - quiet) * 4 / 10))
+  reshard_at=$((SECONDS + (duration - quiet) * 6 / 10))
+fi
+# Masters that are up now: "port id" per line, from any live node's view.
+live_masters() {
+  local p
+  for p in "${redis_ports[@]}"; do
+    redis-cli -p "$p" cluster nodes 2>/dev/null | awk '$3 ~ /master/ && $3 !~ /fail/ && $9 != "" {split($2, a, "[:@]"); print a[2], $1}' && return 0
+  done
+}
 next_kill=$((SECONDS + kill_every))
 while ((SECONDS < fault_end)) && kill -0 "$load_pid" 2>/dev/null; do
   if ((SECONDS >= next_kill)); then
@@ -179,6 +197,7 @@ while ((SECONDS < fault_end)) && kill -0 "$load_pid" 2>/dev/null; do
   fi
   if ((restart_at > 0 && SECONDS >= restart_at)); then
     p=${redis_ports[$((RANDOM % ${#redis_ports[@]}))]}
+    [ "$p" = "$failed_port" ] && { sleep 0.5; continue; } # down already: pick again
     log "restart redis on $p (SHUTDOWN, then start from its AOF)"
     note_hwm "redis-$p"
     redis-cli -p "$p" shutdown >/dev/null 2>&1 || true
@@ -187,6 +206,32 @@ while ((SECONDS < fault_end)) && kill -0 "$load_pid" 2>/dev/null; do
     start_redis "$p"
     faults_redis_restart=$((faults_redis_restart + 1))
     restart_at=0
+  fi
+  if ((failover_at > 0 && SECONDS >= failover_at)); then
+    read -r p _ < <(live_masters | shuf -n 1 --random-source=<(yes "$RANDOM"))
+    log "SIGKILL redis master on $p (its replica takes over; it comes back as a replica)"
+    kill9 "redis-$p"
+    failed_port=$p
+    faults_failover=$((faults_failover + 1))
+    failover_at=0
+  fi
+  if [ -n "$failed_port" ] && ((SECONDS >= ${failover_back:=$((SECONDS + 10))})); then
+    log "restart redis on $failed_port (rejoins as a replica)"
+    start_redis "$failed_port"
+    failed_port=""
+  fi
+  if ((reshard_at > 0 && SECONDS >= reshard_at)); then
+    mapfile -t masters < <(live_masters | head -2)
+    if [ "${#masters[@]}" = 2 ]; then
+      from=${masters[0]#* } to=${masters[1]#* } p=${masters[0]%% *}
+      log "reshard: 200 slots from the master on $p to the master on ${masters[1]%% *}"
+      redis-cli --cluster reshard "127.0.0.1:$p" --cluster-from "$from" --cluster-to "$to" \
+        --cluster-slots 200 --cluster-yes >>"$out/reshard.log" 2>&1 || log "reshard failed (see reshard.log)"
+      faults_reshard=$((faults_reshard + 1))
+    else
+      log "reshard skipped: fewer than two live masters"
+    fi
+    reshard_at=0
   fi
   if ((pause_at > 0 && SECONDS >= pause_at)); then
     p=${redis_ports[$((RANDOM % ${#redis_ports[@]}))]}
@@ -204,16 +249,18 @@ for name in "${!PID[@]}"; do note_hwm "$name"; done
 
 # --- report ----------------------------------------------------------------------------------
 python3 - "$out/load.json" "$status" "$faults_gateway" "$faults_compactor" "$faults_redis_restart" \
-  "$faults_redis_pause" "${HWM[gateway]:-0}" "${HWM[compactor]:-0}" "${HWM[redis]:-0}" <<'PY'
+  "$faults_redis_pause" "${HWM[gateway]:-0}" "${HWM[compactor]:-0}" "${HWM[redis]:-0}" \
+  "$faults_failover" "$faults_reshard" <<'PY'
 import json, sys
-path, status, fg, fc, fr, fp, hg, hc, hr = sys.argv[1:10]
+path, status, fg, fc, fr, fp, hg, hc, hr, ff, fs = sys.argv[1:12]
 try:
     step = json.load(open(path))["steps"][-1]
 except Exception as e:  # noqa: BLE001 - report what we have
     print(f"no load report ({e}); yws-load exited with {status}")
     sys.exit(1)
 c, conv = step["counters"], step["convergence"]
-print(f"faults: {fg} gateway SIGKILLs, {fc} compactor SIGKILL, {fr} Redis restart, {fp} Redis pause")
+print(f"faults: {fg} gateway SIGKILLs, {fc} compactor SIGKILL, {fr} Redis restart, {fp} Redis pause, "
+      f"{ff} master failover, {fs} reshard")
 print(f"updates sent {c['sent']}, deliveries {c['deliveries']}, reconnects (resyncs) {c['resyncs']}, "
       f"disconnects {c['disconnects']}, connect failures {c['connect_failures']}")
 print("closes by code: " + ", ".join(f"{k[7:] if k.startswith('closed_') else k} {c.get(k, 0)}"

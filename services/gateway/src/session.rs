@@ -19,8 +19,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use yws_core::room::AwarenessOutcome;
-use yws_core::{Access, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease};
+use yws_core::{
+    Access, AwarenessBatch, AwarenessViolation, CloseReason, ConnId, FrameReplies, Outbox,
+    PeerControl, Room, RoomBackend, RoomLease,
+};
 use yws_protocol::{decode, encode, validate, DecodeError, Message};
 
 /// Logs an event of one connection with its room and connection id.
@@ -50,6 +52,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 pub struct SessionSettings {
     /// Frames queued for a connection before it is closed as too slow.
     pub outbox_frames: usize,
+    /// Bytes queued for a connection before it is closed as too slow.
+    pub outbox_bytes: usize,
     /// WebSocket ping interval (a missing pong by the next ping closes the connection).
     pub ping_interval: Duration,
     /// Send an empty awareness update after this long without sending anything.
@@ -144,7 +148,7 @@ where
     // ~330 bytes of every connection's memory.
     async move {
         let room = session.lease.room().clone();
-        let outbox = Outbox::new(ctx.settings.outbox_frames);
+        let outbox = Outbox::new(ctx.settings.outbox_frames, ctx.settings.outbox_bytes);
         room.join(session.conn, outbox.clone(), session.control.clone());
         let membership = Membership {
             room: &room,
@@ -390,44 +394,99 @@ struct Handler<'a> {
 }
 
 impl Handler<'_> {
+    /// Handles the messages of one frame as they are decoded. Repeated requests of the frame
+    /// are answered once ([`FrameReplies`]), and the awareness it changed is relayed once,
+    /// when the frame is done — also when a later message of it ends the connection.
     async fn frame(&mut self, data: &[u8]) -> Result<(), CloseReason> {
-        let metrics = &self.ctx.metrics;
-        let messages = decode(data).map_err(|e| self.malformed(e))?;
-        if let Some(first) = messages.first() {
-            metrics.received.frame_bytes(first.kind(), data.len());
+        let mut replies = FrameReplies::default();
+        let mut awareness = AwarenessBatch::default();
+        let handled = self.messages(data, &mut replies, &mut awareness).await;
+        if let Some(payload) = self.room.flush_awareness(self.conn, &mut awareness) {
+            if let Err(e) = self
+                .ctx
+                .backend
+                .publish_awareness(self.room, &payload)
+                .await
+            {
+                conn_event!(warn, self.room, self.conn, error = %e, "awareness not shared with other nodes");
+            }
         }
-        for message in messages {
+        handled?;
+        match replies.finish() {
+            Some(sv) => self.reply(self.room.sync_step2(&sv)),
+            None => Ok(()),
+        }
+    }
+
+    async fn messages(
+        &mut self,
+        data: &[u8],
+        replies: &mut FrameReplies,
+        awareness: &mut AwarenessBatch,
+    ) -> Result<(), CloseReason> {
+        let metrics = &self.ctx.metrics;
+        let mut first = true;
+        for message in decode(data) {
+            let message = message.map_err(|e| self.malformed(e))?;
+            if std::mem::take(&mut first) {
+                metrics.received.frame_bytes(message.kind(), data.len());
+            }
             metrics.received.message(message.kind());
             match message {
-                Message::SyncStep1(sv) => self.reply(self.room.sync_step2(&sv))?,
+                Message::SyncStep1(sv) => {
+                    if let Some(sv) = replies.step1(sv) {
+                        self.reply(self.room.sync_step2(sv))?;
+                    }
+                }
                 Message::SyncStep2(update) | Message::Update(update) => self.update(update).await?,
-                Message::Awareness(update) => match self.room.apply_awareness(self.conn, &update) {
-                    AwarenessOutcome::Unchanged => {}
-                    AwarenessOutcome::Changed(payload) => {
-                        if let Err(e) = self
-                            .ctx
-                            .backend
-                            .publish_awareness(self.room, &payload)
-                            .await
-                        {
-                            conn_event!(warn, self.room, self.conn, error = %e, "awareness not shared with other nodes");
-                        }
+                Message::Awareness(update) => self
+                    .room
+                    .apply_awareness(self.conn, &update, awareness)
+                    .map_err(|violation| self.refused(violation))?,
+                Message::QueryAwareness => {
+                    if replies.query_awareness() {
+                        self.reply(self.room.awareness_frame())?;
                     }
-                    AwarenessOutcome::TooManyClients => {
-                        conn_event!(
-                            info,
-                            self.room,
-                            self.conn,
-                            "connection owns too many awareness client ids"
-                        );
-                        return Err(CloseReason::PolicyViolation);
-                    }
-                },
-                Message::QueryAwareness => self.reply(self.room.awareness_frame())?,
+                }
                 Message::Auth { .. } => {} // server-to-client only; ignored like the reference
             }
         }
         Ok(())
+    }
+
+    fn refused(&self, violation: AwarenessViolation) -> CloseReason {
+        let limits = self.room.settings().awareness;
+        match violation {
+            AwarenessViolation::MessageTooLarge { bytes } => conn_event!(
+                info,
+                self.room,
+                self.conn,
+                bytes,
+                max = limits.max_message_bytes,
+                "awareness message too large; closing this connection"
+            ),
+            AwarenessViolation::StateTooLarge { bytes } => conn_event!(
+                info,
+                self.room,
+                self.conn,
+                bytes,
+                max = limits.max_state_bytes,
+                "awareness state too large; closing this connection"
+            ),
+            AwarenessViolation::TooManyClients => conn_event!(
+                info,
+                self.room,
+                self.conn,
+                max = limits.max_clients_per_conn,
+                "connection would own too many awareness client ids; closing it"
+            ),
+        }
+        self.ctx
+            .metrics
+            .awareness_rejected
+            .with_label_values(&[violation.label()])
+            .inc();
+        CloseReason::PolicyViolation
     }
 
     async fn update(&mut self, raw: &[u8]) -> Result<(), CloseReason> {

@@ -3,7 +3,7 @@
 //! The loop is generic over a `Sink + Stream` of WebSocket messages, so tests drive it over an
 //! in-memory duplex pipe. It `select!`s (biased, in this order) on: being asked to close (room
 //! kicked us, token expiry, node shutdown), frames queued for us, frames from the client, the
-//! ping timer and the idle timer.
+//! ping timer and the idle timer. What a frame from the client does is in `session/handler.rs`.
 
 use crate::metrics::{frame_type, Metrics};
 use bytes::Bytes;
@@ -19,11 +19,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use yws_core::{
-    Access, AwarenessBatch, AwarenessViolation, CloseReason, ConnId, FrameReplies, Outbox,
-    PeerControl, Room, RoomBackend, RoomLease,
-};
-use yws_protocol::{decode, encode, validate, DecodeError, Message};
+use yws_core::{Access, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease};
+use yws_protocol::encode;
 
 /// Logs an event of one connection with its room and connection id.
 ///
@@ -384,154 +381,9 @@ async fn until(sleep: &mut Option<Pin<Box<Sleep>>>) {
     }
 }
 
-/// Handles the messages of incoming frames for one connection.
-struct Handler<'a> {
-    room: &'a Room,
-    conn: ConnId,
-    access: Access,
-    outbox: &'a Outbox,
-    ctx: &'a SessionContext,
-}
+mod handler;
 
-impl Handler<'_> {
-    /// Handles the messages of one frame as they are decoded. Repeated requests of the frame
-    /// are answered once ([`FrameReplies`]), and the awareness it changed is relayed once,
-    /// when the frame is done — also when a later message of it ends the connection.
-    async fn frame(&mut self, data: &[u8]) -> Result<(), CloseReason> {
-        let mut replies = FrameReplies::default();
-        let mut awareness = AwarenessBatch::default();
-        let handled = self.messages(data, &mut replies, &mut awareness).await;
-        if let Some(payload) = self.room.flush_awareness(self.conn, &mut awareness) {
-            if let Err(e) = self
-                .ctx
-                .backend
-                .publish_awareness(self.room, &payload)
-                .await
-            {
-                conn_event!(warn, self.room, self.conn, error = %e, "awareness not shared with other nodes");
-            }
-        }
-        handled?;
-        match replies.finish() {
-            Some(sv) => self.reply(self.room.sync_step2(&sv)),
-            None => Ok(()),
-        }
-    }
-
-    async fn messages(
-        &mut self,
-        data: &[u8],
-        replies: &mut FrameReplies,
-        awareness: &mut AwarenessBatch,
-    ) -> Result<(), CloseReason> {
-        let metrics = &self.ctx.metrics;
-        let mut first = true;
-        for message in decode(data) {
-            let message = message.map_err(|e| self.malformed(e))?;
-            if std::mem::take(&mut first) {
-                metrics.received.frame_bytes(message.kind(), data.len());
-            }
-            metrics.received.message(message.kind());
-            match message {
-                Message::SyncStep1(sv) => {
-                    if let Some(sv) = replies.step1(sv) {
-                        self.reply(self.room.sync_step2(sv))?;
-                    }
-                }
-                Message::SyncStep2(update) | Message::Update(update) => self.update(update).await?,
-                Message::Awareness(update) => self
-                    .room
-                    .apply_awareness(self.conn, &update, awareness)
-                    .map_err(|violation| self.refused(violation))?,
-                Message::QueryAwareness => {
-                    if replies.query_awareness() {
-                        self.reply(self.room.awareness_frame())?;
-                    }
-                }
-                Message::Auth { .. } => {} // server-to-client only; ignored like the reference
-            }
-        }
-        Ok(())
-    }
-
-    fn refused(&self, violation: AwarenessViolation) -> CloseReason {
-        let limits = self.room.settings().awareness;
-        match violation {
-            AwarenessViolation::MessageTooLarge { bytes } => conn_event!(
-                info,
-                self.room,
-                self.conn,
-                bytes,
-                max = limits.max_message_bytes,
-                "awareness message too large; closing this connection"
-            ),
-            AwarenessViolation::StateTooLarge { bytes } => conn_event!(
-                info,
-                self.room,
-                self.conn,
-                bytes,
-                max = limits.max_state_bytes,
-                "awareness state too large; closing this connection"
-            ),
-            AwarenessViolation::TooManyClients => conn_event!(
-                info,
-                self.room,
-                self.conn,
-                max = limits.max_clients_per_conn,
-                "connection would own too many awareness client ids; closing it"
-            ),
-        }
-        self.ctx
-            .metrics
-            .awareness_rejected
-            .with_label_values(&[violation.label()])
-            .inc();
-        CloseReason::PolicyViolation
-    }
-
-    async fn update(&mut self, raw: &[u8]) -> Result<(), CloseReason> {
-        if self.access == Access::ReadOnly {
-            self.ctx.metrics.readonly_updates_dropped.inc();
-            return Ok(());
-        }
-        let update = validate::update(raw).map_err(|e| self.malformed(e))?;
-        if update.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        if let Err(e) = self.ctx.backend.append(self.room, raw).await {
-            conn_event!(warn, self.room, self.conn, error = %e, "update not written; closing so the client retries");
-            return Err(CloseReason::BackendUnavailable);
-        }
-        self.ctx
-            .metrics
-            .append_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.room.apply_update(update, raw).map_err(|e| {
-            conn_event!(warn, self.room, self.conn, error = %e, "update decoded but could not be applied");
-            CloseReason::InvalidPayload
-        })
-    }
-
-    fn reply(&self, frame: Bytes) -> Result<(), CloseReason> {
-        self.outbox.push(frame).map_err(|_| CloseReason::TooSlow)
-    }
-
-    fn malformed(&self, e: DecodeError) -> CloseReason {
-        conn_event!(info, self.room, self.conn, error = %e, "malformed message; closing this connection");
-        self.ctx
-            .metrics
-            .malformed_messages
-            .with_label_values(&[e.kind()])
-            .inc();
-        match e {
-            DecodeError::InvalidUpdate(_)
-            | DecodeError::InvalidStateVector(_)
-            | DecodeError::InvalidAwareness(_) => CloseReason::InvalidPayload,
-            _ => CloseReason::ProtocolError,
-        }
-    }
-}
+use handler::Handler;
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 use yws_core::{MemoryBackend, RoomName, Rooms, RoomsSettings};
-use yws_protocol::AwarenessEntry;
+use yws_protocol::{decode, AwarenessEntry, Message};
 
 type Client = WebSocketStream<DuplexStream>;
 

@@ -5,7 +5,7 @@
 //! tool sends carries exactly one client (its own) starting at its current clock, so
 //! `(client, clock)` names the update uniquely and is the key observers use to find the
 //! send instant. [`sync_update_payload`] picks the update payload out of a frame without the
-//! allocation that [`yws_protocol::decode()`] makes, so the common frame costs no heap work.
+//! validation that [`yws_protocol::decode()`] does, so the common frame costs no heap work.
 
 use yws_protocol::varint::Reader;
 use yws_protocol::{MSG_SYNC, SYNC_UPDATE};

@@ -23,17 +23,16 @@ impl Client {
             self.shared.metrics.frame(self.spec.id, len, latency);
             return Ok(());
         }
-        let metrics = &self.shared.metrics;
-        metrics.frame(self.spec.id, frame.len(), None);
-        let messages = match yws_protocol::decode(&frame) {
-            Ok(m) => m,
-            Err(e) => {
-                metrics.add(|c| &c.protocol_errors, 1);
-                tracing::debug!(client = self.spec.id, error = %e, "undecodable frame");
-                return Ok(());
-            }
-        };
-        for message in messages {
+        self.shared.metrics.frame(self.spec.id, frame.len(), None);
+        for message in yws_protocol::decode(&frame) {
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    self.shared.metrics.add(|c| &c.protocol_errors, 1);
+                    tracing::debug!(client = self.spec.id, error = %e, "undecodable frame");
+                    return Ok(());
+                }
+            };
             match message {
                 Message::SyncStep1(sv) => {
                     let diff = self.replica.diff(&self.spec.room, &sv);

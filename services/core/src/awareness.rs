@@ -1,9 +1,10 @@
 //! Awareness states of one room with the semantics of `y-protocols/awareness`
 //! (`applyAwarenessUpdate`, `removeAwarenessStates`, the 30 s outdated check), plus who owns
-//! each state: a local connection, or another node of the cluster.
+//! each state — a local connection, or another node of the cluster — and the limits a local
+//! connection's updates are checked against before anything is applied.
 
 use crate::peer::ConnId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::time::{Duration, Instant};
 use yws_protocol::awareness::AwarenessEntry;
@@ -27,7 +28,58 @@ struct ClientEntry {
     owner: Owner,
 }
 
-/// What applying an awareness update changed.
+/// What one connection's awareness updates may do; checked before an update is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwarenessLimits {
+    /// Client ids one connection may own: states *and* the removal markers (tombstones) it
+    /// left, so removing and re-adding ids cannot grow the registry without bound.
+    pub max_clients_per_conn: usize,
+    /// Largest state (JSON text) in bytes.
+    pub max_state_bytes: usize,
+    /// Largest awareness message (its payload) in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for AwarenessLimits {
+    fn default() -> Self {
+        AwarenessLimits {
+            max_clients_per_conn: 32,
+            max_state_bytes: 64 * 1024,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why an awareness update from a local connection was refused (nothing of it was applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwarenessViolation {
+    /// The message is larger than [`AwarenessLimits::max_message_bytes`].
+    MessageTooLarge {
+        /// Its size.
+        bytes: usize,
+    },
+    /// A state is larger than [`AwarenessLimits::max_state_bytes`].
+    StateTooLarge {
+        /// The size of the largest state.
+        bytes: usize,
+    },
+    /// The connection would own more than [`AwarenessLimits::max_clients_per_conn`] ids.
+    TooManyClients,
+}
+
+impl AwarenessViolation {
+    /// A short, bounded label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            AwarenessViolation::MessageTooLarge { .. } => "message_too_large",
+            AwarenessViolation::StateTooLarge { .. } => "state_too_large",
+            AwarenessViolation::TooManyClients => "too_many_clients",
+        }
+    }
+}
+
+/// What applying an awareness update changed. Each client id appears once, in the list of
+/// its first change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AwarenessChange {
     /// Clients seen for the first time with a state.
@@ -39,7 +91,7 @@ pub struct AwarenessChange {
 }
 
 impl AwarenessChange {
-    /// Whether nothing was accepted.
+    /// Whether nothing is to be told to anyone.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty()
     }
@@ -61,11 +113,67 @@ impl AwarenessChange {
 #[derive(Debug, Default)]
 pub struct AwarenessRegistry {
     clients: HashMap<u64, ClientEntry>,
+    /// How many entries (states and tombstones) each local connection owns, for
+    /// [`AwarenessLimits::max_clients_per_conn`]. A connection's count goes when it leaves.
+    owned: HashMap<ConnId, usize>,
 }
 
 impl AwarenessRegistry {
-    /// Applies an update from `owner` at `now`, exactly as `applyAwarenessUpdate` does: a
-    /// higher clock wins; an equal clock is accepted only to remove a present state.
+    /// Whether applying `entry` would change the registry, as `applyAwarenessUpdate` decides:
+    /// a higher clock wins; an equal clock is accepted only to remove a present state. A
+    /// removal of a client never seen changes nothing and leaves no trace (y-protocols keeps
+    /// its clock; a server that did would let any client fill memory with `null`s).
+    fn accepts(&self, entry: &AwarenessEntry<'_>) -> bool {
+        let removal = entry.is_removal();
+        match self.clients.get(&entry.client_id) {
+            None => !removal && entry.clock > 0,
+            Some(current) => {
+                current.clock < entry.clock
+                    || (current.clock == entry.clock && removal && current.state.is_some())
+            }
+        }
+    }
+
+    /// Checks an update from the local connection `conn` against `limits` without applying
+    /// anything: its size, the size of each state, and how many ids `conn` would own after it.
+    pub fn check(
+        &self,
+        update: &AwarenessUpdate<'_>,
+        conn: ConnId,
+        limits: &AwarenessLimits,
+    ) -> Result<(), AwarenessViolation> {
+        if update.payload_len() > limits.max_message_bytes {
+            return Err(AwarenessViolation::MessageTooLarge {
+                bytes: update.payload_len(),
+            });
+        }
+        if update.max_state_len() > limits.max_state_bytes {
+            return Err(AwarenessViolation::StateTooLarge {
+                bytes: update.max_state_len(),
+            });
+        }
+        let room = limits
+            .max_clients_per_conn
+            .saturating_sub(self.owned_count(conn));
+        // Ids the update would newly give to `conn`: an id is taken over when any of its
+        // entries is accepted, and the first accepted one is judged against today's state, so
+        // this dry run counts exactly. Never holds more than `room + 1` ids.
+        let mut new = HashSet::new();
+        for entry in update.entries() {
+            let mine = self
+                .clients
+                .get(&entry.client_id)
+                .is_some_and(|c| c.owner == Owner::Local(conn));
+            if !mine && self.accepts(&entry) && new.insert(entry.client_id) && new.len() > room {
+                return Err(AwarenessViolation::TooManyClients);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an update from `owner` at `now`, exactly as `applyAwarenessUpdate` does (see
+    /// [`AwarenessRegistry::check`] for the limits of local connections, and the removal of
+    /// unknown clients). Every accepted entry becomes `owner`'s.
     pub fn apply(
         &mut self,
         update: &AwarenessUpdate<'_>,
@@ -73,17 +181,12 @@ impl AwarenessRegistry {
         now: Instant,
     ) -> AwarenessChange {
         let mut change = AwarenessChange::default();
-        for entry in &update.entries {
-            let removal = entry.is_removal();
-            let current = self.clients.get(&entry.client_id);
-            let known = current.is_some();
-            let present = current.is_some_and(|c| c.state.is_some());
-            let current_clock = current.map_or(0, |c| c.clock);
-            if !(current_clock < entry.clock
-                || (current_clock == entry.clock && removal && present))
-            {
+        let mut seen = HashSet::new();
+        for entry in update.entries() {
+            if !self.accepts(&entry) {
                 continue;
             }
+            let removal = entry.is_removal();
             let state: Option<Arc<str>> = (!removal).then(|| entry.state.into());
             let prev = self.clients.insert(
                 entry.client_id,
@@ -94,21 +197,43 @@ impl AwarenessRegistry {
                     owner,
                 },
             );
-            if !known && !removal {
-                change.added.push(entry.client_id);
-            } else if known && removal {
-                change.removed.push(entry.client_id);
-            } else if !removal {
+            let prev_owner = prev.as_ref().map(|p| p.owner);
+            if prev_owner != Some(owner) {
+                if let Some(Owner::Local(conn)) = prev_owner {
+                    self.disown(conn);
+                }
+                if let Owner::Local(conn) = owner {
+                    *self.owned.entry(conn).or_default() += 1;
+                }
+            }
+            if !seen.insert(entry.client_id) {
+                continue;
+            }
+            match prev {
+                None => change.added.push(entry.client_id),
+                Some(prev) if removal => {
+                    if prev.state.is_some() {
+                        change.removed.push(entry.client_id);
+                    }
+                }
                 // A state re-appearing after a removal counts as an update, like y-protocols.
-                let _ = prev;
-                change.updated.push(entry.client_id);
+                Some(_) => change.updated.push(entry.client_id),
             }
         }
         change
     }
 
-    /// Removes the states of `ids` (a connection went away), keeping their clocks, like
-    /// `removeAwarenessStates`. Returns the ids that had a state.
+    fn disown(&mut self, conn: ConnId) {
+        if let Some(count) = self.owned.get_mut(&conn) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.owned.remove(&conn);
+            }
+        }
+    }
+
+    /// Removes the states of `ids`, keeping their clocks, like `removeAwarenessStates`.
+    /// Returns the ids that had a state.
     pub fn remove(&mut self, ids: impl IntoIterator<Item = u64>, now: Instant) -> Vec<u64> {
         let mut removed = Vec::new();
         for id in ids {
@@ -122,6 +247,14 @@ impl AwarenessRegistry {
         removed
     }
 
+    /// Removes the states `conn` owns (it went away) and forgets its count; its tombstones
+    /// stay until they expire. Returns the ids that had a state.
+    pub fn remove_conn(&mut self, conn: ConnId, now: Instant) -> Vec<u64> {
+        let ids = self.owned_by(conn);
+        self.owned.remove(&conn);
+        self.remove(ids, now)
+    }
+
     /// Ids whose state is owned by `conn`.
     pub fn owned_by(&self, conn: ConnId) -> Vec<u64> {
         self.clients
@@ -131,12 +264,17 @@ impl AwarenessRegistry {
             .collect()
     }
 
-    /// How many live states `conn` owns.
-    pub fn count_owned_by(&self, conn: ConnId) -> usize {
+    /// How many ids `conn` owns: states and tombstones (what
+    /// [`AwarenessLimits::max_clients_per_conn`] bounds).
+    pub fn owned_count(&self, conn: ConnId) -> usize {
+        self.owned.get(&conn).copied().unwrap_or(0)
+    }
+
+    /// Whether the entry of `id` (state or tombstone) is owned by `conn`.
+    pub fn is_owned_by(&self, id: u64, conn: ConnId) -> bool {
         self.clients
-            .values()
-            .filter(|e| e.state.is_some() && e.owner == Owner::Local(conn))
-            .count()
+            .get(&id)
+            .is_some_and(|e| e.owner == Owner::Local(conn))
     }
 
     /// Removes states not renewed within `timeout` (clients renew every 15 s; the y-protocols
@@ -144,6 +282,7 @@ impl AwarenessRegistry {
     /// ago so the registry stays bounded. Returns the ids whose state was removed.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<u64> {
         let mut removed = Vec::new();
+        let mut forgotten = Vec::new();
         self.clients.retain(|id, entry| {
             let age = now.saturating_duration_since(entry.last_updated);
             if entry.state.is_some() {
@@ -153,10 +292,18 @@ impl AwarenessRegistry {
                     removed.push(*id);
                 }
                 true
+            } else if age < timeout * 2 {
+                true
             } else {
-                age < timeout * 2
+                forgotten.push(entry.owner);
+                false
             }
         });
+        for owner in forgotten {
+            if let Owner::Local(conn) = owner {
+                self.disown(conn);
+            }
+        }
         removed
     }
 
@@ -198,90 +345,35 @@ impl AwarenessRegistry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Client ids whose awareness a connection changed while one frame was handled: the change is
+/// broadcast (and shared with other nodes) once, when the frame is done, however many
+/// awareness messages the frame carried. Holds only ids the connection owns, so it is bounded
+/// by [`AwarenessLimits::max_clients_per_conn`].
+#[derive(Debug, Default)]
+pub struct AwarenessBatch {
+    ids: Vec<u64>,
+}
 
-    fn update(entries: &[(u64, u64, &'static str)]) -> AwarenessUpdate<'static> {
-        AwarenessUpdate {
-            entries: entries
-                .iter()
-                .map(|&(client_id, clock, state)| AwarenessEntry {
-                    client_id,
-                    clock,
-                    state,
-                })
-                .collect(),
+impl AwarenessBatch {
+    /// Adds what one update changed.
+    pub fn add(&mut self, change: &AwarenessChange) {
+        for id in change.all() {
+            if !self.ids.contains(&id) {
+                self.ids.push(id);
+            }
         }
     }
 
-    const A: Owner = Owner::Local(ConnId(1));
-
-    #[test]
-    fn add_renew_change_remove() {
-        let now = Instant::now();
-        let mut reg = AwarenessRegistry::default();
-        let c = reg.apply(&update(&[(7, 1, r#"{"a":1}"#)]), A, now);
-        assert_eq!(c.added, vec![7]);
-        // Renewal with the same state and a higher clock is an `updated` (relayed).
-        let c = reg.apply(&update(&[(7, 2, r#"{"a":1}"#)]), A, now);
-        assert_eq!(c.updated, vec![7]);
-        // Same clock, non-null: ignored.
-        assert!(reg
-            .apply(&update(&[(7, 2, r#"{"a":2}"#)]), A, now)
-            .is_empty());
-        // Older clock: ignored.
-        assert!(reg.apply(&update(&[(7, 1, "null")]), A, now).is_empty());
-        // Same clock with null removes a present state.
-        let c = reg.apply(&update(&[(7, 2, "null")]), A, now);
-        assert_eq!(c.removed, vec![7]);
-        assert!(reg.is_empty());
-        // ... but only once.
-        assert!(reg.apply(&update(&[(7, 2, "null")]), A, now).is_empty());
-        assert_eq!(
-            reg.encode([7]),
-            yws_protocol::awareness::encode_entries([AwarenessEntry {
-                client_id: 7,
-                clock: 2,
-                state: "null"
-            }])
-        );
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 
-    #[test]
-    fn ownership_and_removal_keep_clock() {
-        let now = Instant::now();
-        let mut reg = AwarenessRegistry::default();
-        reg.apply(&update(&[(1, 5, "{}"), (2, 1, "{}")]), A, now);
-        reg.apply(&update(&[(3, 1, "{}")]), Owner::Remote, now);
-        let mut mine = reg.owned_by(ConnId(1));
-        mine.sort_unstable();
-        assert_eq!(mine, vec![1, 2]);
-        assert_eq!(reg.remove(mine, now), vec![1, 2]);
-        assert_eq!(reg.len(), 1);
-        // A stale update with the old clock cannot resurrect client 1.
-        assert!(reg.apply(&update(&[(1, 5, "{}")]), A, now).is_empty());
-        assert!(!reg.apply(&update(&[(1, 6, "{}")]), A, now).is_empty());
-    }
-
-    #[test]
-    fn expiry_removes_then_forgets() {
-        let t0 = Instant::now();
-        let timeout = Duration::from_secs(30);
-        let mut reg = AwarenessRegistry::default();
-        reg.apply(&update(&[(1, 1, "{}")]), Owner::Remote, t0);
-        reg.apply(&update(&[(2, 1, "{}")]), A, t0 + Duration::from_secs(20));
-        assert_eq!(reg.expire(t0 + timeout, timeout), vec![1]);
-        assert_eq!(reg.len(), 1);
-        assert!(reg.encode_all().is_some());
-        // Removed clocks are forgotten after twice the timeout.
-        assert_eq!(reg.expire(t0 + timeout * 2, timeout), vec![2]);
-        assert_eq!(
-            reg.clients.len(),
-            2,
-            "removed clocks are remembered for a while"
-        );
-        reg.expire(t0 + timeout * 5, timeout);
-        assert!(reg.clients.is_empty());
+    /// The ids, leaving the batch empty.
+    pub fn take(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.ids)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,13 +8,17 @@
 //!
 //! - [`name`]: [`RoomName`], validated from the URL path.
 //! - [`awareness`]: [`AwarenessRegistry`], the awareness states of a room and who owns them,
-//!   with the exact semantics of `y-protocols/awareness`.
+//!   with the semantics of `y-protocols/awareness`, and the [`AwarenessLimits`] a connection's
+//!   updates are checked against before anything is applied.
 //! - [`peer`]: a connection as a room sees it: its bounded [`Outbox`] and the [`CloseReason`]
 //!   with which a room can end it (too slow, room deleted, …); its [`Access`] (enforced by the
 //!   session that applies its edits).
-//! - [`outbox`]: [`Outbox`], a connection's bounded, allocation-free-when-idle frame queue.
+//! - [`outbox`]: [`Outbox`], a connection's frame queue, bounded in frames and bytes and
+//!   allocation-free when idle.
 //! - [`room`]: [`Room`], one document plus its peers and awareness. Its handlers take a decoded
 //!   message and push frames into outboxes; they never await.
+//! - [`replies`]: [`FrameReplies`], which of one frame's sync step 1 and query-awareness
+//!   messages need an answer (repeats of one frame are answered once).
 //! - [`backend`]: [`RoomBackend`], where updates go and come from: [`MemoryBackend`] for a
 //!   standalone node; Redis Streams (crate `yws-redis`) for a cluster.
 //! - [`position`]: [`LogPosition`], how far into a shared log a room's document reaches.
@@ -31,17 +35,19 @@ pub mod name;
 pub mod outbox;
 pub mod peer;
 pub mod position;
+pub mod replies;
 pub mod room;
 pub mod rooms;
 
 mod error;
 
-pub use awareness::AwarenessRegistry;
+pub use awareness::{AwarenessBatch, AwarenessLimits, AwarenessRegistry, AwarenessViolation};
 pub use backend::{BackendError, Claimed, MemoryBackend, RoomBackend};
 pub use error::RoomError;
 pub use name::{NameError, RoomName};
 pub use outbox::{Outbox, PushError};
 pub use peer::{Access, CloseReason, ConnId, PeerControl};
 pub use position::LogPosition;
+pub use replies::FrameReplies;
 pub use room::{Room, RoomListener, RoomSettings};
 pub use rooms::{LeaseError, RoomLease, Rooms, RoomsSettings};

@@ -1,8 +1,11 @@
 //! The bounded queue of frames waiting to be written to one connection.
 //!
 //! Allocation-free while empty (an idle connection costs a few words, not a channel block),
-//! bounded by a capacity: a push to a full outbox fails and the room closes that connection
-//! as too slow — frames are never dropped from a connection that stays open.
+//! bounded in frames and in bytes: a push to a full outbox fails and the room (or the session,
+//! for its own replies) closes that connection as too slow — frames are never dropped from a
+//! connection that stays open. A frame is accepted while the queue holds less than its byte
+//! limit, so one frame larger than the limit (a big document's sync step 2) still goes out,
+//! and a queue never holds more than the limit plus one frame.
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -16,7 +19,7 @@ const KEEP_CAPACITY: usize = 16;
 /// Why a push failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
-    /// The connection has this many frames queued already.
+    /// The connection has as many frames or bytes queued as it may.
     Full,
     /// The connection is gone.
     Closed,
@@ -27,11 +30,14 @@ struct Inner {
     queue: Mutex<Queue>,
     notify: Notify,
     capacity: usize,
+    max_bytes: usize,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     frames: VecDeque<Bytes>,
+    /// Bytes of `frames`.
+    bytes: usize,
     closed: bool,
 }
 
@@ -42,13 +48,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `capacity` frames.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty outbox holding at most `capacity` frames, and accepting frames while it holds
+    /// fewer than `max_bytes` bytes.
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Outbox {
             inner: Arc::new(Inner {
                 queue: Mutex::new(Queue::default()),
                 notify: Notify::new(),
                 capacity: capacity.max(1),
+                max_bytes: max_bytes.max(1),
             }),
         }
     }
@@ -60,9 +68,10 @@ impl Outbox {
             if queue.closed {
                 return Err(PushError::Closed);
             }
-            if queue.frames.len() >= self.inner.capacity {
+            if queue.frames.len() >= self.inner.capacity || queue.bytes >= self.inner.max_bytes {
                 return Err(PushError::Full);
             }
+            queue.bytes += frame.len();
             queue.frames.push_back(frame);
         }
         self.inner.notify.notify_one();
@@ -85,6 +94,9 @@ impl Outbox {
     pub fn try_next(&self) -> Option<Bytes> {
         let mut queue = self.inner.queue.lock();
         let frame = queue.frames.pop_front();
+        if let Some(frame) = &frame {
+            queue.bytes -= frame.len();
+        }
         if queue.frames.is_empty() && queue.frames.capacity() > KEEP_CAPACITY {
             queue.frames.shrink_to(KEEP_CAPACITY);
         }
@@ -94,6 +106,11 @@ impl Outbox {
     /// Frames queued now.
     pub fn len(&self) -> usize {
         self.inner.queue.lock().frames.len()
+    }
+
+    /// Bytes queued now.
+    pub fn bytes(&self) -> usize {
+        self.inner.queue.lock().bytes
     }
 
     /// Whether nothing is queued.
@@ -106,6 +123,7 @@ impl Outbox {
         let mut queue = self.inner.queue.lock();
         queue.closed = true;
         queue.frames = VecDeque::new();
+        queue.bytes = 0;
     }
 }
 
@@ -119,7 +137,7 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_ordered_and_wakes_the_reader() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, 1 << 20);
         assert_eq!(outbox.push(Bytes::from_static(b"a")), Ok(()));
         assert_eq!(outbox.push(Bytes::from_static(b"b")), Ok(()));
         assert_eq!(outbox.push(Bytes::from_static(b"c")), Err(PushError::Full));
@@ -139,8 +157,27 @@ mod tests {
     }
 
     #[test]
+    fn bounded_in_bytes_too() {
+        let outbox = Outbox::new(100, 10);
+        // A frame larger than the limit goes into a queue under it...
+        assert_eq!(outbox.push(Bytes::from(vec![0u8; 25])), Ok(()));
+        // ... and nothing more until it is taken.
+        assert_eq!(outbox.push(Bytes::from_static(b"x")), Err(PushError::Full));
+        assert_eq!(outbox.bytes(), 25);
+        assert_eq!(outbox.try_next().map(|f| f.len()), Some(25));
+        assert_eq!(outbox.bytes(), 0);
+        for _ in 0..3 {
+            outbox.push(Bytes::from_static(b"abcd")).unwrap();
+        }
+        assert_eq!(outbox.bytes(), 12);
+        assert_eq!(outbox.push(Bytes::from_static(b"y")), Err(PushError::Full));
+        outbox.close();
+        assert_eq!(outbox.bytes(), 0);
+    }
+
+    #[test]
     fn capacity_is_released_after_a_burst() {
-        let outbox = Outbox::new(10_000);
+        let outbox = Outbox::new(10_000, 1 << 20);
         for _ in 0..1000 {
             outbox.push(Bytes::from_static(b"x")).unwrap();
         }

@@ -5,7 +5,9 @@
 //! a backend (writing an update to the shared log) happens in the caller *before*
 //! [`Room::apply_update`], so nothing is broadcast that was not written.
 
-use crate::awareness::{AwarenessChange, AwarenessRegistry, Owner};
+use crate::awareness::{
+    AwarenessBatch, AwarenessChange, AwarenessLimits, AwarenessRegistry, AwarenessViolation, Owner,
+};
 use crate::outbox::{Outbox, PushError};
 use crate::peer::{CloseReason, ConnId, Frame, PeerControl};
 use crate::RoomError;
@@ -26,15 +28,15 @@ use yws_protocol::{encode, validate, AwarenessUpdate};
 pub struct RoomSettings {
     /// Garbage-collect deleted content (the reference's `GC`, default on).
     pub gc: bool,
-    /// How many awareness client ids one connection may own.
-    pub max_awareness_clients_per_conn: usize,
+    /// What one connection's awareness updates may do.
+    pub awareness: AwarenessLimits,
 }
 
 impl Default for RoomSettings {
     fn default() -> Self {
         RoomSettings {
             gc: true,
-            max_awareness_clients_per_conn: 32,
+            awareness: AwarenessLimits::default(),
         }
     }
 }
@@ -79,17 +81,6 @@ pub struct Room {
 pub trait RoomListener: Send + Sync + std::fmt::Debug {
     /// The document of the room called `room` changed.
     fn changed(&self, room: &RoomName);
-}
-
-/// Result of handling an awareness message from a local connection.
-#[derive(Debug, PartialEq, Eq)]
-pub enum AwarenessOutcome {
-    /// Nothing changed (older clock, duplicate).
-    Unchanged,
-    /// States changed and were broadcast; the payload is what other nodes need.
-    Changed(Vec<u8>),
-    /// The connection tried to own more client ids than allowed.
-    TooManyClients,
 }
 
 impl Room {
@@ -162,6 +153,11 @@ impl Room {
     /// How far into the shared log the document is known to reach, if the backend tracks it.
     pub fn position(&self) -> Option<LogPosition> {
         *self.position.lock()
+    }
+
+    /// The room's settings.
+    pub fn settings(&self) -> &RoomSettings {
+        &self.settings
     }
 
     /// The room's name.
@@ -288,25 +284,47 @@ impl Room {
         applied
     }
 
-    /// Applies an awareness update from a local connection and relays the changed states to
-    /// every connection of the room, the sender included.
-    pub fn apply_awareness(&self, conn: ConnId, update: &AwarenessUpdate<'_>) -> AwarenessOutcome {
+    /// Checks an awareness update from a local connection against the room's
+    /// [`AwarenessLimits`] and, when it passes, applies it and adds what changed to `batch`.
+    /// Nothing is sent: [`Room::flush_awareness`] relays the batch once the frame is handled.
+    /// A refused update changes nothing.
+    pub fn apply_awareness(
+        &self,
+        conn: ConnId,
+        update: &AwarenessUpdate<'_>,
+        batch: &mut AwarenessBatch,
+    ) -> Result<(), AwarenessViolation> {
         let mut state = self.state.lock();
+        state
+            .awareness
+            .check(update, conn, &self.settings.awareness)?;
         let change = state
             .awareness
             .apply(update, Owner::Local(conn), Instant::now());
-        if change.is_empty() {
-            return AwarenessOutcome::Unchanged;
+        batch.add(&change);
+        Ok(())
+    }
+
+    /// Relays the states `conn` changed (its `batch`) to every connection of the room, the
+    /// sender included, as one awareness message. Returns that payload for other nodes, or
+    /// `None` when there was nothing to relay.
+    pub fn flush_awareness(&self, conn: ConnId, batch: &mut AwarenessBatch) -> Option<Vec<u8>> {
+        if batch.is_empty() {
+            return None;
         }
-        let payload = state.awareness.encode(change.all());
-        let too_many =
-            state.awareness.count_owned_by(conn) > self.settings.max_awareness_clients_per_conn;
+        let state = self.state.lock();
+        // Another node may have taken an id over since; its state is that node's to share.
+        let ids: Vec<u64> = batch
+            .take()
+            .into_iter()
+            .filter(|id| state.awareness.is_owned_by(*id, conn))
+            .collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let payload = state.awareness.encode(ids);
         broadcast_locked(&state, Bytes::from(encode::awareness_payload(&payload)));
-        if too_many {
-            AwarenessOutcome::TooManyClients
-        } else {
-            AwarenessOutcome::Changed(payload)
-        }
+        Some(payload)
     }
 
     /// Applies an awareness payload from another node and relays what changed.
@@ -338,8 +356,7 @@ impl Room {
     pub fn leave(&self, conn: ConnId) -> Option<Vec<u8>> {
         let mut state = self.state.lock();
         state.peers.remove(&conn);
-        let owned = state.awareness.owned_by(conn);
-        let removed = state.awareness.remove(owned, Instant::now());
+        let removed = state.awareness.remove_conn(conn, Instant::now());
         if removed.is_empty() {
             return None;
         }

@@ -115,9 +115,9 @@ impl Peer {
                 WsMessage::Close(_) => return false,
                 _ => continue,
             };
-            let messages = decode(&frame).expect("the server sends valid frames");
             let mut reply = None;
-            for message in messages {
+            for message in decode(&frame) {
+                let message = message.expect("the server sends valid frames");
                 match message {
                     Message::SyncStep1(sv) => {
                         let update = self.doc.transact().encode_diff_v1(&sv);

@@ -122,10 +122,7 @@ impl Follower {
                 Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return false,
                 Ok(Some(Ok(_))) => continue,
             };
-            let Ok(messages) = yws_protocol::decode(&frame) else {
-                continue;
-            };
-            for message in messages {
+            for message in yws_protocol::decode(&frame).map_while(Result::ok) {
                 if let yws_protocol::Message::SyncStep2(u) | yws_protocol::Message::Update(u) =
                     message
                 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use yws_auth::AuthConfig;
 use yws_config::{env, ConfigError, EnvTable, Loader, Secret};
 use yws_core::export::parse_spec;
-use yws_core::{RoomSettings, RoomsSettings};
+use yws_core::{AwarenessLimits, RoomSettings, RoomsSettings};
 use yws_redis::RedisConfig;
 use yws_store::StoreConfig;
 use yws_telemetry::LogConfig;
@@ -77,6 +77,10 @@ pub struct ServerConfig {
     pub max_room_name_bytes: usize,
     /// Frames queued for one connection before it counts as too slow and is closed (1013).
     pub outbox_frames: usize,
+    /// Bytes queued for one connection before it counts as too slow and is closed (1013): its
+    /// replies and the room's broadcasts. A frame is queued while less than this is, so one
+    /// larger frame (a big document's sync step 2) still goes out.
+    pub outbox_bytes: usize,
     /// Initial read buffer per connection (grows for large messages).
     pub read_buffer_bytes: usize,
     /// WebSocket ping interval; a connection that has not answered the previous ping by the
@@ -109,6 +113,7 @@ impl Default for ServerConfig {
             max_message_bytes: 32 * 1024 * 1024,
             max_room_name_bytes: 512,
             outbox_frames: 512,
+            outbox_bytes: 16 * 1024 * 1024,
             read_buffer_bytes: 1024,
             ping_interval_ms: 30_000,
             idle_message_ms: 20_000,
@@ -127,12 +132,18 @@ pub struct RoomsConfig {
     pub gc: bool,
     /// Awareness states not renewed within this time are removed (y-protocols: 30 s).
     pub awareness_timeout_ms: u64,
-    /// Awareness client ids one connection may own before it is closed (1008).
+    /// Awareness client ids one connection may own — states and the removal markers it left —
+    /// before it is closed (1008).
     pub max_awareness_clients_per_conn: usize,
     /// Rooms one node holds at most; an upgrade (or API update) that would create one more
     /// gets HTTP 503. Bounds memory where rooms are never unloaded (standalone, in memory).
     /// 0: no limit.
     pub max_rooms: usize,
+    /// Largest awareness state (JSON) of one client in bytes; larger: closed (1008).
+    pub max_awareness_state_bytes: usize,
+    /// Largest awareness message in bytes; larger: closed (1008). Clients echo every state
+    /// they receive, so it must hold all the states of a room.
+    pub max_awareness_message_bytes: usize,
 }
 
 impl Default for RoomsConfig {
@@ -142,6 +153,8 @@ impl Default for RoomsConfig {
             awareness_timeout_ms: 30_000,
             max_awareness_clients_per_conn: 32,
             max_rooms: 100_000,
+            max_awareness_state_bytes: 64 * 1024,
+            max_awareness_message_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -235,6 +248,9 @@ impl GatewayConfig {
         if s.outbox_frames < 4 {
             return invalid("server.outbox_frames must be at least 4");
         }
+        if s.outbox_bytes < 1024 {
+            return invalid("server.outbox_bytes must be at least 1024");
+        }
         if s.read_buffer_bytes < 64 {
             return invalid("server.read_buffer_bytes must be at least 64");
         }
@@ -253,8 +269,20 @@ impl GatewayConfig {
                 "server.path_prefix must start with '/' and not end with '/' (e.g. \"/collab\")",
             );
         }
-        if self.rooms.awareness_timeout_ms < 1000 {
+        let r = &self.rooms;
+        if r.awareness_timeout_ms < 1000 {
             return invalid("rooms.awareness_timeout_ms must be at least 1000");
+        }
+        if r.max_awareness_clients_per_conn == 0 {
+            return invalid("rooms.max_awareness_clients_per_conn must be at least 1");
+        }
+        if r.max_awareness_state_bytes < 64 {
+            return invalid("rooms.max_awareness_state_bytes must be at least 64");
+        }
+        if r.max_awareness_message_bytes < r.max_awareness_state_bytes {
+            return invalid(
+                "rooms.max_awareness_message_bytes must be at least rooms.max_awareness_state_bytes",
+            );
         }
         self.redis.validate()?;
         self.auth
@@ -299,7 +327,11 @@ impl GatewayConfig {
         RoomsSettings {
             room: RoomSettings {
                 gc: self.rooms.gc,
-                max_awareness_clients_per_conn: self.rooms.max_awareness_clients_per_conn,
+                awareness: AwarenessLimits {
+                    max_clients_per_conn: self.rooms.max_awareness_clients_per_conn,
+                    max_state_bytes: self.rooms.max_awareness_state_bytes,
+                    max_message_bytes: self.rooms.max_awareness_message_bytes,
+                },
             },
             awareness_timeout: timeout,
             maintenance_interval: (timeout / 10).max(Duration::from_millis(100)),

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub sent_bytes: IntCounterVec,
     /// Frames that could not be decoded, by error kind.
     pub malformed_messages: IntCounterVec,
+    /// Awareness messages refused (the connection is closed with 1008), by reason.
+    pub awareness_rejected: IntCounterVec,
     /// Clients closed because they could not keep up.
     pub slow_clients: IntCounter,
     /// Document updates from read-only connections, not applied.
@@ -177,6 +179,13 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            awareness_rejected: IntCounterVec::new(
+                Opts::new(
+                    "yws_gateway_awareness_rejected_total",
+                    "Awareness messages refused before they were applied (connection closed with 1008), by reason",
+                ),
+                &["reason"],
+            )?,
             slow_clients: IntCounter::new(
                 "yws_gateway_slow_clients_disconnected_total",
                 "Clients closed because their outbound queue was full",
@@ -235,6 +244,7 @@ impl Metrics {
         registry.register(Box::new(m.messages_sent.clone()))?;
         registry.register(Box::new(m.sent_bytes.clone()))?;
         registry.register(Box::new(m.malformed_messages.clone()))?;
+        registry.register(Box::new(m.awareness_rejected.clone()))?;
         registry.register(Box::new(m.slow_clients.clone()))?;
         registry.register(Box::new(m.readonly_updates_dropped.clone()))?;
         registry.register(Box::new(m.rooms_max.clone()))?;

@@ -3,7 +3,7 @@
 //! The loop is generic over a `Sink + Stream` of WebSocket messages, so tests drive it over an
 //! in-memory duplex pipe. It `select!`s (biased, in this order) on: being asked to close (room
 //! kicked us, token expiry, node shutdown), frames queued for us, frames from the client, the
-//! ping timer and the idle timer.
+//! ping timer and the idle timer. What a frame from the client does is in `session/handler.rs`.
 
 use crate::metrics::{frame_type, Metrics};
 use bytes::Bytes;
@@ -19,11 +19,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use yws_core::room::AwarenessOutcome;
-use yws_core::{
-    Access, BackendError, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease,
-};
-use yws_protocol::{decode, encode, validate, DecodeError, Message};
+use yws_core::{Access, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease};
+use yws_protocol::encode;
 
 /// Logs an event of one connection with its room and connection id.
 ///
@@ -52,6 +49,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 pub struct SessionSettings {
     /// Frames queued for a connection before it is closed as too slow.
     pub outbox_frames: usize,
+    /// Bytes queued for a connection before it is closed as too slow.
+    pub outbox_bytes: usize,
     /// WebSocket ping interval (a missing pong by the next ping closes the connection).
     pub ping_interval: Duration,
     /// Send an empty awareness update after this long without sending anything.
@@ -146,7 +145,7 @@ where
     // ~330 bytes of every connection's memory.
     async move {
         let room = session.lease.room().clone();
-        let outbox = Outbox::new(ctx.settings.outbox_frames);
+        let outbox = Outbox::new(ctx.settings.outbox_frames, ctx.settings.outbox_bytes);
         room.join(session.conn, outbox.clone(), session.control.clone());
         let membership = Membership {
             room: &room,
@@ -382,113 +381,9 @@ async fn until(sleep: &mut Option<Pin<Box<Sleep>>>) {
     }
 }
 
-/// Handles the messages of incoming frames for one connection.
-struct Handler<'a> {
-    room: &'a Room,
-    conn: ConnId,
-    access: Access,
-    outbox: &'a Outbox,
-    ctx: &'a SessionContext,
-}
+mod handler;
 
-impl Handler<'_> {
-    async fn frame(&mut self, data: &[u8]) -> Result<(), CloseReason> {
-        let metrics = &self.ctx.metrics;
-        let messages = decode(data).map_err(|e| self.malformed(e))?;
-        if let Some(first) = messages.first() {
-            metrics.received.frame_bytes(first.kind(), data.len());
-        }
-        for message in messages {
-            metrics.received.message(message.kind());
-            match message {
-                Message::SyncStep1(sv) => self.reply(self.room.sync_step2(&sv))?,
-                Message::SyncStep2(update) | Message::Update(update) => self.update(update).await?,
-                Message::Awareness(update) => match self.room.apply_awareness(self.conn, &update) {
-                    AwarenessOutcome::Unchanged => {}
-                    AwarenessOutcome::Changed(payload) => {
-                        if let Err(e) = self
-                            .ctx
-                            .backend
-                            .publish_awareness(self.room, &payload)
-                            .await
-                        {
-                            conn_event!(warn, self.room, self.conn, error = %e, "awareness not shared with other nodes");
-                        }
-                    }
-                    AwarenessOutcome::TooManyClients => {
-                        conn_event!(
-                            info,
-                            self.room,
-                            self.conn,
-                            "connection owns too many awareness client ids"
-                        );
-                        return Err(CloseReason::PolicyViolation);
-                    }
-                },
-                Message::QueryAwareness => self.reply(self.room.awareness_frame())?,
-                Message::Auth { .. } => {} // server-to-client only; ignored like the reference
-            }
-        }
-        Ok(())
-    }
-
-    async fn update(&mut self, raw: &[u8]) -> Result<(), CloseReason> {
-        if self.access == Access::ReadOnly {
-            self.ctx.metrics.readonly_updates_dropped.inc();
-            return Ok(());
-        }
-        let update = validate::update(raw).map_err(|e| self.malformed(e))?;
-        if update.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        match self.ctx.backend.append(self.room, raw).await {
-            Ok(()) => {}
-            Err(BackendError::Deleted) => {
-                // This copy is stale: every connection of it leaves (4404), the next loads anew.
-                conn_event!(
-                    info,
-                    self.room,
-                    self.conn,
-                    "update refused: the room was deleted; closing its connections"
-                );
-                self.room.retire();
-                return Err(CloseReason::RoomDeleted);
-            }
-            Err(e) => {
-                conn_event!(warn, self.room, self.conn, error = %e, "update not written; closing so the client retries");
-                return Err(CloseReason::BackendUnavailable);
-            }
-        }
-        self.ctx
-            .metrics
-            .append_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.room.apply_update(update, raw).map_err(|e| {
-            conn_event!(warn, self.room, self.conn, error = %e, "update decoded but could not be applied");
-            CloseReason::InvalidPayload
-        })
-    }
-
-    fn reply(&self, frame: Bytes) -> Result<(), CloseReason> {
-        self.outbox.push(frame).map_err(|_| CloseReason::TooSlow)
-    }
-
-    fn malformed(&self, e: DecodeError) -> CloseReason {
-        conn_event!(info, self.room, self.conn, error = %e, "malformed message; closing this connection");
-        self.ctx
-            .metrics
-            .malformed_messages
-            .with_label_values(&[e.kind()])
-            .inc();
-        match e {
-            DecodeError::InvalidUpdate(_)
-            | DecodeError::InvalidStateVector(_)
-            | DecodeError::InvalidAwareness(_) => CloseReason::InvalidPayload,
-            _ => CloseReason::ProtocolError,
-        }
-    }
-}
+use handler::Handler;
 
 #[cfg(test)]
 mod tests;

@@ -103,6 +103,7 @@ impl Gateway {
                 metrics: metrics.clone(),
                 settings: SessionSettings {
                     outbox_frames: s.outbox_frames,
+                    outbox_bytes: s.outbox_bytes,
                     ping_interval: Duration::from_millis(s.ping_interval_ms),
                     idle_message: (s.idle_message_ms > 0)
                         .then(|| Duration::from_millis(s.idle_message_ms)),

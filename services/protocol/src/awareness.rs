@@ -24,60 +24,151 @@ impl AwarenessEntry<'_> {
     }
 }
 
-/// A decoded awareness update, entries in wire order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A validated awareness update. Entries are read from the payload as they are iterated
+/// ([`AwarenessUpdate::entries`]), so an update costs no memory per entry however many it
+/// carries: an awareness message is as large as a frame.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AwarenessUpdate<'a> {
-    /// The entries, in the order they were encoded.
-    pub entries: Vec<AwarenessEntry<'a>>,
+    /// The payload after the entry count.
+    entries: &'a [u8],
+    /// How many entries it holds.
+    count: usize,
+    /// Length of the whole payload (count included).
+    payload_len: usize,
+    /// Length of the longest state.
+    max_state_len: usize,
 }
-
-/// Upper bound on entries pre-allocated from an untrusted count.
-const MAX_PREALLOCATED_ENTRIES: usize = 64;
 
 impl<'a> AwarenessUpdate<'a> {
     /// Decodes the inner awareness payload (without the message type and length prefix).
-    /// Every state must be valid UTF-8 and valid JSON.
+    /// Every state must be valid UTF-8 and valid JSON. Nothing is allocated per entry.
     pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(payload);
         let count = reader.read_var_u64("awareness count")?;
-        // Each entry takes at least 3 bytes; reject counts the payload cannot hold before
-        // allocating anything.
+        // Each entry takes at least 3 bytes.
         if count > (payload.len() as u64) / 3 + 1 {
             return Err(DecodeError::InvalidAwareness(format!(
                 "{count} entries cannot fit in {} bytes",
                 payload.len()
             )));
         }
-        let mut entries = Vec::with_capacity((count as usize).min(MAX_PREALLOCATED_ENTRIES));
+        let entries = reader.remaining();
+        let mut max_state_len = 0;
         for _ in 0..count {
-            let client_id = reader.read_var_u64("awareness client id")?;
-            let clock = reader.read_var_u64("awareness clock")?;
-            let raw = reader.read_var_bytes("awareness state")?;
-            let state = std::str::from_utf8(raw).map_err(|_| {
-                DecodeError::InvalidAwareness(format!("state of client {client_id} is not UTF-8"))
+            let entry = read_entry(&mut reader)?;
+            serde_json::from_str::<IgnoredAny>(entry.state).map_err(|e| {
+                DecodeError::InvalidAwareness(format!("state of client {}: {e}", entry.client_id))
             })?;
-            serde_json::from_str::<IgnoredAny>(state).map_err(|e| {
-                DecodeError::InvalidAwareness(format!("state of client {client_id}: {e}"))
-            })?;
-            entries.push(AwarenessEntry {
-                client_id,
-                clock,
-                state,
-            });
+            max_state_len = max_state_len.max(entry.state.len());
         }
         if reader.has_content() {
             return Err(DecodeError::InvalidAwareness(
                 "trailing bytes after the last entry".into(),
             ));
         }
-        Ok(AwarenessUpdate { entries })
+        Ok(AwarenessUpdate {
+            entries,
+            // At most a third of the payload length, so it fits.
+            count: count as usize,
+            payload_len: payload.len(),
+            max_state_len,
+        })
+    }
+
+    /// The entries, in the order they were encoded.
+    pub fn entries(&self) -> Entries<'a> {
+        Entries {
+            reader: Reader::new(self.entries),
+            left: self.count,
+        }
+    }
+
+    /// How many entries the update holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the update holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Size of the payload it was decoded from, in bytes.
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// Size of its largest state (JSON text), in bytes.
+    pub fn max_state_len(&self) -> usize {
+        self.max_state_len
     }
 
     /// Encodes the inner awareness payload (the inverse of [`AwarenessUpdate::decode`]).
     pub fn encode(&self) -> Vec<u8> {
-        encode_entries(self.entries.iter().copied())
+        encode_entries(self.entries())
     }
 }
+
+/// Two updates are equal when they carry the same entries (however their varints were spelt).
+impl PartialEq for AwarenessUpdate<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count && self.entries().eq(other.entries())
+    }
+}
+
+impl Eq for AwarenessUpdate<'_> {}
+
+/// One entry's fields; the state is checked to be UTF-8 (JSON is checked by the caller).
+fn read_entry<'a>(reader: &mut Reader<'a>) -> Result<AwarenessEntry<'a>, DecodeError> {
+    let client_id = reader.read_var_u64("awareness client id")?;
+    let clock = reader.read_var_u64("awareness clock")?;
+    let raw = reader.read_var_bytes("awareness state")?;
+    let state = std::str::from_utf8(raw).map_err(|_| {
+        DecodeError::InvalidAwareness(format!("state of client {client_id} is not UTF-8"))
+    })?;
+    Ok(AwarenessEntry {
+        client_id,
+        clock,
+        state,
+    })
+}
+
+/// The entries of a validated [`AwarenessUpdate`], read as they are iterated.
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    reader: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = AwarenessEntry<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        // Validated by `AwarenessUpdate::decode`; a failure cannot happen, and ends the
+        // iteration rather than panicking if it ever did.
+        match read_entry(&mut self.reader) {
+            Ok(entry) => {
+                self.left -= 1;
+                Some(entry)
+            }
+            Err(_) => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Entries<'_> {}
+
+impl std::iter::FusedIterator for Entries<'_> {}
 
 /// Encodes an awareness payload from entries (client id, clock, JSON state).
 pub fn encode_entries<'s, I>(entries: I) -> Vec<u8>
@@ -115,7 +206,7 @@ mod tests {
         let bytes = yrs::sync::AwarenessUpdate { clients }.encode_v1();
         let update = AwarenessUpdate::decode(&bytes).unwrap();
         assert_eq!(
-            update.entries,
+            update.entries().collect::<Vec<_>>(),
             vec![AwarenessEntry {
                 client_id: 42,
                 clock: 3,
@@ -154,6 +245,33 @@ mod tests {
     }
 
     #[test]
+    fn reports_sizes_and_compares_by_entries() {
+        let entries = [
+            AwarenessEntry {
+                client_id: 1,
+                clock: 1,
+                state: "{}",
+            },
+            AwarenessEntry {
+                client_id: 300,
+                clock: 2,
+                state: r#"{"name":"ann"}"#,
+            },
+        ];
+        let payload = encode_entries(entries);
+        let update = AwarenessUpdate::decode(&payload).unwrap();
+        assert_eq!(update.len(), 2);
+        assert_eq!(update.payload_len(), payload.len());
+        assert_eq!(update.max_state_len(), r#"{"name":"ann"}"#.len());
+        // Client id 1 spelt with a redundant continuation byte: other bytes, same entries.
+        let mut padded = vec![2u8, 0x81, 0x00];
+        padded.extend_from_slice(&payload[2..]);
+        let same = AwarenessUpdate::decode(&padded).unwrap();
+        assert_eq!(same, update);
+        assert_eq!(same.encode(), payload);
+    }
+
+    #[test]
     fn null_is_removal() {
         let e = AwarenessEntry {
             client_id: 1,
@@ -178,7 +296,8 @@ mod tests {
             let owned: Vec<_> = entries.iter().map(|(id, clock, s)| AwarenessEntry { client_id: *id, clock: *clock, state: s.as_str() }).collect();
             let bytes = encode_entries(owned.iter().copied());
             let decoded = AwarenessUpdate::decode(&bytes).unwrap();
-            prop_assert_eq!(decoded.entries, owned);
+            prop_assert_eq!(decoded.len(), owned.len());
+            prop_assert_eq!(decoded.entries().collect::<Vec<_>>(), owned);
         }
     }
 }

@@ -43,26 +43,72 @@ impl Message<'_> {
     }
 }
 
-/// Decodes every message in `frame`.
+/// The messages of `frame`, decoded one at a time as the iterator is advanced, so a frame
+/// costs no memory per message however many it carries (a 32 MiB frame of query-awareness
+/// bytes holds 33 million).
 ///
-/// A frame may carry several messages back to back; all are returned in order. Zero bytes
-/// left at a message boundary are ignored: the 4.x client appends a lone sync header after the
-/// messages of a frame (or sends a frame of nothing else), and no valid message consists of
-/// zero bytes only. Anything else that does not decode is an error for the whole frame.
-pub fn decode(frame: &[u8]) -> Result<Vec<Message<'_>>, DecodeError> {
-    if frame.is_empty() {
-        return Err(DecodeError::Empty);
+/// A frame may carry several messages back to back; they come in order. Zero bytes left at a
+/// message boundary are ignored: the 4.x client appends a lone sync header after the messages
+/// of a frame (or sends a frame of nothing else), and no valid message consists of zero bytes
+/// only. The first thing that does not decode is yielded as an error, and ends the iteration;
+/// an empty frame is [`DecodeError::Empty`].
+pub fn decode(frame: &[u8]) -> Messages<'_> {
+    Messages {
+        reader: Reader::new(frame),
+        // Messages end with the last non-zero byte; what follows is lone sync headers.
+        end: frame
+            .iter()
+            .rposition(|b| *b != 0)
+            .map_or(0, |last| last + 1),
+        state: if frame.is_empty() {
+            State::Empty
+        } else {
+            State::Reading
+        },
     }
-    let mut reader = Reader::new(frame);
-    let mut messages = Vec::with_capacity(1);
-    while reader.has_content() {
-        if reader.remaining().iter().all(|b| *b == 0) {
-            break;
-        }
-        messages.push(decode_one(&mut reader)?);
-    }
-    Ok(messages)
 }
+
+/// The messages of one frame; see [`decode()`].
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    reader: Reader<'a>,
+    end: usize,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Empty,
+    Reading,
+    Done,
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Result<Message<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.state {
+            State::Done => None,
+            State::Empty => {
+                self.state = State::Done;
+                Some(Err(DecodeError::Empty))
+            }
+            State::Reading if self.reader.position() >= self.end => {
+                self.state = State::Done;
+                None
+            }
+            State::Reading => {
+                let message = decode_one(&mut self.reader);
+                if message.is_err() {
+                    self.state = State::Done;
+                }
+                Some(message)
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for Messages<'_> {}
 
 fn decode_one<'a>(reader: &mut Reader<'a>) -> Result<Message<'a>, DecodeError> {
     match reader.read_var_u64("message type")? {
@@ -105,6 +151,10 @@ mod tests {
     use yrs::updates::encoder::Encode;
     use yrs::{Doc, ReadTxn, Text, Transact};
 
+    fn all(frame: &[u8]) -> Result<Vec<Message<'_>>, DecodeError> {
+        decode(frame).collect()
+    }
+
     fn sample_update() -> Vec<u8> {
         let doc = Doc::with_client_id(7);
         doc.get_or_insert_text("t")
@@ -120,19 +170,19 @@ mod tests {
         let update = sample_update();
         let sv = StateVector::default();
         assert_eq!(
-            decode(&encode::sync_step1(&sv)).unwrap(),
+            all(&encode::sync_step1(&sv)).unwrap(),
             vec![Message::SyncStep1(sv)]
         );
         assert_eq!(
-            decode(&encode::sync_step2(&update)).unwrap(),
+            all(&encode::sync_step2(&update)).unwrap(),
             vec![Message::SyncStep2(&update)]
         );
         assert_eq!(
-            decode(&encode::update(&update)).unwrap(),
+            all(&encode::update(&update)).unwrap(),
             vec![Message::Update(&update)]
         );
         assert_eq!(
-            decode(&encode::query_awareness()).unwrap(),
+            all(&encode::query_awareness()).unwrap(),
             vec![Message::QueryAwareness]
         );
         let entry = AwarenessEntry {
@@ -141,12 +191,12 @@ mod tests {
             state: "{}",
         };
         let frame = encode::awareness([entry]);
-        let Message::Awareness(aw) = &decode(&frame).unwrap()[0] else {
+        let Message::Awareness(aw) = &all(&frame).unwrap()[0] else {
             panic!("not awareness")
         };
-        assert_eq!(aw.entries, vec![entry]);
+        assert_eq!(aw.entries().collect::<Vec<_>>(), vec![entry]);
         assert_eq!(
-            decode(&encode::auth_denied("no")).unwrap(),
+            all(&encode::auth_denied("no")).unwrap(),
             vec![Message::Auth { denied: Some("no") }]
         );
     }
@@ -170,7 +220,7 @@ mod tests {
         let mut frame = encode::update(&update);
         frame.extend(encode::query_awareness());
         frame.extend(encode::sync_step2(&update));
-        let messages = decode(&frame).unwrap();
+        let messages = all(&frame).unwrap();
         assert_eq!(messages.len(), 3);
         assert_eq!(messages[1], Message::QueryAwareness);
     }
@@ -180,27 +230,59 @@ mod tests {
         let update = sample_update();
         let mut frame = encode::update(&update);
         frame.push(0);
-        assert_eq!(decode(&frame).unwrap(), vec![Message::Update(&update)]);
-        assert_eq!(decode(&[0]).unwrap(), vec![]);
-        assert_eq!(decode(&[0, 0, 0]).unwrap(), vec![]);
+        assert_eq!(all(&frame).unwrap(), vec![Message::Update(&update)]);
+        assert_eq!(all(&[0]).unwrap(), vec![]);
+        assert_eq!(all(&[0, 0, 0]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn yields_messages_one_at_a_time_and_stops_at_the_first_error() {
+        let update = sample_update();
+        let mut frame = encode::update(&update);
+        frame.extend([3, 9, 3]);
+        let mut messages = decode(&frame);
+        assert_eq!(messages.next(), Some(Ok(Message::Update(&update))));
+        assert_eq!(messages.next(), Some(Ok(Message::QueryAwareness)));
+        assert_eq!(
+            messages.next(),
+            Some(Err(DecodeError::UnknownMessageType(9)))
+        );
+        assert_eq!(messages.next(), None, "nothing after an error");
+        assert_eq!(messages.next(), None);
+        // Millions of messages, yielded without being collected anywhere.
+        let flood = vec![3u8; 4_000_000];
+        assert_eq!(decode(&flood).count(), 4_000_000);
+        let mut empty = decode(&[]);
+        assert_eq!(empty.next(), Some(Err(DecodeError::Empty)));
+        assert_eq!(empty.next(), None);
+    }
+
+    #[test]
+    fn a_zero_byte_inside_the_last_message_is_not_a_trailing_header() {
+        // Awareness with zero entries: `1, len 1, count 0` ends with a zero byte that belongs
+        // to the message; the trailing zeros after it are lone sync headers.
+        assert_eq!(
+            all(&[1, 1, 0, 0, 0]).unwrap(),
+            vec![Message::Awareness(AwarenessUpdate::default())]
+        );
     }
 
     #[test]
     fn rejects_malformed_frames() {
-        assert_eq!(decode(&[]), Err(DecodeError::Empty));
-        assert_eq!(decode(&[9]), Err(DecodeError::UnknownMessageType(9)));
-        assert_eq!(decode(&[0, 7]), Err(DecodeError::UnknownSyncType(7)));
+        assert_eq!(all(&[]), Err(DecodeError::Empty));
+        assert_eq!(all(&[9]), Err(DecodeError::UnknownMessageType(9)));
+        assert_eq!(all(&[0, 7]), Err(DecodeError::UnknownSyncType(7)));
         assert!(matches!(
-            decode(&[0, 2, 10, 1]),
+            all(&[0, 2, 10, 1]),
             Err(DecodeError::Truncated(_))
         ));
-        assert!(matches!(decode(&[0x80]), Err(DecodeError::Truncated(_))));
+        assert!(matches!(all(&[0x80]), Err(DecodeError::Truncated(_))));
         assert!(matches!(
-            decode(&[0, 0, 2, 0xff, 0xff]),
+            all(&[0, 0, 2, 0xff, 0xff]),
             Err(DecodeError::InvalidStateVector(_))
         ));
         assert!(matches!(
-            decode(&[1, 4, 1, 1, 1, 0]),
+            all(&[1, 4, 1, 1, 1, 0]),
             Err(DecodeError::InvalidAwareness(_))
         ));
     }

@@ -80,10 +80,10 @@ mod tests {
     #[test]
     fn empty_awareness_decodes_to_no_entries() {
         let frame = empty_awareness();
-        let messages = decode(&frame).unwrap();
+        let messages: Vec<_> = decode(&frame).collect::<Result<_, _>>().unwrap();
         let [Message::Awareness(update)] = &messages[..] else {
             panic!("expected one awareness message, got {messages:?}")
         };
-        assert!(update.entries.is_empty());
+        assert!(update.is_empty());
     }
 }

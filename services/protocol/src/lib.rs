@@ -7,11 +7,14 @@
 //! ## Layout
 //!
 //! - [`varint`]: lib0 variable-length integers, byte arrays and strings.
-//! - [`mod@decode`]: one incoming WebSocket frame → the [`Message`]s it carries. A frame may hold
-//!   several messages; trailing lone sync headers (sent by the 4.x client) are ignored.
+//! - [`mod@decode`]: one incoming WebSocket frame → the [`Message`]s it carries, decoded one at
+//!   a time as the caller asks for the next ([`Messages`]), so a frame of millions of tiny
+//!   messages costs no memory per message. Trailing lone sync headers (sent by the 4.x client)
+//!   are ignored.
 //! - [`encode`]: outgoing messages, exactly one message per frame (3.x clients decode only the
 //!   first message of a frame).
-//! - [`awareness`]: the awareness update format (client id, clock, JSON state).
+//! - [`awareness`]: the awareness update format (client id, clock, JSON state), validated
+//!   whole and read entry by entry.
 //! - [`validate`]: turning raw update / state-vector bytes into yrs values, with errors that
 //!   name what was wrong.
 //!
@@ -27,7 +30,7 @@ pub mod varint;
 mod error;
 
 pub use awareness::{AwarenessEntry, AwarenessUpdate};
-pub use decode::{decode, Message};
+pub use decode::{decode, Message, Messages};
 pub use error::DecodeError;
 
 /// Top-level message type: sync (step 1, step 2, update).

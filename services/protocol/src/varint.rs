@@ -21,6 +21,11 @@ impl<'a> Reader<'a> {
         &self.buf[self.pos..]
     }
 
+    /// How many bytes were read.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Whether anything is left to read.
     pub fn has_content(&self) -> bool {
         self.pos < self.buf.len()

@@ -48,8 +48,7 @@ impl<'a> AwarenessValue<'a> {
 /// a removal becomes `''` (the script deletes the field).
 pub fn fields(update: &AwarenessUpdate<'_>, node: &str, now_ms: u64) -> Vec<(String, String)> {
     update
-        .entries
-        .iter()
+        .entries()
         .map(|e| {
             let value = if e.is_removal() {
                 String::new()
@@ -109,7 +108,7 @@ mod tests {
     #[test]
     fn the_prune_script_uses_the_pattern() {
         let script = crate::scripts::AWARENESS_SOURCE.as_str();
-        assert!(script.contains(&format!("string.match(all[i + 1], '{LUA_MS_PATTERN}')")));
+        assert!(script.contains(&format!("string.match(sample[i + 1], '{LUA_MS_PATTERN}')")));
         // The pattern: digits (the clock), a space, the captured digits (ms), a space — the
         // first two fields of the format, in this order.
         assert_eq!(LUA_MS_PATTERN, "^%d+ (%d+) ");

@@ -76,7 +76,8 @@ return {s[1] or '', upto, s[3] or '0', entries, redis.call('GET', KEYS[3]) or '0
 /// then pairs of (client id, an [`AwarenessValue`](crate::awareness::AwarenessValue) or ''
 /// to delete).
 /// Stale fields are pruned when the hash grows (their `ms` matched with
-/// [`LUA_MS_PATTERN`]), and the key expires when unused.
+/// [`LUA_MS_PATTERN`]): 64 random fields per call, so one call costs the same however large
+/// the room's hash is. The key expires when unused.
 pub static AWARENESS: LazyLock<Script> = LazyLock::new(|| Script::new(&AWARENESS_SOURCE));
 
 /// The source of [`AWARENESS`].
@@ -91,12 +92,12 @@ for i = 6, #ARGV, 2 do
   end
 end
 if redis.call('HLEN', KEYS[1]) > 64 then
-  local all = redis.call('HGETALL', KEYS[1])
+  local sample = redis.call('HRANDFIELD', KEYS[1], 64, 'WITHVALUES')
   local stale = tonumber(ARGV[5])
-  for i = 1, #all, 2 do
-    local ms = string.match(all[i + 1], '{LUA_MS_PATTERN}')
+  for i = 1, #sample, 2 do
+    local ms = string.match(sample[i + 1], '{LUA_MS_PATTERN}')
     if not ms or tonumber(ms) < stale then
-      redis.call('HDEL', KEYS[1], all[i])
+      redis.call('HDEL', KEYS[1], sample[i])
     end
   end
 end

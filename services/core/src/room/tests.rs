@@ -14,7 +14,7 @@ struct TestPeer {
 }
 
 fn join(room: &Room, id: u64, capacity: usize) -> TestPeer {
-    let rx = crate::Outbox::new(capacity);
+    let rx = crate::Outbox::new(capacity, 1 << 30);
     let control = standalone_control();
     room.join(ConnId(id), rx.clone(), control.clone());
     TestPeer {
@@ -42,17 +42,30 @@ fn text_update(client: u64, text: &str) -> Vec<u8> {
     update
 }
 
-fn awareness(entries: &[(u64, u64, &'static str)]) -> AwarenessUpdate<'static> {
-    AwarenessUpdate {
-        entries: entries
-            .iter()
-            .map(|&(client_id, clock, state)| yws_protocol::AwarenessEntry {
-                client_id,
-                clock,
-                state,
-            })
-            .collect(),
-    }
+/// An awareness payload; decode it with `AwarenessUpdate::decode`.
+fn awareness(entries: &[(u64, u64, &str)]) -> Vec<u8> {
+    yws_protocol::awareness::encode_entries(entries.iter().map(|&(client_id, clock, state)| {
+        yws_protocol::AwarenessEntry {
+            client_id,
+            clock,
+            state,
+        }
+    }))
+}
+
+/// Applies a local awareness payload as one frame: apply, then flush.
+fn apply_awareness(
+    room: &Room,
+    conn: ConnId,
+    payload: &[u8],
+) -> Result<Option<Vec<u8>>, AwarenessViolation> {
+    let mut batch = AwarenessBatch::default();
+    room.apply_awareness(conn, &AwarenessUpdate::decode(payload).unwrap(), &mut batch)?;
+    Ok(room.flush_awareness(conn, &mut batch))
+}
+
+fn all(frame: &[u8]) -> Vec<Message<'_>> {
+    decode(frame).collect::<Result<_, _>>().unwrap()
 }
 
 #[test]
@@ -61,19 +74,16 @@ fn join_sends_step1_then_awareness() {
     let mut a = join(&room, 1, 16);
     let first = drain(&mut a);
     assert_eq!(first.len(), 1, "no awareness yet, only step 1");
-    assert!(matches!(
-        decode(&first[0]).unwrap()[0],
-        Message::SyncStep1(_)
-    ));
+    assert!(matches!(all(&first[0])[0], Message::SyncStep1(_)));
 
-    room.apply_awareness(a.id, &awareness(&[(10, 1, r#"{"u":"a"}"#)]));
+    apply_awareness(&room, a.id, &awareness(&[(10, 1, r#"{"u":"a"}"#)])).unwrap();
     let mut b = join(&room, 2, 16);
     let frames = drain(&mut b);
     assert_eq!(frames.len(), 2);
-    let Message::Awareness(aw) = &decode(&frames[1]).unwrap()[0] else {
+    let Message::Awareness(aw) = &all(&frames[1])[0] else {
         panic!("second frame is awareness")
     };
-    assert_eq!(aw.entries[0].client_id, 10);
+    assert_eq!(aw.entries().next().map(|e| e.client_id), Some(10));
 }
 
 #[test]
@@ -89,7 +99,7 @@ fn updates_reach_everyone_including_sender() {
     for peer in [&mut a, &mut b] {
         let frames = drain(peer);
         assert_eq!(frames.len(), 1);
-        assert_eq!(decode(&frames[0]).unwrap(), vec![Message::Update(&raw)]);
+        assert_eq!(all(&frames[0]), vec![Message::Update(&raw)]);
     }
     assert_eq!(
         room.doc()
@@ -106,7 +116,7 @@ fn sync_step2_is_the_diff() {
     room.apply_update(validate::update(&raw).unwrap(), &raw)
         .unwrap();
     let frame = room.sync_step2(&StateVector::default());
-    let Message::SyncStep2(update) = decode(&frame).unwrap()[0] else {
+    let Message::SyncStep2(update) = all(&frame)[0] else {
         panic!("step 2")
     };
     let doc = Doc::new();
@@ -121,7 +131,7 @@ fn sync_step2_is_the_diff() {
     // A client that has everything gets an update with nothing in it.
     let sv = room.doc().transact().state_vector();
     let frame = room.sync_step2(&sv);
-    let Message::SyncStep2(update) = decode(&frame).unwrap()[0] else {
+    let Message::SyncStep2(update) = all(&frame)[0] else {
         panic!("step 2")
     };
     assert!(validate::update(update).unwrap().is_empty());
@@ -134,19 +144,20 @@ fn awareness_is_relayed_and_removed_on_leave() {
     let mut b = join(&room, 2, 16);
     drain(&mut a);
     drain(&mut b);
-    let out = room.apply_awareness(a.id, &awareness(&[(10, 1, r#"{"u":"a"}"#)]));
-    assert!(matches!(out, AwarenessOutcome::Changed(_)));
+    let out = apply_awareness(&room, a.id, &awareness(&[(10, 1, r#"{"u":"a"}"#)]));
+    assert!(matches!(out, Ok(Some(_))));
     assert_eq!(drain(&mut a).len(), 1, "sender gets its own awareness back");
     assert_eq!(drain(&mut b).len(), 1);
     // A renewal (same state, higher clock) is relayed too.
-    room.apply_awareness(a.id, &awareness(&[(10, 2, r#"{"u":"a"}"#)]));
+    apply_awareness(&room, a.id, &awareness(&[(10, 2, r#"{"u":"a"}"#)])).unwrap();
     assert_eq!(drain(&mut b).len(), 1);
 
     let removal = room.leave(a.id).expect("a owned client 10");
     let update = AwarenessUpdate::decode(&removal).unwrap();
-    assert_eq!(update.entries.len(), 1);
-    assert!(update.entries[0].is_removal());
-    assert_eq!(update.entries[0].clock, 2);
+    let entries: Vec<_> = update.entries().collect();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].is_removal());
+    assert_eq!(entries[0].clock, 2);
     assert_eq!(drain(&mut b).len(), 1);
     assert_eq!(room.peer_count(), 1);
     assert_eq!(
@@ -187,20 +198,64 @@ fn bad_remote_update_changes_nothing() {
 }
 
 #[test]
-fn too_many_awareness_clients_is_reported() {
+fn an_awareness_update_over_a_limit_reaches_nobody() {
     let room = Room::new(
         RoomName::new("r", 64).unwrap(),
         RoomSettings {
-            max_awareness_clients_per_conn: 2,
+            awareness: AwarenessLimits {
+                max_clients_per_conn: 2,
+                ..AwarenessLimits::default()
+            },
             ..RoomSettings::default()
         },
     );
-    let a = join(&room, 1, 64);
-    let out = room.apply_awareness(
+    let mut a = join(&room, 1, 64);
+    let mut b = join(&room, 2, 64);
+    drain(&mut a);
+    drain(&mut b);
+    let out = apply_awareness(
+        &room,
         a.id,
         &awareness(&[(1, 1, "{}"), (2, 1, "{}"), (3, 1, "{}")]),
     );
-    assert_eq!(out, AwarenessOutcome::TooManyClients);
+    assert_eq!(out, Err(AwarenessViolation::TooManyClients));
+    assert!(drain(&mut b).is_empty(), "nothing was relayed");
+    assert_eq!(
+        room.awareness_frame(),
+        Bytes::from(encode::empty_awareness()),
+        "nothing was applied"
+    );
+    assert_eq!(room.leave(a.id), None);
+}
+
+#[test]
+fn awareness_changes_of_one_frame_are_relayed_once() {
+    let room = room();
+    let mut a = join(&room, 1, 64);
+    let mut b = join(&room, 2, 64);
+    drain(&mut a);
+    drain(&mut b);
+    let mut batch = AwarenessBatch::default();
+    for clock in 1..=1000 {
+        let payload = awareness(&[(10, clock, r#"{"u":"a"}"#)]);
+        room.apply_awareness(
+            a.id,
+            &AwarenessUpdate::decode(&payload).unwrap(),
+            &mut batch,
+        )
+        .unwrap();
+    }
+    assert!(
+        drain(&mut b).is_empty(),
+        "nothing is sent before the frame is done"
+    );
+    let payload = room.flush_awareness(a.id, &mut batch).expect("a change");
+    let update = AwarenessUpdate::decode(&payload).unwrap();
+    let entries: Vec<_> = update.entries().collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].client_id, entries[0].clock), (10, 1000));
+    assert_eq!(drain(&mut b).len(), 1);
+    assert_eq!(room.flush_awareness(a.id, &mut batch), None);
 }
 
 #[test]
@@ -238,7 +293,7 @@ fn full_state_is_encoded_once_until_the_document_changes() {
         .unwrap();
     let c = room.sync_step2(&StateVector::default());
     assert_ne!(a, c, "a change invalidates the cached state");
-    let Message::SyncStep2(update) = decode(&c).unwrap()[0] else {
+    let Message::SyncStep2(update) = all(&c)[0] else {
         panic!("step 2")
     };
     let doc = Doc::new();
@@ -261,7 +316,7 @@ fn an_update_that_makes_yrs_panic_is_rejected_not_fatal() {
     let room = room();
     let mut a = join(&room, 1, 16);
     drain(&mut a);
-    for message in decode(frame).unwrap_or_default() {
+    for message in decode(frame).map_while(Result::ok) {
         if let Message::SyncStep2(raw) | Message::Update(raw) = message {
             if let Ok(update) = validate::update(raw) {
                 assert!(room.apply_update(update, raw).is_err());

@@ -263,3 +263,30 @@ fn max_rooms() {
     let c = load(&[("YWS__ROOMS__MAX_ROOMS", "3")]).unwrap();
     assert_eq!(c.rooms_settings().max_rooms, Some(3));
 }
+
+#[test]
+fn awareness_and_outbox_bounds() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.server.outbox_bytes, 16 * 1024 * 1024);
+    let limits = c.rooms_settings().room.awareness;
+    assert_eq!(limits.max_clients_per_conn, 32);
+    assert_eq!(limits.max_state_bytes, 64 * 1024);
+    assert_eq!(limits.max_message_bytes, 4 * 1024 * 1024);
+    let c = load(&[
+        ("YWS__SERVER__OUTBOX_BYTES", "65536"),
+        ("YWS__ROOMS__MAX_AWARENESS_STATE_BYTES", "1024"),
+        ("YWS__ROOMS__MAX_AWARENESS_MESSAGE_BYTES", "8192"),
+    ])
+    .unwrap();
+    assert_eq!(c.server.outbox_bytes, 65536);
+    assert_eq!(c.rooms_settings().room.awareness.max_state_bytes, 1024);
+    assert_eq!(c.rooms_settings().room.awareness.max_message_bytes, 8192);
+    assert!(load(&[("YWS__SERVER__OUTBOX_BYTES", "10")]).is_err());
+    assert!(load(&[("YWS__ROOMS__MAX_AWARENESS_CLIENTS_PER_CONN", "0")]).is_err());
+    assert!(load(&[("YWS__ROOMS__MAX_AWARENESS_STATE_BYTES", "8")]).is_err());
+    assert!(load(&[
+        ("YWS__ROOMS__MAX_AWARENESS_STATE_BYTES", "4096"),
+        ("YWS__ROOMS__MAX_AWARENESS_MESSAGE_BYTES", "1024"),
+    ])
+    .is_err());
+}

@@ -14,7 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 use yws_core::{MemoryBackend, RoomName, Rooms, RoomsSettings};
-use yws_protocol::AwarenessEntry;
+use yws_protocol::{decode, AwarenessEntry, Message};
 
 type Client = WebSocketStream<DuplexStream>;
 
@@ -30,6 +30,7 @@ impl Harness {
             metrics: Metrics::new(&Registry::new()).unwrap(),
             settings: SessionSettings {
                 outbox_frames: 64,
+                outbox_bytes: 1 << 20,
                 ping_interval: Duration::from_secs(30),
                 idle_message: Some(Duration::from_secs(20)),
             },
@@ -74,6 +75,11 @@ fn rand_id() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Every message of a frame the server sent.
+fn all(frame: &[u8]) -> Vec<Message<'_>> {
+    decode(frame).collect::<Result<_, _>>().unwrap()
+}
+
 async fn next_binary(client: &mut Client) -> Vec<u8> {
     loop {
         match client.next().await.expect("stream open").expect("no error") {
@@ -109,7 +115,7 @@ async fn handshake_update_echo_and_step2() {
     let h = Harness::new();
     let (mut a, _, _) = h.connect("r", Access::ReadWrite).await;
     let first = next_binary(&mut a).await;
-    assert!(matches!(decode(&first).unwrap()[0], Message::SyncStep1(_)));
+    assert!(matches!(all(&first)[0], Message::SyncStep1(_)));
 
     a.send(WsMessage::Binary(
         encode::sync_step1(&StateVector::default()).into(),
@@ -117,14 +123,14 @@ async fn handshake_update_echo_and_step2() {
     .await
     .unwrap();
     let step2 = next_binary(&mut a).await;
-    assert!(matches!(decode(&step2).unwrap()[0], Message::SyncStep2(_)));
+    assert!(matches!(all(&step2)[0], Message::SyncStep2(_)));
 
     let update = text_update(9, "hi");
     a.send(WsMessage::Binary(encode::update(&update).into()))
         .await
         .unwrap();
     let echo = next_binary(&mut a).await;
-    assert_eq!(decode(&echo).unwrap(), vec![Message::Update(&update)]);
+    assert_eq!(all(&echo), vec![Message::Update(&update)]);
 
     // A late joiner's step 2 holds the update.
     let (mut b, _, _) = h.connect("r", Access::ReadWrite).await;
@@ -135,7 +141,7 @@ async fn handshake_update_echo_and_step2() {
     .await
     .unwrap();
     let step2 = next_binary(&mut b).await;
-    let Message::SyncStep2(bytes) = decode(&step2).unwrap()[0] else {
+    let Message::SyncStep2(bytes) = all(&step2)[0] else {
         panic!("step 2")
     };
     let doc = Doc::new();
@@ -160,7 +166,7 @@ async fn several_messages_in_one_frame_and_trailing_header() {
     // Two echoes, each in its own frame.
     for _ in 0..2 {
         let echo = next_binary(&mut a).await;
-        assert_eq!(decode(&echo).unwrap().len(), 1);
+        assert_eq!(all(&echo).len(), 1);
     }
 }
 
@@ -224,7 +230,7 @@ async fn malformed_frames_close_only_that_connection() {
         .await
         .unwrap();
     assert_eq!(
-        decode(&next_binary(&mut good).await).unwrap(),
+        all(&next_binary(&mut good).await),
         vec![Message::Update(&update)]
     );
 }
@@ -249,7 +255,7 @@ async fn read_only_updates_are_dropped_and_counted() {
         .unwrap();
     // The reader stays connected and receives the writer's update, never its own.
     assert_eq!(
-        decode(&next_binary(&mut reader).await).unwrap(),
+        all(&next_binary(&mut reader).await),
         vec![Message::Update(&update)]
     );
     assert_eq!(h.ctx.metrics.readonly_updates_dropped.get(), 1);
@@ -272,27 +278,27 @@ async fn awareness_relayed_and_removed_when_a_peer_leaves() {
         .unwrap();
     for client in [&mut a, &mut b] {
         let frame = next_binary(client).await;
-        let Message::Awareness(aw) = &decode(&frame).unwrap()[0] else {
+        let Message::Awareness(aw) = &all(&frame)[0] else {
             panic!("awareness")
         };
-        assert_eq!(aw.entries, vec![state]);
+        assert_eq!(aw.entries().collect::<Vec<_>>(), vec![state]);
     }
     // Query awareness answers with every state.
     b.send(WsMessage::Binary(encode::query_awareness().into()))
         .await
         .unwrap();
     let frame = next_binary(&mut b).await;
-    let Message::Awareness(aw) = &decode(&frame).unwrap()[0] else {
+    let Message::Awareness(aw) = &all(&frame)[0] else {
         panic!("awareness")
     };
-    assert_eq!(aw.entries[0].client_id, 42);
+    assert_eq!(aw.entries().next().map(|e| e.client_id), Some(42));
     // A drops without a goodbye: its state is removed for B.
     drop(a);
     let frame = next_binary(&mut b).await;
-    let Message::Awareness(aw) = &decode(&frame).unwrap()[0] else {
+    let Message::Awareness(aw) = &all(&frame)[0] else {
         panic!("awareness")
     };
-    assert!(aw.entries[0].is_removal());
+    assert!(aw.entries().next().is_some_and(|e| e.is_removal()));
 }
 
 #[tokio::test]
@@ -356,7 +362,7 @@ async fn large_messages_go_out_in_fragments_and_arrive_whole() {
         .await
         .unwrap();
     let echo = next_binary(&mut a).await;
-    assert_eq!(decode(&echo).unwrap(), vec![Message::Update(&update)]);
+    assert_eq!(all(&echo), vec![Message::Update(&update)]);
 }
 
 #[derive(Debug)]
@@ -411,10 +417,12 @@ async fn a_panicking_session_leaves_its_room_clean() {
     assert!(task.await.is_err(), "the session task panicked");
     // Its awareness state was removed by the membership guard during unwinding.
     let frame = next_binary(&mut other).await;
-    let Message::Awareness(aw) = &decode(&frame).unwrap()[0] else {
+    let Message::Awareness(aw) = &all(&frame)[0] else {
         panic!("awareness")
     };
-    assert!(aw.entries[0].is_removal());
+    assert!(aw.entries().next().is_some_and(|e| e.is_removal()));
     let room = h.rooms.get(&RoomName::new("panic", 64).unwrap()).unwrap();
     assert_eq!(room.peer_count(), 1);
 }
+
+mod frames;

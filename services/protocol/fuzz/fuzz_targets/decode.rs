@@ -1,5 +1,6 @@
-//! Feeds arbitrary frames to the decoder. Whatever decodes must re-encode to a frame that
-//! decodes to the same messages, and update payloads go through `validate::update` (our
+//! Feeds arbitrary frames to the decoder, one message at a time as the server handles them:
+//! messages, then at most one error, then nothing. Whatever decodes must re-encode to a frame
+//! that decodes to the same message, and update payloads go through `validate::update` (our
 //! pre-checks, then yrs's decoder) without aborting or exhausting memory.
 //!
 //! Integrating updates is left out: yrs panics on some inputs that decode (see
@@ -11,8 +12,9 @@ use libfuzzer_sys::fuzz_target;
 use yws_protocol::{decode, encode, validate, Message};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(messages) = decode(data) else { return };
-    for message in messages {
+    let mut messages = decode(data);
+    for message in messages.by_ref() {
+        let Ok(message) = message else { break };
         let frame = match &message {
             Message::SyncStep1(sv) => encode::sync_step1(sv),
             Message::SyncStep2(u) => encode::sync_step2(u),
@@ -22,10 +24,14 @@ fuzz_target!(|data: &[u8]| {
             Message::Auth { denied: Some(reason) } => encode::auth_denied(reason),
             Message::Auth { denied: None } => continue,
         };
-        let again = decode(&frame).expect("re-encoded frame decodes");
-        assert_eq!(again, vec![message.clone()]);
+        let again: Vec<_> = decode(&frame).collect();
+        assert_eq!(again, vec![Ok(message.clone())], "re-encoded frame decodes alone");
         if let Message::Update(bytes) | Message::SyncStep2(bytes) = message {
             let _ = validate::update(bytes);
         }
+        if let Message::Awareness(update) = &message {
+            assert_eq!(update.entries().count(), update.len());
+        }
     }
+    assert!(messages.next().is_none(), "nothing after the first error");
 });

@@ -15,8 +15,9 @@
 //!
 //! An update appended during the merge got a seq `> upto` and is neither merged nor deleted, so
 //! no concurrent append is lost. The writer drops a stale snapshot (the room was deleted, or a
-//! newer snapshot was written meanwhile). Entries that cannot be read are skipped, counted, and
-//! moved to the `quarantine` table with the same commit, never silently destroyed.
+//! newer snapshot was written meanwhile). Entries that cannot be read — or that make yrs panic,
+//! after which the merge starts over without them — are skipped, counted, and moved to the
+//! `quarantine` table with the same commit, never silently destroyed.
 
 use crate::error::StoreError;
 use crate::metrics::StoreMetrics;

@@ -180,8 +180,8 @@ mod tests {
 
     /// An update that decodes and then makes yrs panic after writing part of itself into the
     /// document, wherever it comes: in a build with overflow checks (tests), one found by a
-    /// structure-aware fuzzer (a delete set whose clock overflows); in a release build the fuzz
-    /// regression `yrs-apply-panic`.
+    /// structure-aware fuzzer (fuzz regression `yrs-apply-half-applied-any-doc`); in a release
+    /// build the fuzz regression `yrs-apply-panic`.
     fn poison() -> Vec<u8> {
         if cfg!(debug_assertions) {
             vec![

@@ -255,9 +255,10 @@ fn full_state_is_encoded_once_until_the_document_changes() {
 
 /// An update that decodes and then makes yrs panic while integrating it, after it wrote part
 /// of it into the document: in a build with overflow checks (tests), a text insert "bc" whose
-/// delete set overflows a clock (found by a structure-aware fuzzer); in a release build the
-/// fuzz regression `yrs-apply-panic` (an index out of bounds while committing). Both panic when
-/// applied to an empty document.
+/// delete set overflows a clock (found by a structure-aware fuzzer; fuzz regression
+/// `yrs-apply-half-applied-empty-doc`); in a release build the fuzz regression
+/// `yrs-apply-panic` (an index out of bounds while committing). Both panic when applied to an
+/// empty document.
 pub(crate) fn poison() -> Vec<u8> {
     if cfg!(debug_assertions) {
         vec![

@@ -16,7 +16,8 @@ use crate::support::{
 };
 
 /// The poison and how many good edits may come before it: in a build with overflow checks
-/// (tests), one found by a structure-aware fuzzer (panics wherever it comes); in a release
+/// (tests), one found by a structure-aware fuzzer (fuzz regression
+/// `yrs-apply-half-applied-any-doc`, panics wherever it comes); in a release
 /// build the fuzz regression `yrs-apply-panic`, which panics in an empty document only.
 fn poison() -> (Vec<u8>, usize) {
     if cfg!(debug_assertions) {

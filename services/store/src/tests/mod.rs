@@ -133,7 +133,8 @@ pub(super) fn same_state(a: &Doc, b: &Doc) -> bool {
 
 /// An update that decodes and then makes yrs panic after writing part of itself into the
 /// document, wherever it comes: in a build with overflow checks (tests), one found by a
-/// structure-aware fuzzer; in a release build the fuzz regression `yrs-apply-panic`, which
+/// structure-aware fuzzer (`yrs-apply-half-applied-any-doc` in the protocol's fuzz
+/// regressions); in a release build the fuzz regression `yrs-apply-panic`, which
 /// panics in an empty document only. Returns the update and how many good updates may come
 /// before it.
 pub(super) fn poison() -> (Vec<u8>, usize) {

@@ -454,4 +454,4 @@ fn broadcast_locked(state: &RoomState, frame: Frame) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -465,62 +465,6 @@ mod tests {
         );
     }
 
-    /// Loads rooms by replaying a fixed log, as the stores do.
-    #[derive(Debug)]
-    struct LogBackend {
-        log: Vec<Vec<u8>>,
-        opens: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl RoomBackend for LogBackend {
-        async fn open(&self, room: &Arc<Room>) -> Result<(), BackendError> {
-            self.opens.fetch_add(1, Ordering::SeqCst);
-            for raw in &self.log {
-                let _ = room.load_update(raw); // skipped as unreadable, as the stores do
-            }
-            Ok(())
-        }
-        async fn append(&self, _: &Room, _: &[u8]) -> Result<(), BackendError> {
-            Ok(())
-        }
-        async fn publish_awareness(&self, _: &Room, _: &[u8]) -> Result<(), BackendError> {
-            Ok(())
-        }
-        async fn close(&self, _room: &Arc<Room>) {}
-        fn unload_grace(&self) -> Option<Duration> {
-            None
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_room_whose_load_makes_yrs_panic_is_loaded_again_without_the_update() {
-        use yrs::{GetString, ReadTxn, StateVector, Text, Transact};
-        let source = yrs::Doc::with_client_id(8);
-        source
-            .get_or_insert_text("t")
-            .push(&mut source.transact_mut(), "fine");
-        let good = source
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
-        // The poison first: it panics in an empty document.
-        let backend = Arc::new(LogBackend {
-            log: vec![crate::room::tests::poison(), good],
-            opens: AtomicUsize::new(0),
-        });
-        let rooms = Rooms::new(backend.clone(), RoomsSettings::default());
-        let lease = rooms.lease(&name("p")).await.unwrap();
-        let room = lease.room();
-        assert!(!room.is_poisoned());
-        let text = room
-            .doc()
-            .get_or_insert_text("t")
-            .get_string(&room.doc().transact());
-        assert_eq!(text, "fine", "nothing of the poison is in the document");
-        // Twice: the poisoned room was dropped (once, if another test quarantined the poison).
-        assert!((1..=2).contains(&backend.opens.load(Ordering::SeqCst)));
-    }
-
     #[tokio::test(start_paused = true)]
     async fn memory_rooms_live_forever() {
         let rooms = Rooms::new(Arc::new(MemoryBackend), RoomsSettings::default());

@@ -8,6 +8,10 @@
 //! compactor and store catch those panics and throw the suspect document away
 //! (`yws_core::room`), but a fuzz build aborts on any panic. Run with `-O` to match release
 //! builds (no overflow checks).
+//!
+//! `regressions/yrs-apply-segfault-three-updates` is one frame of three updates that decode and,
+//! applied in order to an empty yrs 0.28.1 document, make it crash with a segmentation fault (debug
+//! and release builds; no panic first): nothing in this repository can catch that yet.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::time::Duration;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
-use yws_compactor::merge::Merger;
+use yws_compactor::merge::{Applied, Merger};
 
 /// One typist's document and cursor.
 struct Typist {
@@ -110,10 +110,10 @@ fn text_of(state: &[u8]) -> String {
 fn merge(gc: bool, snapshot: Option<&[u8]>, updates: &[Vec<u8>]) -> Vec<u8> {
     let mut merger = Merger::new(gc);
     if let Some(s) = snapshot {
-        assert!(merger.apply(s));
+        assert_eq!(merger.apply(s), Applied::Merged);
     }
     for u in updates {
-        assert!(merger.apply(u));
+        assert_eq!(merger.apply(u), Applied::Merged);
     }
     merger.encode()
 }

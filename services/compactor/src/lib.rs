@@ -8,7 +8,8 @@
 //!
 //! ## Layout
 //! - [`config`]: `[compactor]`, `[admin]`, `[redis]`, `[log]`.
-//! - [`merge`]: the pure part — snapshot + entries → merged state (yrs, GC on by default).
+//! - [`merge`]: the pure part — snapshot + entries → merged state (yrs, GC on by default); an
+//!   entry that makes yrs panic is quarantined and the state rebuilt without it.
 //! - [`task`]: one compaction task — one room, step by step — with the test-only fault points
 //!   of [`fault`].
 //! - [`worker`]: the polling loop, queue metrics, the sweep for unqueued logs.

@@ -26,6 +26,8 @@ pub struct CompactorMetrics {
     pub lease_takeovers: IntCounter,
     /// Empty, fully compacted logs deleted.
     pub logs_deleted: IntCounter,
+    /// Log entries left out of snapshots because yrs panicked integrating them.
+    pub entries_quarantined: IntCounter,
 }
 
 impl CompactorMetrics {
@@ -74,6 +76,10 @@ impl CompactorMetrics {
                 "yws_compactor_logs_deleted_total",
                 "Empty, fully compacted logs deleted",
             )?,
+            entries_quarantined: IntCounter::new(
+                "yws_compactor_entries_quarantined_total",
+                "Log entries left out of snapshots because the CRDT library panicked on them",
+            )?,
         };
         registry.register(Box::new(m.compactions.clone()))?;
         registry.register(Box::new(m.duration_seconds.clone()))?;
@@ -84,6 +90,7 @@ impl CompactorMetrics {
         registry.register(Box::new(m.queue_due.clone()))?;
         registry.register(Box::new(m.lease_takeovers.clone()))?;
         registry.register(Box::new(m.logs_deleted.clone()))?;
+        registry.register(Box::new(m.entries_quarantined.clone()))?;
         for r in RESULTS {
             m.compactions.with_label_values(&[r]);
         }

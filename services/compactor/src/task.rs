@@ -14,7 +14,7 @@
 
 use crate::config::Settings;
 use crate::fault::{self, Point};
-use crate::merge::Merger;
+use crate::merge::{Applied, Merger};
 use crate::metrics::CompactorMetrics;
 use std::sync::Arc;
 use tokio::time::{Duration, Instant};
@@ -140,7 +140,7 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error>
     let snapshot = room.snapshot().await?;
     let mut merger = Merger::new(s.gc);
     if let Some(doc) = &snapshot.doc {
-        if !merger.apply(doc) {
+        if merger.apply(doc) != Applied::Merged {
             // Never replace a snapshot we cannot read with one that lacks its content.
             return Err(Error::Corrupt(format!(
                 "snapshot of {:?} does not decode",
@@ -171,13 +171,21 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error>
             }
         }
         for entry in &good {
-            if !merger.apply(&entry.update) {
-                ctx.redis
-                    .metrics
-                    .entries_skipped
-                    .with_label_values(&["bad_update"])
-                    .inc();
-                tracing::warn!(log = %room.keys.log, id = %entry.id, "log entry could not be applied; skipped");
+            match merger.apply(&entry.update) {
+                Applied::Merged => {}
+                Applied::Unreadable => {
+                    ctx.redis
+                        .metrics
+                        .entries_skipped
+                        .with_label_values(&["bad_update"])
+                        .inc();
+                    tracing::warn!(log = %room.keys.log, id = %entry.id, "log entry could not be applied; skipped");
+                }
+                Applied::Quarantined => {
+                    // The snapshot covers its id, so the trim removes it: skipped for good.
+                    ctx.metrics.entries_quarantined.inc();
+                    tracing::error!(log = %room.keys.log, id = %entry.id, "log entry made the CRDT library panic; quarantined (left out of the snapshot)");
+                }
             }
             upto = upto.max(entry.id);
             entries += 1;

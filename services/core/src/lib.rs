@@ -22,6 +22,7 @@
 //! - [`backend`]: [`RoomBackend`], where updates go and come from: [`MemoryBackend`] for a
 //!   standalone node; Redis Streams (crate `yws-redis`) for a cluster.
 //! - [`position`]: [`LogPosition`], how far into a shared log a room's document reaches.
+//! - [`quarantine`]: updates that made yrs panic, skipped when a room is loaded again.
 //! - [`export`]: a document as JSON of named shared objects (`CALLBACK_OBJECTS` syntax).
 //! - [`rooms`]: [`Rooms`], the registry of loaded rooms: load once, share, unload after a grace
 //!   period, sweep stale awareness.
@@ -35,6 +36,7 @@ pub mod name;
 pub mod outbox;
 pub mod peer;
 pub mod position;
+pub mod quarantine;
 pub mod replies;
 pub mod room;
 pub mod rooms;

@@ -10,11 +10,13 @@ use crate::awareness::{
 };
 use crate::outbox::{Outbox, PushError};
 use crate::peer::{CloseReason, ConnId, Frame, PeerControl};
+use crate::quarantine;
 use crate::RoomError;
 use crate::{LogPosition, RoomName};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -65,6 +67,8 @@ pub struct Room {
     state: Mutex<RoomState>,
     loaded: OnceCell<()>,
     retired: AtomicBool,
+    /// yrs panicked while integrating into `doc`: never served or applied to again.
+    poisoned: AtomicBool,
     /// Bumped (while the write transaction is held) by every change of the document.
     version: AtomicU64,
     /// The whole state as a sync step 2, shared by every joiner with an empty state vector
@@ -110,6 +114,7 @@ impl Room {
             state: Mutex::new(RoomState::default()),
             loaded: OnceCell::new(),
             retired: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
             version: AtomicU64::new(0),
             full_state: Mutex::new(None),
             position: Mutex::new(None),
@@ -199,6 +204,11 @@ impl Room {
     /// Adds a connection and queues what the reference server sends on connect: its sync
     /// step 1, then every current awareness state.
     pub fn join(&self, conn: ConnId, outbox: Outbox, control: Arc<PeerControl>) {
+        if self.is_poisoned() {
+            // Taken out of service after a panic in yrs: the client reconnects to a clean load.
+            control.kick(CloseReason::InternalError);
+            return;
+        }
         let step1 = Bytes::from(encode::sync_step1_encoded(
             &self.doc.transact().state_vector().encode_v1(),
         ));
@@ -216,6 +226,10 @@ impl Room {
 
     /// Sync step 2 for a client whose state vector is `sv`: everything it is missing.
     pub fn sync_step2(&self, sv: &StateVector) -> Frame {
+        if self.is_poisoned() {
+            // Never show a possibly half-applied document; the connection is being closed.
+            return Bytes::from(encode::sync_step2(Update::EMPTY_V1));
+        }
         let txn = self.doc.transact();
         if !sv.is_empty() {
             return Bytes::from(encode::sync_step2(&txn.encode_state_as_update_v1(sv)));
@@ -251,13 +265,11 @@ impl Room {
 
     /// Applies a validated update (already written to the backend) and sends it to every
     /// connection of the room, the sender included. `raw` is the update as received.
+    ///
+    /// If yrs panics while integrating it, the document may hold part of the update: the room
+    /// is taken out of service ([`Room::is_poisoned`]) and [`RoomError::Poisoned`] returned.
     pub fn apply_update(&self, update: Update, raw: &[u8]) -> Result<(), RoomError> {
-        {
-            let mut txn = self.doc.transact_mut();
-            let applied = integrate(&mut txn, update);
-            self.version.fetch_add(1, Ordering::AcqRel);
-            applied?;
-        }
+        self.integrate(update, raw)?;
         self.broadcast(Bytes::from(encode::update(raw)));
         if let Some(listener) = &self.listener {
             listener.changed(&self.name);
@@ -275,13 +287,60 @@ impl Room {
         self.apply_update(update, raw)
     }
 
-    /// Loads stored state into the document without broadcasting (used while loading).
+    /// Loads stored state into the document without broadcasting (used while loading). An
+    /// update that made yrs panic before ([`quarantine`]) is skipped without being applied; one
+    /// that panics now poisons the room like [`Room::apply_update`] does — the registry then
+    /// loads a fresh room, which skips it.
     pub fn load_update(&self, raw: &[u8]) -> Result<(), RoomError> {
+        if quarantine::contains(raw) {
+            return Err(RoomError::Quarantined);
+        }
         let update = validate::update(raw)?;
-        let mut txn = self.doc.transact_mut();
-        let applied = integrate(&mut txn, update);
-        self.version.fetch_add(1, Ordering::AcqRel);
-        applied
+        self.integrate(update, raw)
+    }
+
+    /// Whether yrs panicked while integrating an update into this room: its document may be
+    /// half-applied, so the room is out of service (also [`Room::is_retired`]) and never
+    /// touched again.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Integrates an update into the document. yrs can panic on some malformed updates that
+    /// still decode (found by fuzzing), while integrating or while committing the transaction,
+    /// and may leave part of the update in the document. Both are caught (the commit never runs
+    /// while unwinding, where a second panic would abort the process); the update is
+    /// quarantined and the room poisoned: its connections are closed with 1011 so that their
+    /// clients reconnect and re-sync from a clean load, and it is never served again.
+    fn integrate(&self, update: Update, raw: &[u8]) -> Result<(), RoomError> {
+        if self.is_poisoned() {
+            return Err(RoomError::Poisoned);
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut txn = self.doc.transact_mut();
+            let applied = catch_unwind(AssertUnwindSafe(|| txn.apply_update(update)));
+            self.version.fetch_add(1, Ordering::AcqRel);
+            // Committed here, outside the inner catch: never while unwinding.
+            drop(txn);
+            applied
+        }));
+        match outcome {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(RoomError::Apply(e.to_string())),
+            Ok(Err(_)) | Err(_) => {
+                quarantine::insert(raw);
+                self.poisoned.store(true, Ordering::SeqCst);
+                self.retired.store(true, Ordering::SeqCst);
+                self.forget_cached_state();
+                tracing::error!(
+                    room = %self.name,
+                    "the CRDT library panicked while integrating an update; update quarantined, \
+                     room taken out of service (its clients reconnect and load it afresh)"
+                );
+                self.kick_all(CloseReason::InternalError);
+                Err(RoomError::Poisoned)
+            }
+        }
     }
 
     /// Checks an awareness update from a local connection against the room's
@@ -387,22 +446,6 @@ impl Room {
     pub fn kick_all(&self, reason: CloseReason) {
         for peer in self.state.lock().peers.values() {
             peer.control.kick(reason);
-        }
-    }
-}
-
-/// Integrates an update. yrs can panic on some malformed updates that still decode (found by
-/// fuzzing); the panic is caught here, before it unwinds through the open transaction, and the
-/// update is rejected like any invalid one — one bad update never takes the process down.
-fn integrate(txn: &mut yrs::TransactionMut<'_>, update: Update) -> Result<(), RoomError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| txn.apply_update(update))) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(RoomError::Apply(e.to_string())),
-        Err(_) => {
-            tracing::error!(
-                "the CRDT library panicked while integrating an update; update rejected"
-            );
-            Err(RoomError::Apply("update could not be integrated".into()))
         }
     }
 }

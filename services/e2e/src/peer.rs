@@ -154,6 +154,12 @@ impl Peer {
         self.doc.transact().state_vector()
     }
 
+    /// Waits (at most 10 s) for the server to close the connection; its close code. Frames
+    /// read meanwhile are not applied.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        crate::ws::close_code(&mut self.socket).await
+    }
+
     /// Closes the connection (best effort).
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.socket.close(None)).await;

@@ -2,7 +2,8 @@
 //! snapshots are exact and logs are trimmed, late joiners get everything from a snapshot,
 //! replicas never hold a room at once, a crash at any step loses nothing and is finished by
 //! another replica, joins racing compactions get the complete state, empty logs disappear and
-//! come back, and a 20 MiB document is compacted in bounded memory.
+//! come back, a 20 MiB document is compacted in bounded memory, and an update that makes yrs
+//! panic is served by no gateway and left out of the snapshot.
 //!
 //! Rooms are written either through a gateway by [`Peer`]s or straight into the stream
 //! ([`RedisKeys::append`]) when a test needs exact control; the source of truth is always a yrs
@@ -20,5 +21,6 @@ mod faults;
 mod gateways;
 mod memory;
 mod merge;
+mod poison;
 mod replicas;
 mod support;

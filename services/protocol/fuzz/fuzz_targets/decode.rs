@@ -4,8 +4,15 @@
 //! pre-checks, then yrs's decoder) without aborting or exhausting memory.
 //!
 //! Integrating updates is left out: yrs panics on some inputs that decode (see
-//! `regressions/yrs-apply-panic`); the gateway catches those panics (`yws_core::room`), but a
-//! fuzz build aborts on any panic. Run with `-O` to match release builds (no overflow checks).
+//! `regressions/yrs-apply-panic`, and `regressions/yrs-apply-half-applied-*`, which panic only
+//! with overflow checks on, after writing part of themselves into the document); the gateway,
+//! compactor and store catch those panics and throw the suspect document away
+//! (`yws_core::room`), but a fuzz build aborts on any panic. Run with `-O` to match release
+//! builds (no overflow checks).
+//!
+//! `regressions/yrs-apply-segfault-three-updates` is one frame of three updates that decode and,
+//! applied in order to an empty yrs 0.28.1 document, make it crash with a segmentation fault (debug
+//! and release builds; no panic first): nothing in this repository can catch that yet.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -164,6 +164,51 @@ async fn rooms_are_listed_in_pages_and_deleted() {
     store.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_room_poisoned_by_an_update_is_loaded_again_from_the_store_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(start(config(dir.path())).await);
+    let backend: Arc<dyn RoomBackend> = store.clone();
+    let rooms = Rooms::new(backend, RoomsSettings::default());
+    let name = RoomName::new("poisoned", 64).unwrap();
+    let e = Editor::new(12);
+    let (bad, at) = poison();
+    let good: Vec<Vec<u8>> = (0..4).map(|i| e.set(&format!("k{i}"), "v")).collect();
+    let lease = rooms.lease(&name).await.unwrap();
+    let first = lease.room().clone();
+    for (i, u) in good.iter().enumerate() {
+        if i == at {
+            // As the gateway does: written first, then applied — and yrs panics.
+            store.append(&first, &bad).await.unwrap();
+            let decoded = yws_protocol::validate::update(&bad).unwrap();
+            assert!(first.apply_update(decoded, &bad).is_err());
+            assert!(first.is_poisoned(), "the suspect copy is out of service");
+        }
+        if !first.is_poisoned() {
+            append(&store, &first, u).await;
+        } else {
+            let lease = rooms.lease(&name).await.unwrap();
+            append(&store, lease.room(), u).await;
+        }
+    }
+    drop(lease);
+    // A fresh load (the poisoned copy was replaced) holds every good update and nothing else.
+    let lease = rooms.lease(&name).await.unwrap();
+    assert!(!Arc::ptr_eq(lease.room(), &first) && !lease.room().is_poisoned());
+    let reference = Editor::new(12);
+    for u in &good {
+        reference
+            .doc
+            .transact_mut()
+            .apply_update(yws_protocol::validate::update(u).unwrap())
+            .unwrap();
+    }
+    assert!(same_state(lease.room().doc(), &reference.doc));
+    drop(lease);
+    rooms.close_all().await;
+    store.shutdown().await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_rooms_registry_unloads_and_reloads_from_the_store() {
     let dir = tempfile::tempdir().unwrap();

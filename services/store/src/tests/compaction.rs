@@ -172,3 +172,37 @@ async fn compaction_under_concurrent_appends_loses_nothing() {
     assert!(same_state(reloaded.doc(), r.doc()));
     store.shutdown().await.unwrap();
 }
+
+#[test]
+fn an_entry_that_makes_yrs_panic_is_quarantined_and_the_snapshot_holds_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = schema::open(dir.path()).unwrap();
+    let e = Editor::new(50);
+    let good: Vec<Vec<u8>> = (0..4).map(|i| e.set(&format!("k{i}"), "v")).collect();
+    let (bad, at) = poison();
+    let mut bad_seq = 0;
+    for (i, u) in good.iter().enumerate() {
+        if i == at {
+            bad_seq = schema::write_raw_update(&db, "p", &bad).unwrap();
+        }
+        schema::write_raw_update(&db, "p", u).unwrap();
+    }
+    let install = merge(&db, Arc::from("p"), true)
+        .unwrap()
+        .expect("something to merge");
+    assert_eq!(install.skipped, vec![(schema::Kind::Update, bad_seq)]);
+    let reference = Doc::new();
+    for u in &good {
+        reference
+            .transact_mut()
+            .apply_update(yws_protocol::validate::update(u).unwrap())
+            .unwrap();
+    }
+    assert_eq!(
+        install.snapshot,
+        reference
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default()),
+        "exactly the state of the other entries"
+    );
+}

@@ -130,3 +130,23 @@ pub(super) fn same_state(a: &Doc, b: &Doc) -> bool {
     };
     sv(a) == sv(b) && text(a) == text(b) && map(a) == map(b) && full(a) > 0 && full(b) > 0
 }
+
+/// An update that decodes and then makes yrs panic after writing part of itself into the
+/// document, wherever it comes: in a build with overflow checks (tests), one found by a
+/// structure-aware fuzzer (`yrs-apply-half-applied-any-doc` in the protocol's fuzz
+/// regressions); in a release build the fuzz regression `yrs-apply-panic`, which
+/// panics in an empty document only. Returns the update and how many good updates may come
+/// before it.
+pub(super) fn poison() -> (Vec<u8>, usize) {
+    if cfg!(debug_assertions) {
+        let update = vec![
+            2, 1, 1, 1, 34, 1, 1, 116, 1, 107, 1, 1, 49, 2, 3, 1, 2, 1, 1, 97, 1, 1, 49, 4, 1, 1,
+            116, 2, 98, 99, 0,
+        ];
+        (update, 2)
+    } else {
+        let frame: &[u8] = include_bytes!("../../../protocol/fuzz/regressions/yrs-apply-panic");
+        // A sync step 2 frame: message 0, step 1, the update's length (25), the update.
+        (frame[3..].to_vec(), 0)
+    }
+}

@@ -155,6 +155,9 @@ mod tests {
         "LOG_FORMAT",
         "LOG_LEVEL",
         "REDIS_CLUSTER_NODES",
+        "REDIS_SENTINELS",
+        "REDIS_SENTINEL_MASTER",
+        "REDIS_SENTINEL_PASSWORD",
         "REDIS_URL",
         "YWS_REDIS_PREFIX",
     ];

@@ -22,6 +22,7 @@
 //! - [`backend`]: [`RoomBackend`], where updates go and come from: [`MemoryBackend`] for a
 //!   standalone node; Redis Streams (crate `yws-redis`) for a cluster.
 //! - [`position`]: [`LogPosition`], how far into a shared log a room's document reaches.
+//! - [`rate`]: token buckets for per-connection and per-room rate limits.
 //! - [`quarantine`]: updates that made yrs panic, skipped when a room is loaded again.
 //! - [`export`]: a document as JSON of named shared objects (`CALLBACK_OBJECTS` syntax).
 //! - [`rooms`]: [`Rooms`], the registry of loaded rooms: load once, share, unload after a grace
@@ -37,6 +38,7 @@ pub mod outbox;
 pub mod peer;
 pub mod position;
 pub mod quarantine;
+pub mod rate;
 pub mod replies;
 pub mod room;
 pub mod rooms;
@@ -50,6 +52,7 @@ pub use name::{NameError, RoomName};
 pub use outbox::{Outbox, PushError};
 pub use peer::{Access, CloseReason, ConnId, PeerControl};
 pub use position::LogPosition;
+pub use rate::{Rate, RateLimits, Throttle};
 pub use replies::FrameReplies;
 pub use room::{Room, RoomListener, RoomSettings};
 pub use rooms::{LeaseError, RoomLease, Rooms, RoomsSettings};

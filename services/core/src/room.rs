@@ -11,6 +11,7 @@ use crate::awareness::{
 use crate::outbox::{Outbox, PushError};
 use crate::peer::{CloseReason, ConnId, Frame, PeerControl};
 use crate::quarantine;
+use crate::rate::{RateLimits, Throttle};
 use crate::RoomError;
 use crate::{LogPosition, RoomName};
 use bytes::Bytes;
@@ -32,6 +33,8 @@ pub struct RoomSettings {
     pub gc: bool,
     /// What one connection's awareness updates may do.
     pub awareness: AwarenessLimits,
+    /// Messages and bytes per second all the room's connections on this node may send.
+    pub rate: RateLimits,
 }
 
 impl Default for RoomSettings {
@@ -39,6 +42,7 @@ impl Default for RoomSettings {
         RoomSettings {
             gc: true,
             awareness: AwarenessLimits::default(),
+            rate: RateLimits::default(),
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct Room {
     position: Mutex<Option<LogPosition>>,
     /// The backend's deletion generation of the state this room was loaded from.
     generation: AtomicU64,
+    /// The room's rate limits on this node (`settings.rate`), when any is set.
+    throttle: Option<Mutex<Throttle>>,
     listener: Option<Arc<dyn RoomListener>>,
 }
 
@@ -119,6 +125,7 @@ impl Room {
             full_state: Mutex::new(None),
             position: Mutex::new(None),
             generation: AtomicU64::new(0),
+            throttle: Throttle::new(settings.rate, tokio::time::Instant::now()).map(Mutex::new),
             listener,
         }
     }
@@ -163,6 +170,19 @@ impl Room {
     /// The room's settings.
     pub fn settings(&self) -> &RoomSettings {
         &self.settings
+    }
+
+    /// Pays a frame of `messages` and `bytes` into the room's rate limits; how long its sender
+    /// should wait before reading more (zero without limits or within them).
+    pub fn throttle(&self, messages: usize, bytes: usize) -> Duration {
+        self.throttle.as_ref().map_or(Duration::ZERO, |t| {
+            t.lock().take(messages, bytes, tokio::time::Instant::now())
+        })
+    }
+
+    /// Whether the room has rate limits.
+    pub fn is_rate_limited(&self) -> bool {
+        self.throttle.is_some()
     }
 
     /// The room's name.

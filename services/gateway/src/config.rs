@@ -7,7 +7,7 @@ use std::time::Duration;
 use yws_auth::AuthConfig;
 use yws_config::{env, ConfigError, EnvTable, Loader, Secret};
 use yws_core::export::parse_spec;
-use yws_core::{AwarenessLimits, RoomSettings, RoomsSettings};
+use yws_core::{AwarenessLimits, Rate, RateLimits, RoomSettings, RoomsSettings};
 use yws_redis::RedisConfig;
 use yws_store::StoreConfig;
 use yws_telemetry::LogConfig;
@@ -31,6 +31,8 @@ pub struct GatewayConfig {
     pub server: ServerConfig,
     /// Room behaviour.
     pub rooms: RoomsConfig,
+    /// Per-connection and per-room rate limits (off by default).
+    pub rate_limit: RateLimitConfig,
     /// Redis: set `url` or `cluster_nodes` for cluster mode.
     pub redis: RedisConfig,
     /// Authentication at the upgrade (off by default).
@@ -41,6 +43,61 @@ pub struct GatewayConfig {
     pub callback: CallbackConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// The `[rate_limit]` section: messages and bytes per second one connection, and all of a
+/// room's connections on one node together, may send (each 0: no limit; all off by default).
+/// Over a limit the gateway stops reading from the socket until the limit allows more (TCP
+/// backpressure; nothing is dropped); a connection kept waiting without a break for
+/// `max_throttled_ms` is closed (1008).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// y-websocket messages per second of one connection.
+    pub conn_messages_per_sec: u64,
+    /// Bytes per second of one connection.
+    pub conn_bytes_per_sec: u64,
+    /// Messages per second of all of a room's connections on this node.
+    pub room_messages_per_sec: u64,
+    /// Bytes per second of all of a room's connections on this node.
+    pub room_bytes_per_sec: u64,
+    /// The burst each limit allows, as this many milliseconds of its rate.
+    pub burst_ms: u64,
+    /// A connection kept waiting by the limits this long without a break is closed (1008).
+    pub max_throttled_ms: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            conn_messages_per_sec: 0,
+            conn_bytes_per_sec: 0,
+            room_messages_per_sec: 0,
+            room_bytes_per_sec: 0,
+            burst_ms: 2000,
+            max_throttled_ms: 10_000,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    fn limits(&self, messages: u64, bytes: u64) -> RateLimits {
+        let burst = Duration::from_millis(self.burst_ms);
+        RateLimits {
+            messages: Rate::per_second(messages, burst),
+            bytes: Rate::per_second(bytes, burst),
+        }
+    }
+
+    /// The limits of one connection.
+    pub fn connection(&self) -> RateLimits {
+        self.limits(self.conn_messages_per_sec, self.conn_bytes_per_sec)
+    }
+
+    /// The limits of one room on this node.
+    pub fn room(&self) -> RateLimits {
+        self.limits(self.room_messages_per_sec, self.room_bytes_per_sec)
+    }
 }
 
 /// The `[server]` section.
@@ -248,6 +305,11 @@ impl GatewayConfig {
         if s.outbox_frames < 4 {
             return invalid("server.outbox_frames must be at least 4");
         }
+        if self.rate_limit.burst_ms == 0 || self.rate_limit.max_throttled_ms == 0 {
+            return invalid(
+                "rate_limit.burst_ms and rate_limit.max_throttled_ms must be at least 1",
+            );
+        }
         if s.outbox_bytes < 1024 {
             return invalid("server.outbox_bytes must be at least 1024");
         }
@@ -332,6 +394,7 @@ impl GatewayConfig {
                     max_state_bytes: self.rooms.max_awareness_state_bytes,
                     max_message_bytes: self.rooms.max_awareness_message_bytes,
                 },
+                rate: self.rate_limit.room(),
             },
             awareness_timeout: timeout,
             maintenance_interval: (timeout / 10).max(Duration::from_millis(100)),

@@ -93,6 +93,11 @@ pub struct Metrics {
     pub awareness_rejected: IntCounterVec,
     /// Clients closed because they could not keep up.
     pub slow_clients: IntCounter,
+    /// Frames after which a connection had to wait for the rate limits, by the limit that
+    /// made it wait (`connection` or `room`).
+    pub throttled_frames: IntCounterVec,
+    /// Connections waiting for the rate limits now (not read from meanwhile).
+    pub throttled_connections: IntGauge,
     /// Document updates from read-only connections, not applied.
     pub readonly_updates_dropped: IntCounter,
     /// Connection tasks that panicked (the process carried on).
@@ -186,6 +191,17 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            throttled_frames: IntCounterVec::new(
+                Opts::new(
+                    "yws_gateway_throttled_frames_total",
+                    "Frames after which a connection waited for the rate limits, by the limit that made it wait",
+                ),
+                &["scope"],
+            )?,
+            throttled_connections: IntGauge::new(
+                "yws_gateway_throttled_connections",
+                "Connections waiting for the rate limits (not read from meanwhile)",
+            )?,
             slow_clients: IntCounter::new(
                 "yws_gateway_slow_clients_disconnected_total",
                 "Clients closed because their outbound queue was full",
@@ -246,6 +262,8 @@ impl Metrics {
         registry.register(Box::new(m.malformed_messages.clone()))?;
         registry.register(Box::new(m.awareness_rejected.clone()))?;
         registry.register(Box::new(m.slow_clients.clone()))?;
+        registry.register(Box::new(m.throttled_frames.clone()))?;
+        registry.register(Box::new(m.throttled_connections.clone()))?;
         registry.register(Box::new(m.readonly_updates_dropped.clone()))?;
         registry.register(Box::new(m.rooms_max.clone()))?;
         registry.register(Box::new(m.http_cutoffs.clone()))?;
@@ -271,6 +289,9 @@ impl Metrics {
         }
         for r in HTTP_CUTOFF_REASONS {
             m.http_cutoffs.with_label_values(&[r]);
+        }
+        for scope in ["connection", "room"] {
+            m.throttled_frames.with_label_values(&[scope]);
         }
         Ok(m)
     }

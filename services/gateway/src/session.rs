@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use yws_core::{Access, CloseReason, ConnId, Outbox, PeerControl, Room, RoomBackend, RoomLease};
+use yws_core::{
+    Access, CloseReason, ConnId, Outbox, PeerControl, RateLimits, Room, RoomBackend, RoomLease,
+};
 use yws_protocol::encode;
 
 /// Logs an event of one connection with its room and connection id.
@@ -55,6 +57,10 @@ pub struct SessionSettings {
     pub ping_interval: Duration,
     /// Send an empty awareness update after this long without sending anything.
     pub idle_message: Option<Duration>,
+    /// Messages and bytes per second one connection may send.
+    pub rate: RateLimits,
+    /// A connection kept waiting by the rate limits this long without a break is closed (1008).
+    pub max_throttled: Duration,
 }
 
 /// How a session ended.
@@ -171,6 +177,9 @@ where
         // Boxed, and only when there is an expiry: most connections have none, and every byte of
         // this future is paid by every idle connection.
         let mut expiry = session.expires_at.map(|at| Box::pin(sleep_until(at)));
+        // Boxed, and only with rate limits (connection or room): off by default.
+        let mut pacer = (ctx.settings.rate.is_on() || room.is_rate_limited())
+            .then(|| Box::new(Pacer::new(ctx.settings.rate, ctx.settings.max_throttled)));
 
         let end = loop {
             tokio::select! {
@@ -187,7 +196,12 @@ where
                     }
                     last_sent = Instant::now();
                 }
-                incoming = ws.next() => {
+                _ = until_paced(&mut pacer), if pacer.as_ref().is_some_and(|p| p.waiting()) => {
+                    if let Some(pacer) = pacer.as_mut() {
+                        pacer.resume(&ctx.metrics);
+                    }
+                }
+                incoming = ws.next(), if !pacer.as_ref().is_some_and(|p| p.waiting()) => {
                     awaiting_pong = false;
                     match incoming {
                         Some(Ok(WsMessage::Binary(data))) => {
@@ -199,8 +213,16 @@ where
                                 outbox: &outbox,
                                 ctx,
                             };
-                            if let Err(reason) = Box::pin(handler.frame(&data)).await {
-                                break End::Server(reason);
+                            let messages = match Box::pin(handler.frame(&data)).await {
+                                Ok(messages) => messages,
+                                Err(reason) => break End::Server(reason),
+                            };
+                            if let Some(pacer) = pacer.as_mut() {
+                                let paid = pacer.pay(&room, messages, data.len(), &ctx.metrics);
+                                if let Err(reason) = paid {
+                                    conn_event!(info, room, session.conn, "over the rate limits for too long; closing");
+                                    break End::Server(reason);
+                                }
                             }
                         }
                         Some(Ok(WsMessage::Text(_))) => {
@@ -238,6 +260,9 @@ where
             }
         };
         outbox.close();
+        if let Some(pacer) = pacer {
+            pacer.end(&ctx.metrics);
+        }
 
         if let Some(removal) = membership.leave() {
             if let Err(e) = Box::pin(ctx.backend.publish_awareness(&room, &removal)).await {
@@ -382,8 +407,10 @@ async fn until(sleep: &mut Option<Pin<Box<Sleep>>>) {
 }
 
 mod handler;
+mod pacer;
 
 use handler::Handler;
+use pacer::{until_paced, Pacer};
 
 #[cfg(test)]
 mod tests;

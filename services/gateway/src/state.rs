@@ -107,6 +107,8 @@ impl Gateway {
                     ping_interval: Duration::from_millis(s.ping_interval_ms),
                     idle_message: (s.idle_message_ms > 0)
                         .then(|| Duration::from_millis(s.idle_message_ms)),
+                    rate: config.rate_limit.connection(),
+                    max_throttled: Duration::from_millis(config.rate_limit.max_throttled_ms),
                 },
             },
             next_id: AtomicU64::new(1),

@@ -24,8 +24,9 @@ pub(super) struct Handler<'a> {
 impl Handler<'_> {
     /// Handles the messages of one frame as they are decoded. Repeated requests of the frame
     /// are answered once ([`FrameReplies`]), and the awareness it changed is relayed once,
-    /// when the frame is done — also when a later message of it ends the connection.
-    pub(super) async fn frame(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+    /// when the frame is done — also when a later message of it ends the connection. Returns
+    /// how many messages it held (what it costs under the rate limits).
+    pub(super) async fn frame(&mut self, data: &[u8]) -> Result<usize, CloseReason> {
         let mut replies = FrameReplies::default();
         let mut awareness = AwarenessBatch::default();
         let handled = self.messages(data, &mut replies, &mut awareness).await;
@@ -39,11 +40,11 @@ impl Handler<'_> {
                 conn_event!(warn, self.room, self.conn, error = %e, "awareness not shared with other nodes");
             }
         }
-        handled?;
-        match replies.finish() {
-            Some(sv) => self.reply(self.room.sync_step2(&sv)),
-            None => Ok(()),
+        let messages = handled?;
+        if let Some(sv) = replies.finish() {
+            self.reply(self.room.sync_step2(&sv))?;
         }
+        Ok(messages)
     }
 
     async fn messages(
@@ -51,8 +52,9 @@ impl Handler<'_> {
         data: &[u8],
         replies: &mut FrameReplies,
         awareness: &mut AwarenessBatch,
-    ) -> Result<(), CloseReason> {
+    ) -> Result<usize, CloseReason> {
         let metrics = &self.ctx.metrics;
+        let mut count = 0;
         let mut first = true;
         for message in decode(data) {
             let message = message.map_err(|e| self.malformed(e))?;
@@ -60,6 +62,7 @@ impl Handler<'_> {
                 metrics.received.frame_bytes(message.kind(), data.len());
             }
             metrics.received.message(message.kind());
+            count += 1;
             match message {
                 Message::SyncStep1(sv) => {
                     if let Some(sv) = replies.step1(sv) {
@@ -79,7 +82,7 @@ impl Handler<'_> {
                 Message::Auth { .. } => {} // server-to-client only; ignored like the reference
             }
         }
-        Ok(())
+        Ok(count)
     }
 
     fn refused(&self, violation: AwarenessViolation) -> CloseReason {

@@ -33,6 +33,8 @@ impl Harness {
                 outbox_bytes: 1 << 20,
                 ping_interval: Duration::from_secs(30),
                 idle_message: Some(Duration::from_secs(20)),
+                rate: yws_core::RateLimits::default(),
+                max_throttled: Duration::from_secs(10),
             },
         };
         Harness {

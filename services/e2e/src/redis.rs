@@ -335,22 +335,22 @@ impl RedisCluster {
     }
 }
 
-/// A primary, a replica and a Redis Sentinel watching them as `mymaster`
-/// (`down-after-milliseconds` 1000): when the primary dies, the replica takes over in seconds.
+/// A primary, a replica and three Redis Sentinels watching them as `mymaster` (quorum 2,
+/// `down-after-milliseconds` 1000): when the primary dies, the replica takes over in seconds.
 #[derive(Debug)]
 pub struct RedisSentinel {
     /// The primary at the start.
     pub primary: RedisServer,
     /// Its replica.
     pub replica: RedisServer,
-    sentinel: Option<Child>,
-    /// The Sentinel's port.
-    pub sentinel_port: u16,
+    sentinels: Vec<Child>,
+    /// The Sentinels' ports.
+    pub sentinel_ports: Vec<u16>,
     dir: PathBuf,
 }
 
 impl RedisSentinel {
-    /// Starts the three and waits until the Sentinel knows the replica.
+    /// Starts the five and waits until every Sentinel knows the replica and the others.
     pub fn start() -> Self {
         let primary = RedisServer::start();
         let replica =
@@ -361,54 +361,74 @@ impl RedisSentinel {
                 .is_some_and(|i| i.contains("master_link_status:up"))
         });
         assert!(synced, "the replica did not sync");
-        let port = crate::free_port();
-        let dir = std::env::temp_dir().join(format!("yws-sentinel-{}-{port}", std::process::id()));
+        let ports: Vec<u16> = (0..3).map(|_| crate::free_port()).collect();
+        let dir =
+            std::env::temp_dir().join(format!("yws-sentinel-{}-{}", std::process::id(), ports[0]));
         std::fs::create_dir_all(&dir).expect("sentinel dir");
-        let conf = dir.join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\n\
-                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds mymaster 1000\n\
-                 sentinel failover-timeout mymaster 10000\n",
-                dir.display(),
-                primary.port
-            ),
-        )
-        .expect("sentinel.conf");
-        let log = std::fs::File::create(dir.join("sentinel.log")).expect("sentinel log");
-        let child = Command::new(redis_server())
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server --sentinel");
+        let sentinels = ports
+            .iter()
+            .map(|port| {
+                let conf = dir.join(format!("sentinel-{port}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                         sentinel monitor mymaster 127.0.0.1 {} 2\n\
+                         sentinel down-after-milliseconds mymaster 1000\n\
+                         sentinel failover-timeout mymaster 10000\n",
+                        dir.display(),
+                        primary.port
+                    ),
+                )
+                .expect("sentinel.conf");
+                let log = std::fs::File::create(dir.join(format!("sentinel-{port}.log")))
+                    .expect("sentinel log");
+                Command::new(redis_server())
+                    .arg(&conf)
+                    .arg("--sentinel")
+                    .stdout(log)
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server --sentinel")
+            })
+            .collect();
         let sentinel = RedisSentinel {
             primary,
             replica,
-            sentinel: Some(child),
-            sentinel_port: port,
+            sentinels,
+            sentinel_ports: ports.clone(),
             dir,
         };
         let replica = sentinel.replica.port.to_string();
-        let known = crate::wait_until(Duration::from_secs(30), || {
-            cli(port, &["SENTINEL", "replicas", "mymaster"]).is_some_and(|r| r.contains(&replica))
+        let ready = crate::wait_until(Duration::from_secs(30), || {
+            ports.iter().all(|&port| {
+                cli(port, &["SENTINEL", "replicas", "mymaster"])
+                    .is_some_and(|r| r.contains(&replica))
+                    && cli(port, &["SENTINEL", "sentinels", "mymaster"]).is_some_and(|r| {
+                        ports.iter().filter(|p| r.contains(&p.to_string())).count() >= 2
+                    })
+            })
         });
-        assert!(known, "the sentinel did not find the replica");
+        assert!(
+            ready,
+            "the sentinels did not find the replica and each other"
+        );
         sentinel
     }
 
-    /// `host:port` for `REDIS_SENTINELS`.
+    /// `host:port,…` for `REDIS_SENTINELS`.
     pub fn sentinels(&self) -> String {
-        format!("127.0.0.1:{}", self.sentinel_port)
+        self.sentinel_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    /// The port of the server the Sentinel names as primary now.
+    /// The port of the server the first Sentinel names as primary now.
     pub fn primary_port(&self) -> Option<u16> {
         cli(
-            self.sentinel_port,
+            self.sentinel_ports[0],
             &["SENTINEL", "get-master-addr-by-name", "mymaster"],
         )?
         .lines()
@@ -418,15 +438,15 @@ impl RedisSentinel {
         .ok()
     }
 
-    /// Runs `redis-cli` against the Sentinel.
+    /// Runs `redis-cli` against the first Sentinel.
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        cli(self.sentinel_port, args)
+        cli(self.sentinel_ports[0], args)
     }
 }
 
 impl Drop for RedisSentinel {
     fn drop(&mut self) {
-        if let Some(mut child) = self.sentinel.take() {
+        for child in &mut self.sentinels {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -1,6 +1,7 @@
-//! Redis Sentinel: gateways given only `REDIS_SENTINELS` find the primary, and follow a
-//! failover — the primary SIGKILLed, or demoted by `SENTINEL FAILOVER` — for writes and live
-//! delivery, with npm `y-websocket` writers on two gateways.
+//! Redis Sentinel (a primary, a replica, three Sentinels): gateways given only
+//! `REDIS_SENTINELS` find the primary, and follow a failover — the primary SIGKILLed, or
+//! demoted by `SENTINEL FAILOVER` — for writes and live delivery, with npm `y-websocket`
+//! writers on two gateways.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -84,6 +84,13 @@ impl RoomLease {
     pub fn room(&self) -> &Arc<Room> {
         &self.room
     }
+
+    /// Whether the room is still the registry's room of its name and not retired. A session
+    /// checks this after joining: a room dropped in between (every room is dropped when the
+    /// backend becomes unavailable, kicking the peers it had) would leave it editing alone.
+    pub fn is_current(&self) -> bool {
+        self.rooms.holds(&self.room) && !self.room.is_retired()
+    }
 }
 
 impl Drop for RoomLease {
@@ -179,7 +186,7 @@ impl Rooms {
             .room
             .ensure_loaded(|| async move { backend.open(&room).await })
             .await?;
-        if self.holds(&lease.room) && !lease.room.is_retired() {
+        if lease.is_current() {
             return Ok(Some(lease));
         }
         tracing::debug!(room = %name, "room left the registry or was deleted while it loaded; taking a fresh one");

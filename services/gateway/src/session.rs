@@ -158,6 +158,21 @@ where
             conn: session.conn,
             active: true,
         };
+        if !session.lease.is_current() {
+            // Dropped (backend unavailable) or deleted between the lease and the join: its
+            // kick came before we were a peer. Leave, so the client reconnects to a live room.
+            conn_event!(
+                info,
+                room,
+                session.conn,
+                "room dropped while joining; closing so the client reconnects"
+            );
+            session.control.kick(if room.is_retired() {
+                CloseReason::RoomDeleted
+            } else {
+                CloseReason::BackendUnavailable
+            });
+        }
 
         // One coarse housekeeping timer drives pings and idle messages, so the loop never
         // re-registers timers per frame. Inside the loop, settings are read from `ctx` rather

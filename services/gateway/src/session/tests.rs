@@ -427,4 +427,5 @@ async fn a_panicking_session_leaves_its_room_clean() {
     assert_eq!(room.peer_count(), 1);
 }
 
+mod dropped;
 mod frames;

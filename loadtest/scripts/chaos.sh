@@ -12,6 +12,9 @@
 #   - with CLUSTER=1 (3 masters with REPLICAS [1] replicas each): SIGKILLs a master once (its
 #     replica takes over; the old master comes back as a replica) and reshards once
 #     (`redis-cli --cluster reshard`: 200 slots from one master to another under the load),
+#   - with SENTINEL=1 (a primary, a replica and three Sentinels; gateways get REDIS_SENTINELS):
+#     SIGKILLs the primary once (the replica takes over; the old primary returns) and runs a
+#     `SENTINEL FAILOVER` once,
 # and stops injecting faults QUIET seconds before the clients stop writing. At the end every
 # client of every room must hold the same document with every update (yws-load's convergence
 # check: 0 missing); the script prints the faults injected, reconnects, closes by code and the
@@ -20,6 +23,7 @@
 #   loadtest/scripts/chaos.sh [extra yws-load flags]
 # Environment (defaults in brackets):
 #   DURATION [240]  seconds of editing   GATEWAYS [3]  COMPACTORS [2]  CLUSTER [0]  REPLICAS [1]
+#   SENTINEL [0]
 #   ROOMS [40]  CLIENTS [4] per room  RATE [2] updates/s per client  AWARENESS [0.5]/s
 #   KILL_EVERY [20]  QUIET [20]  SEED [random] for the fault schedule
 #   YWS_BIN_DIR [target/release, built if missing]  YWS_LOAD_BIN  OUT_DIR
@@ -31,6 +35,7 @@ gateways=${GATEWAYS:-3}
 compactors=${COMPACTORS:-2}
 cluster=${CLUSTER:-0}
 replicas=${REPLICAS:-1}
+sentinel=${SENTINEL:-0}
 rooms=${ROOMS:-40}
 clients=${CLIENTS:-4}
 rate=${RATE:-2}
@@ -117,11 +122,31 @@ if [ "$cluster" = 1 ]; then
   done
   # The seeds are the three masters, as a user would configure them.
   redis_env=(REDIS_CLUSTER_NODES="$(printf '127.0.0.1:%s,' "${redis_ports[@]:0:3}" | sed 's/,$//')")
+elif [ "$sentinel" = 1 ]; then
+  redis_ports=("$(free_port)" "$(free_port)")
+  for p in "${redis_ports[@]}"; do start_redis "$p"; done
+  redis-cli -p "${redis_ports[1]}" replicaof 127.0.0.1 "${redis_ports[0]}" >/dev/null
+  sentinel_ports=("$(free_port)" "$(free_port)" "$(free_port)")
+  for s in "${sentinel_ports[@]}"; do
+    printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %s 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n' \
+      "$s" "$out" "${redis_ports[0]}" >"$out/sentinel-$s.conf"
+    start_proc "sentinel-$s" "$out/sentinel-$s.log" redis-server "$out/sentinel-$s.conf" --sentinel
+  done
+  for _ in $(seq 150); do
+    redis-cli -p "${sentinel_ports[0]}" sentinel replicas mymaster 2>/dev/null | grep -qx "${redis_ports[1]}" &&
+      [ "$(redis-cli -p "${sentinel_ports[0]}" sentinel sentinels mymaster 2>/dev/null | grep -c '^name$')" -ge 2 ] && break
+    sleep 0.2
+  done
+  redis_env=(REDIS_SENTINELS="$(printf '127.0.0.1:%s,' "${sentinel_ports[@]}" | sed 's/,$//')")
 else
   redis_ports=("$(free_port)")
   start_redis "${redis_ports[0]}"
   redis_env=(REDIS_URL="redis://127.0.0.1:${redis_ports[0]}")
 fi
+# The primary the Sentinels name now (SENTINEL=1).
+sentinel_primary() {
+  redis-cli -p "${sentinel_ports[0]}" sentinel get-master-addr-by-name mymaster 2>/dev/null | sed -n 2p
+}
 
 # --- gateways and compactors ------------------------------------------------------------------
 start_gateway() { # I
@@ -164,7 +189,7 @@ compactor_at=$((SECONDS + (duration - quiet) * 3 / 10))
 restart_at=$((SECONDS + (duration - quiet) / 2))
 pause_at=$((SECONDS + (duration - quiet) * 7 / 10))
 failover_at=0 reshard_at=0 failed_port=""
-if [ "$cluster" = 1 ]; then
+if [ "$cluster" = 1 ] || [ "$sentinel" = 1 ]; then
   failover_at=$((SECONDS + (duration - quiet) * 4 / 10))
   reshard_at=$((SECONDS + (duration - quiet) * 6 / 10))
 fi
@@ -208,7 +233,11 @@ while ((SECONDS < fault_end)) && kill -0 "$load_pid" 2>/dev/null; do
     restart_at=0
   fi
   if ((failover_at > 0 && SECONDS >= failover_at)); then
-    read -r p _ < <(live_masters | shuf -n 1 --random-source=<(yes "$RANDOM"))
+    if [ "$sentinel" = 1 ]; then
+      p=$(sentinel_primary)
+    else
+      read -r p _ < <(live_masters | shuf -n 1 --random-source=<(yes "$RANDOM"))
+    fi
     log "SIGKILL redis master on $p (its replica takes over; it comes back as a replica)"
     kill9 "redis-$p"
     failed_port=$p
@@ -219,6 +248,12 @@ while ((SECONDS < fault_end)) && kill -0 "$load_pid" 2>/dev/null; do
     log "restart redis on $failed_port (rejoins as a replica)"
     start_redis "$failed_port"
     failed_port=""
+  fi
+  if ((reshard_at > 0 && SECONDS >= reshard_at)) && [ "$sentinel" = 1 ]; then
+    log "SENTINEL FAILOVER (the primary on $(sentinel_primary) is demoted)"
+    redis-cli -p "${sentinel_ports[0]}" sentinel failover mymaster >/dev/null 2>&1 || log "SENTINEL FAILOVER refused"
+    faults_reshard=$((faults_reshard + 1))
+    reshard_at=0
   fi
   if ((reshard_at > 0 && SECONDS >= reshard_at)); then
     mapfile -t masters < <(live_masters | head -2)
@@ -260,7 +295,7 @@ except Exception as e:  # noqa: BLE001 - report what we have
     sys.exit(1)
 c, conv = step["counters"], step["convergence"]
 print(f"faults: {fg} gateway SIGKILLs, {fc} compactor SIGKILL, {fr} Redis restart, {fp} Redis pause, "
-      f"{ff} master failover, {fs} reshard")
+      f"{ff} master failover, {fs} reshard (SENTINEL FAILOVER with SENTINEL=1)")
 print(f"updates sent {c['sent']}, deliveries {c['deliveries']}, reconnects (resyncs) {c['resyncs']}, "
       f"disconnects {c['disconnects']}, connect failures {c['connect_failures']}")
 print("closes by code: " + ", ".join(f"{k[7:] if k.startswith('closed_') else k} {c.get(k, 0)}"

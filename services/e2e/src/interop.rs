@@ -180,6 +180,27 @@ pub fn write_doc(url: &str, room: &str, text: &str) -> String {
         .to_string()
 }
 
+/// [`write_doc`], tried again until it goes through or `within` passes (writes fail while Redis
+/// fails over; the server closes the client and, like the stock client, it tries again).
+pub fn write_doc_when_possible(url: &str, room: &str, text: &str, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let verdict = run(
+            "write-doc",
+            &[url.to_string()],
+            &["--room", room, "--text", text],
+        );
+        if verdict.ok() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url}: no write within {within:?}: {}",
+            verdict.stderr
+        );
+    }
+}
+
 /// `check-doc`: a new client at `url` must hold exactly `expected` when it is synced.
 pub fn check_doc(url: &str, room: &str, expected: &str) {
     expect_pass(

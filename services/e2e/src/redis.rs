@@ -232,6 +232,13 @@ impl RedisCluster {
     /// The index in [`nodes`](Self::nodes) of the master that owns `key`'s slot
     /// (`CLUSTER KEYSLOT`, then the slot ranges of `CLUSTER NODES`).
     pub fn owner_of(&self, key: &str) -> usize {
+        self.try_owner_of(key)
+            .unwrap_or_else(|| panic!("no master owns the slot of {key}"))
+    }
+
+    /// [`owner_of`](Self::owner_of), or `None` while no master owns the slot (a failover in
+    /// progress).
+    pub fn try_owner_of(&self, key: &str) -> Option<usize> {
         // Ask a server that is up (a test may have stopped some).
         let first = self
             .nodes
@@ -259,11 +266,11 @@ impl RedisCluster {
             });
             if owns {
                 if let Some(i) = self.nodes.iter().position(|n| n.port == port) {
-                    return i;
+                    return Some(i);
                 }
             }
         }
-        panic!("no master owns slot {slot}:\n{table}");
+        None
     }
 
     /// Moves the slot of `key` to the master `to` (an index into [`nodes`](Self::nodes)) as
@@ -322,7 +329,7 @@ impl RedisCluster {
                 && n.cli(&["CLUSTER", "INFO"])
                     .is_some_and(|info| info.contains("cluster_state:ok"))
         });
-        ok && self.owner_of(key) != old
+        ok && self.try_owner_of(key).is_some_and(|owner| owner != old)
     }
 
     /// `host:port,host:port,…` for `REDIS_CLUSTER_NODES`.

@@ -20,28 +20,6 @@ fn gateway(sentinel: &RedisSentinel) -> Service {
         .spawn()
 }
 
-/// `write-doc` through `gw`, retried until it goes through (writes fail during a failover; the
-/// client is closed and, like the stock client, tries again).
-fn write_when_possible(gw: &Service, room: &str, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let verdict = interop::run(
-            "write-doc",
-            &[gw.ws_url()],
-            &["--room", room, "--text", text],
-        );
-        if verdict.ok() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: no write within 40 s: {}",
-            gw.addr,
-            verdict.stderr
-        );
-    }
-}
-
 /// Both gateways serve the same text, holding every one of `parts`.
 fn converged(rt: &tokio::runtime::Runtime, gateways: [&Service; 2], room: &str, parts: &[&str]) {
     let mut texts = Vec::new();
@@ -80,8 +58,8 @@ fn failover_then_both_nodes_write(
         "the sentinel did not fail over"
     );
     let switched = started.elapsed().as_secs_f64();
-    write_when_possible(&a, &room, "after a; ");
-    write_when_possible(&b, &room, "after b; ");
+    interop::write_doc_when_possible(&a.ws_url(), &room, "after a; ", Duration::from_secs(40));
+    interop::write_doc_when_possible(&b.ws_url(), &room, "after b; ", Duration::from_secs(40));
     converged(
         &rt,
         [&a, &b],

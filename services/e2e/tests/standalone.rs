@@ -129,6 +129,33 @@ async fn oversized_messages_close_with_1009_and_others_carry_on() {
     );
 }
 
+/// Three updates that yrs 0.28.1 decodes but crashes on (a segmentation fault) when applied in
+/// order: the one whose item points at its own client's future is refused with 1007, and the
+/// node keeps serving.
+#[tokio::test]
+async fn updates_that_crash_yrs_are_refused_and_the_node_lives() {
+    let gw = ServiceBuilder::gateway().spawn();
+    let url = format!("{}/{}", gw.ws_url(), unique_room("yrs-crash"));
+    let mut good = ws::connect(&url).await.unwrap();
+    let mut bad = ws::connect(&url).await.unwrap();
+    ws::next_binary(&mut good).await.unwrap();
+    ws::next_binary(&mut bad).await.unwrap();
+    let frame = include_bytes!("../../protocol/fuzz/regressions/yrs-apply-segfault-three-updates");
+    ws::send(&mut bad, frame.to_vec()).await;
+    assert_eq!(ws::close_code(&mut bad).await, Some(1007));
+    ws::send(&mut good, encode::query_awareness()).await;
+    assert!(
+        ws::next_binary(&mut good).await.is_some(),
+        "the other client is unaffected"
+    );
+    let mut again = ws::connect(&url).await.unwrap();
+    assert!(
+        ws::next_binary(&mut again).await.is_some(),
+        "the room still loads"
+    );
+    assert_eq!(http::get(gw.addr, "/healthz").status, 200);
+}
+
 #[tokio::test]
 async fn sigterm_closes_clients_with_1012_and_exits_cleanly() {
     let mut gw = ServiceBuilder::gateway()

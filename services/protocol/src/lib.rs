@@ -15,6 +15,8 @@
 //!   first message of a frame).
 //! - [`awareness`]: the awareness update format (client id, clock, JSON state), validated
 //!   whole and read entry by entry.
+//! - [`structs`]: a walk over an update's structs that refuses items referring to their own
+//!   client's future (which yrs does not survive).
 //! - [`validate`]: turning raw update / state-vector bytes into yrs values, with errors that
 //!   name what was wrong.
 //!
@@ -24,6 +26,7 @@
 pub mod awareness;
 pub mod decode;
 pub mod encode;
+pub mod structs;
 pub mod validate;
 pub mod varint;
 

@@ -9,12 +9,17 @@ use yrs::{StateVector, Update};
 
 /// Decodes a v1 Yjs update. The returned [`Update`] can be applied without decoding again.
 ///
+/// Updates whose items refer to their own client's future are refused ([`crate::structs`]).
+///
 /// Decoding touches nothing shared, so a panic inside yrs (it `debug_assert`s on client ids
 /// wider than 53 bits, for one) is caught and reported as an invalid update.
 pub fn update(bytes: &[u8]) -> Result<Update, DecodeError> {
     check_update_counts(bytes)?;
     match std::panic::catch_unwind(|| Update::decode_v1(bytes)) {
-        Ok(Ok(update)) => Ok(update),
+        Ok(Ok(update)) => {
+            crate::structs::check_references(bytes)?;
+            Ok(update)
+        }
         Ok(Err(e)) => Err(DecodeError::InvalidUpdate(e.to_string())),
         Err(_) => Err(DecodeError::InvalidUpdate(
             "decoder rejected the update".into(),

@@ -55,6 +55,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads `n` bytes without copying.
+    pub fn read_bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.buf.len())
+            .ok_or(DecodeError::Truncated(what))?;
+        let bytes = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
     /// Reads a varint-length-prefixed byte array without copying.
     pub fn read_var_bytes(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = self.read_var_u64(what)?;

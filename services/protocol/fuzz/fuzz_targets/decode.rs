@@ -10,9 +10,11 @@
 //! (`yws_core::room`), but a fuzz build aborts on any panic. Run with `-O` to match release
 //! builds (no overflow checks).
 //!
-//! `regressions/yrs-apply-segfault-three-updates` is one frame of three updates that decode and,
-//! applied in order to an empty yrs 0.28.1 document, make it crash with a segmentation fault (debug
-//! and release builds; no panic first): nothing in this repository can catch that yet.
+//! `regressions/yrs-apply-segfault-three-updates` is one frame of three updates that yrs decodes
+//! and that, applied in order to an empty yrs 0.28.1 document, make it crash with a segmentation
+//! fault (debug and release builds; no panic first). Its second update holds an item whose left
+//! origin is a later clock of its own client, which no Yjs client writes: `validate::update`
+//! refuses it (`yws_protocol::structs`), so it is never written or applied.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -281,6 +281,24 @@ log "faults stopped; waiting for the clients to finish"
 status=0
 wait "$load_pid" || status=$?
 for name in "${!PID[@]}"; do note_hwm "$name"; done
+if [ "$status" != 0 ]; then
+  # Each gateway's copy of every room that failed, and its state vector, for the post-mortem.
+  mapfile -t failed_rooms < <(python3 -c 'import json,sys; [print(r["room"]) for r in json.load(open(sys.argv[1]))["steps"][-1]["convergence"]["failed_rooms"]]' "$out/load.json" 2>/dev/null)
+  for r in "${failed_rooms[@]}"; do
+    for ((i = 1; i <= gateways; i++)); do
+      curl -s -m 10 -o "$out/doc-$r-gateway-$i.bin" "http://127.0.0.1:${PORT[gateway-$i]}/api/rooms/$r" || true
+    done
+  done
+  if [ "${#failed_rooms[@]}" -gt 0 ] && [ -d tests/interop/node_modules/yjs ]; then
+    (cd tests/interop && node -e '
+      const Y = require("yjs"), fs = require("fs");
+      for (const f of process.argv.slice(1)) {
+        try { const sv = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(fs.readFileSync(f)));
+              console.log(`state vector of ${f.split("/").pop()}: ${JSON.stringify([...sv].sort((a, b) => a[0] - b[0]))}`);
+        } catch (e) { console.log(`${f}: ${e.message}`); }
+      }' "$out"/doc-*.bin) | tee "$out/failed-rooms.txt" || true
+  fi
+fi
 
 # --- report ----------------------------------------------------------------------------------
 python3 - "$out/load.json" "$status" "$faults_gateway" "$faults_compactor" "$faults_redis_restart" \
@@ -303,6 +321,13 @@ print("closes by code: " + ", ".join(f"{k[7:] if k.startswith('closed_') else k}
                 "closed_other", "dropped"]))
 print(f"peak RSS: gateway {int(hg) // 1024} MiB, compactor {int(hc) // 1024} MiB, redis {int(hr) // 1024} MiB")
 ok = conv["converged_rooms"] == conv["rooms"] and conv["missing"] == 0 and conv["rooms"] > 0
+for room in conv.get("failed_rooms", []):
+    for g in room.get("groups", []):
+        who = ", ".join(f"client {c['id']} (url {c['url_index']}, {'synced' if c['synced_at_end'] else 'NOT synced'} at end, "
+                        f"last sync {c['synced_s_ago'] if c['synced_s_ago'] is None else round(c['synced_s_ago'], 1)} s ago, {c['sessions']} sessions)"
+                        for c in g["clients"])
+        print(f"  {room['room']}: {who} lack {g['lacking']} updates, by writer {g['lacking_by_writer']}, "
+              f"sent {g['lacking_sent_s_ago']} s before the check")
 print(f"convergence: {conv['converged_rooms']}/{conv['rooms']} rooms, missing {conv['missing']} "
       f"of {conv['expected_deliveries']} expected deliveries -> {'PASS' if ok else 'FAIL'}")
 sys.exit(0 if ok else 1)

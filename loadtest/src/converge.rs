@@ -17,7 +17,7 @@ use yrs::{GetString, Map, ReadTxn, StateVector, Transact};
 const MAX_LISTED: usize = 20;
 
 /// The verdict on one room.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RoomVerdict {
     /// The room name.
     pub room: String,
@@ -33,6 +33,38 @@ pub struct RoomVerdict {
     pub missing: u64,
     /// Whether every client holds the same document.
     pub converged: bool,
+    /// For a room that failed: its clients grouped by final document, and what each group
+    /// lacks (empty for a room that passed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupReport>,
+}
+
+/// Clients of a failed room that ended with the same document, and what that document lacks.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GroupReport {
+    /// The clients, with their last connection.
+    pub clients: Vec<ClientReport>,
+    /// Sent updates the group's document lacks.
+    pub lacking: u64,
+    /// The lacking updates by the client that wrote them.
+    pub lacking_by_writer: BTreeMap<u64, u64>,
+    /// How long before the check the first and the last lacking update were sent, seconds.
+    pub lacking_sent_s_ago: Option<(f64, f64)>,
+}
+
+/// One client of a failed room at the end of the step.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientReport {
+    /// The client's number.
+    pub id: u64,
+    /// Index of the URL of its last connection attempt.
+    pub url_index: usize,
+    /// Whether its last connection was open and synced at the end.
+    pub synced_at_end: bool,
+    /// Seconds before the check it last completed a sync.
+    pub synced_s_ago: Option<f64>,
+    /// Connection attempts.
+    pub sessions: u32,
 }
 
 /// The verdict on a step.
@@ -97,6 +129,7 @@ fn check_room(mut outcomes: Vec<Outcome>, total: &mut Convergence) -> RoomVerdic
                 updates_sent: 0,
                 missing: 0,
                 converged: true,
+                groups: Vec::new(),
             }
         }
     };
@@ -117,6 +150,9 @@ fn check_room(mut outcomes: Vec<Outcome>, total: &mut Convergence) -> RoomVerdic
         "replica groups"
     );
     let mut digests: Vec<Digest> = Vec::with_capacity(groups.len());
+    let mut reports: Vec<GroupReport> = Vec::with_capacity(groups.len());
+    let now = tokio::time::Instant::now();
+    let ago = |at: tokio::time::Instant| now.saturating_duration_since(at).as_secs_f64();
     let mut missing = 0u64;
     for members in groups.values() {
         let rep = &mut outcomes[members[0]];
@@ -131,15 +167,46 @@ fn check_room(mut outcomes: Vec<Outcome>, total: &mut Convergence) -> RoomVerdic
         let cells = txn.get_map(CELLS).map(|m| m.len(&txn)).unwrap_or(0);
         drop(txn);
         total.apply_errors += rep.replica.apply_errors;
-        let lacking = sent
+        let lacking_ids: Vec<_> = sent
             .iter()
             .filter(|id| sv.get(&ClientID::new(id.client)) <= id.clock)
-            .count() as u64;
+            .collect();
+        let lacking = lacking_ids.len() as u64;
         missing += lacking * members.len() as u64;
+        let mut lacking_by_writer = BTreeMap::new();
+        let mut sent_range: Option<(f64, f64)> = None;
+        for id in &lacking_ids {
+            *lacking_by_writer.entry(id.client).or_insert(0u64) += 1;
+            if let Some(s) = room.sent_at(id).map(ago) {
+                sent_range = Some(sent_range.map_or((s, s), |(a, b)| (a.max(s), b.min(s))));
+            }
+        }
+        reports.push(GroupReport {
+            clients: members
+                .iter()
+                .map(|i| {
+                    let o = &outcomes[*i];
+                    ClientReport {
+                        id: o.id,
+                        url_index: o.last.url_index,
+                        synced_at_end: o.last.synced_at_end,
+                        synced_s_ago: o.last.synced_at.map(ago),
+                        sessions: o.last.sessions,
+                    }
+                })
+                .collect(),
+            lacking,
+            lacking_by_writer,
+            lacking_sent_s_ago: sent_range,
+        });
         let digest = Digest { sv, text, cells };
         if !digests.contains(&digest) {
             digests.push(digest);
         }
+    }
+    let converged = digests.len() <= 1 && never_synced == 0;
+    if converged && missing == 0 {
+        reports.clear();
     }
     RoomVerdict {
         room: room.name.clone(),
@@ -148,7 +215,8 @@ fn check_room(mut outcomes: Vec<Outcome>, total: &mut Convergence) -> RoomVerdic
         distinct_states: digests.len(),
         updates_sent: sent.len() as u64,
         missing,
-        converged: digests.len() <= 1 && never_synced == 0,
+        converged,
+        groups: reports,
     }
 }
 
@@ -171,6 +239,7 @@ mod tests {
             room: Arc::clone(room),
             replica,
             ever_synced: true,
+            last: Default::default(),
         }
     }
 

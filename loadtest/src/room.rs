@@ -188,6 +188,11 @@ impl Room {
         ids
     }
 
+    /// When an update was sent, if it was.
+    pub fn sent_at(&self, id: &UpdateId) -> Option<Instant> {
+        self.sent.read().by_id.get(id).map(|s| s.at)
+    }
+
     /// How many updates were sent into the room.
     pub fn sent_count(&self) -> u64 {
         self.sent.read().by_id.len() as u64

@@ -100,6 +100,21 @@ pub struct Outcome {
     pub replica: Replica,
     /// Whether it completed a sync handshake at least once.
     pub ever_synced: bool,
+    /// Where it stood at the end, for the report on a room that did not converge.
+    pub last: LastSession,
+}
+
+/// A client's last connection, as it stood when the step ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LastSession {
+    /// Index into `settings.urls` of the URL of the last connection attempt.
+    pub url_index: usize,
+    /// Whether that connection was open and synced when the step ended.
+    pub synced_at_end: bool,
+    /// When it last completed a sync handshake.
+    pub synced_at: Option<Instant>,
+    /// Connection attempts in all.
+    pub sessions: u32,
 }
 
 /// Per-client state that survives reconnects.
@@ -115,6 +130,7 @@ struct Client {
     awareness: Option<Interval>,
     awareness_clock: u64,
     ever_synced: bool,
+    last: LastSession,
     /// A seeder's document still to be written as separate updates (`seed_updates` > 1).
     seed: Option<SeedPlan>,
 }
@@ -145,6 +161,7 @@ pub async fn run(spec: ClientSpec, shared: Arc<Shared>) -> Outcome {
         awareness: None,
         awareness_clock: 0,
         ever_synced: false,
+        last: LastSession::default(),
         seed,
     };
     client.lifecycle().await;
@@ -154,6 +171,7 @@ pub async fn run(spec: ClientSpec, shared: Arc<Shared>) -> Outcome {
         room: client.spec.room,
         replica: client.replica,
         ever_synced: client.ever_synced,
+        last: client.last,
     }
 }
 
@@ -205,6 +223,9 @@ impl Client {
         // server's.
         let started = Instant::now();
         metrics.add(|c| &c.connect_attempts, 1);
+        self.last.url_index = url_index;
+        self.last.synced_at_end = false;
+        self.last.sessions = self.last.sessions.saturating_add(1);
         let settings = &self.shared.settings;
         let url = format!(
             "{}/{}",
@@ -242,6 +263,7 @@ impl Client {
         }
         match result {
             Ok(()) => {
+                self.last.synced_at_end = session.synced;
                 // Cancelled: say goodbye, briefly.
                 let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
                 End::Cancelled

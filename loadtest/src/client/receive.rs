@@ -77,6 +77,7 @@ impl Client {
             let us = u64::try_from(s.started.elapsed().as_micros()).unwrap_or(u64::MAX);
             metrics.synced(self.spec.id, us, !self.ever_synced);
             self.ever_synced = true;
+            self.last.synced_at = Some(tokio::time::Instant::now());
         }
         metrics.step2_bytes(payload.len() as u64);
         tracing::trace!(client = self.spec.id, bytes = payload.len(), "sync step 2");

@@ -320,3 +320,59 @@ fn frames_of_tiny_messages_cost_no_memory_per_message() {
         drop(flooder);
     });
 }
+
+/// A client that stops reading blocks the gateway's writes to it once the socket buffers are
+/// full; with room left in its outbox it is never "too slow" by the outbox's measure. The
+/// write gives up after two ping intervals (here 2 × 2 s) and the connection is closed as too slow, while
+/// the writer in the same room carries on.
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_two_ping_intervals() {
+    let _serial = serial();
+    let gw = ServiceBuilder::gateway()
+        .env("YWS__SERVER__PING_INTERVAL_MS", 2000)
+        .env("YWS__SERVER__OUTBOX_BYTES", 256 * MIB)
+        .spawn();
+    let too_slow = "yws_gateway_connections_closed_total{reason=\"too_slow\"}";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // 48 MiB, made before connecting (the clients must answer pings): more than the socket
+        // buffers between the gateway and a client that does not read can hold, far less than
+        // its outbox.
+        let author = Author::new(1);
+        let chunk = "x".repeat(2 * MIB);
+        let updates: Vec<Vec<u8>> = (0..24)
+            .map(|_| encode::update(&author.append(&chunk)))
+            .collect();
+        let room = unique_room("stops-reading");
+        let mut writer = raw(&gw, &room).await;
+        let stuck = raw(&gw, &room).await;
+        for (i, update) in updates.into_iter().enumerate() {
+            ws::send(&mut writer, update).await;
+            // The writer reads its echo, so only the other client falls behind.
+            loop {
+                let Some(frame) = ws::next_binary(&mut writer).await else {
+                    panic!(
+                        "no echo of update {i}: {:?}\n{}",
+                        ws::close_code(&mut writer).await,
+                        gw.logs()
+                    );
+                };
+                if frame.len() > MIB {
+                    break;
+                }
+            }
+        }
+        wait_until(Duration::from_secs(60), || scrape(gw.addr, too_slow) >= 1.0);
+        assert_eq!(
+            scrape(gw.addr, too_slow),
+            1.0,
+            "the stuck client was dropped"
+        );
+        ws::send(&mut writer, encode::query_awareness()).await;
+        assert!(
+            ws::next_binary(&mut writer).await.is_some(),
+            "the writer carries on"
+        );
+        drop(stuck);
+    });
+}

@@ -206,8 +206,24 @@ where
                     break End::Server(CloseReason::TokenExpired);
                 }
                 frame = outbox.next() => {
-                    if write_batch(&mut ws, frame, &outbox, &ctx.metrics).await.is_err() {
-                        break End::Io;
+                    // Boxed: a write in progress is not part of every idle connection's state.
+                    let stuck = Box::pin(write_or_give_way(
+                        &mut ws,
+                        frame,
+                        &outbox,
+                        &session.control,
+                        &mut tick,
+                        ctx,
+                    ))
+                    .await;
+                    match stuck {
+                        Written::Done => {}
+                        Written::Failed => break End::Io,
+                        Written::Kicked(reason) => break End::Server(reason),
+                        Written::Stalled => {
+                            conn_event!(info, room, session.conn, "client stopped reading for two ping intervals; dropping the connection");
+                            break End::Server(CloseReason::TooSlow);
+                        }
                     }
                     last_sent = Instant::now();
                 }
@@ -258,8 +274,14 @@ where
                         }
                         awaiting_pong = true;
                         next_ping = now + ctx.settings.ping_interval;
-                        if send(&mut ws, WsMessage::Ping(Bytes::new())).await.is_err() {
-                            break End::Io;
+                        let ping = send(&mut ws, WsMessage::Ping(Bytes::new()));
+                        match Box::pin(tokio::time::timeout(ctx.settings.ping_interval * 2, ping)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break End::Io,
+                            Err(_) => {
+                                conn_event!(info, room, session.conn, "client stopped reading for two ping intervals; dropping the connection");
+                                break End::Server(CloseReason::TooSlow);
+                            }
                         }
                     }
                     let idle = ctx.settings.idle_message;
@@ -325,13 +347,61 @@ where
         code: CloseCode::from(reason.code()),
         reason: reason.message().into(),
     };
-    if ws.send(WsMessage::Close(Some(frame))).await.is_err() {
-        return;
+    // Bounded: the socket may be stuck behind a client that stopped reading.
+    match tokio::time::timeout(CLOSE_LINGER, ws.send(WsMessage::Close(Some(frame)))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) | Err(_) => return,
     }
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
+}
+
+/// How a write gave way.
+enum Written {
+    Done,
+    Failed,
+    Kicked(CloseReason),
+    Stalled,
+}
+
+/// Writes a batch (see [`write_batch`]), unless the session is kicked or the write stalls.
+///
+/// A client that stops reading blocks the write once its socket buffers are full. The write
+/// gives way to a kick (an outbox that overflowed meanwhile, a shutdown) and, measured on the
+/// session's housekeeping timer, ends the connection (1013) when it has not completed within
+/// two ping intervals: the liveness a pong would prove.
+async fn write_or_give_way<S>(
+    ws: &mut S,
+    first: Bytes,
+    queued: &Outbox,
+    control: &PeerControl,
+    tick: &mut tokio::time::Interval,
+    ctx: &SessionContext,
+) -> Written
+where
+    S: Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let started = Instant::now();
+    let write = write_batch(ws, first, queued, &ctx.metrics);
+    tokio::pin!(write);
+    loop {
+        tokio::select! {
+            biased;
+            written = &mut write => {
+                return if written.is_ok() { Written::Done } else { Written::Failed };
+            }
+            _ = control.kicked() => {
+                return Written::Kicked(control.reason().unwrap_or(CloseReason::ServiceRestart));
+            }
+            _ = tick.tick() => {
+                if started.elapsed() >= ctx.settings.ping_interval * 2 {
+                    return Written::Stalled;
+                }
+            }
+        }
+    }
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.

@@ -287,6 +287,7 @@ impl RoomBackend for RedisBackend {
         let channel = keys.channel.clone();
         let (log, meta, snap, generation) = (keys.log, keys.meta, keys.snap, keys.generation);
         let loaded_at = room.generation();
+        let since = room.position().map_or(StreamId::ZERO, StreamId::from);
         let inline_limit = self.config.inline_publish_bytes;
         let op = if update.len() as u64 > inline_limit {
             Op::AppendLarge
@@ -317,6 +318,10 @@ impl RoomBackend for RedisBackend {
             .await;
         self.redis.metrics.inflight_writes.dec();
         drop(permit);
+        let result = match result {
+            Ok(Some(_)) if crate::fault::append_reply_lost().await => Err(Error::Timeout(op)),
+            result => result,
+        };
         match result {
             Ok(None) => {
                 tracing::info!(room = %room.name(), generation = loaded_at, "append refused: the room was deleted since it loaded here");
@@ -340,10 +345,13 @@ impl RoomBackend for RedisBackend {
             Err(e) => {
                 // The write may still have happened: apply this node's own entries from the
                 // log for this room from now on, so the local state cannot miss it.
+                // Its entry (if any) comes after `since`, and may have been seen and skipped
+                // already: the dispatcher reads this node's entries back from there.
                 let own = Command::ApplyOwn {
                     channel: self.keys(room).channel,
+                    since,
                 };
-                let _ = self.commands.try_send(own);
+                let _ = self.commands.send(own).await;
                 Err(e.into())
             }
         }

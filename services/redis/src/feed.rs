@@ -54,8 +54,11 @@ pub(crate) enum Command {
         channel: String,
     },
     Disconnected,
+    /// A write of this node to the room failed without a known outcome: it may be in the log
+    /// after `since` (the room's position when the write started), unapplied here.
     ApplyOwn {
         channel: String,
+        since: StreamId,
     },
     /// The convergence watchdog asks what every live room applied.
     Audit {
@@ -104,6 +107,9 @@ struct Sub {
     subscribed: bool,
     /// Since when polling the log has been failing while unsubscribed.
     failing_since: Option<tokio::time::Instant>,
+    /// Own entries after this id may have been skipped as "applied when written" although
+    /// their write failed here (a timeout after Redis ran it): they are read back from the log.
+    own_unsure_since: Option<StreamId>,
 }
 
 /// The dispatcher: owns per-room sequencing.
@@ -200,6 +206,7 @@ impl Dispatcher {
                         deleted: None,
                         subscribed: true,
                         failing_since: None,
+                        own_unsure_since: None,
                     },
                 );
             }
@@ -260,10 +267,13 @@ impl Dispatcher {
                 );
                 self.mark_all();
             }
-            Command::ApplyOwn { channel } => {
+            Command::ApplyOwn { channel, since } => {
                 if let Some(sub) = self.subs.get_mut(&channel) {
                     sub.apply_own = true;
+                    sub.own_unsure_since =
+                        Some(sub.own_unsure_since.map_or(since, |s| s.min(since)));
                 }
+                self.reapply_own(&channel).await;
             }
             Command::Audit { reply } => {
                 let applied = self

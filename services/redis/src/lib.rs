@@ -23,6 +23,7 @@
 //! - `feed` (private): live delivery of other nodes' changes, with gap detection.
 //! - `pubsub` (private): the pub/sub connection and the subscription rules.
 //! - `directory` (private): room existence, deletion, presence listings, callback claims.
+//! - `fault` (private): test-only fault points (`YWS_REDIS_FAULT`).
 //! - `watchdog` (private): the convergence watchdog, which catches up rooms left behind their
 //!   log whatever the cause.
 
@@ -32,6 +33,7 @@ pub mod client;
 pub mod config;
 pub mod entry;
 pub mod error;
+mod fault;
 pub mod fencing;
 pub mod keys;
 pub mod metrics;

@@ -61,6 +61,66 @@ impl Dispatcher {
     }
 }
 
+impl Dispatcher {
+    /// Applies this node's own entries after `own_unsure_since` up to the last applied one,
+    /// read back from the log (or the snapshot, where a compaction trimmed them). They were
+    /// skipped as applied when written, but a write whose outcome was unknown here (a timeout
+    /// after Redis ran it) was never applied: without this the room would miss it for good,
+    /// and its writer, reconnecting elsewhere, would not send it again. Applying an entry
+    /// twice is harmless. On a read failure the repair tick tries again.
+    pub(super) async fn reapply_own(&mut self, channel: &str) {
+        let Some(sub) = self.subs.get_mut(channel) else {
+            return;
+        };
+        let Some(mut from) = sub.own_unsure_since else {
+            return;
+        };
+        if !sub.live {
+            return; // it loads everything the log holds
+        }
+        while from < sub.last {
+            let missed = match reader::missed_after(&self.redis, &sub.keys, from, self.page).await {
+                Ok(missed) => missed,
+                Err(e) => {
+                    tracing::warn!(room = %sub.room.name(), error = %e, "could not read back this node's unconfirmed writes; will retry");
+                    sub.own_unsure_since = Some(from);
+                    return;
+                }
+            };
+            if let Some((doc, upto)) = &missed.snapshot {
+                if let Err(e) = sub.room.apply_remote_update(doc) {
+                    tracing::error!(room = %sub.room.name(), error = %e, "snapshot could not be applied");
+                }
+                from = from.max(*upto);
+            }
+            let count = missed.entries.len() + missed.bad.len();
+            for b in &missed.bad {
+                if let Some(id) = b.id {
+                    from = from.max(id);
+                }
+            }
+            let mut reached = false;
+            for entry in missed.entries {
+                if entry.id > sub.last {
+                    // Not reached yet: the live path applies it (own entries now included).
+                    reached = true;
+                    break;
+                }
+                from = from.max(entry.id);
+                if entry.node == self.node {
+                    if let Err(e) = sub.room.apply_remote_update(&entry.update) {
+                        tracing::warn!(room = %sub.room.name(), id = %entry.id, error = %e, "log entry could not be applied; skipped");
+                    }
+                }
+            }
+            if reached || count < self.page {
+                break;
+            }
+        }
+        sub.own_unsure_since = None;
+    }
+}
+
 /// Applies an entry that arrived at `received_ms` to the room (which hands it to the room's
 /// clients); `false` when it could not be applied (counted, logged).
 pub(super) fn apply(

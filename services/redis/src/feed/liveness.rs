@@ -52,6 +52,15 @@ impl Dispatcher {
             .filter(|(_, s)| s.live && (s.needs_catch_up || !s.subscribed))
             .map(|(c, _)| c.clone())
             .collect();
+        let unsure: Vec<String> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.live && s.own_unsure_since.is_some())
+            .map(|(c, _)| c.clone())
+            .collect();
+        for channel in unsure {
+            self.reapply_own(&channel).await;
+        }
         for channel in due {
             self.catch_up(&channel).await;
             let Some(sub) = self.subs.get_mut(&channel) else {

@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yws_auth::Authorizer;
-use yws_core::{ConnId, RoomBackend, Rooms};
+use yws_config::Secret;
+use yws_core::{ConnId, NodeInfo, RoomBackend, Rooms};
 use yws_telemetry::Health;
 
 /// Shared state of one gateway node.
@@ -39,6 +40,51 @@ pub struct Gateway {
     pub callbacks: Option<Arc<Callbacks>>,
     /// Whether `/demo` is served ([`GatewayConfig::demo_enabled`]).
     pub demo: bool,
+    /// Who may use the admin console; `None`: `/admin` is off
+    /// ([`GatewayConfig::admin_enabled`]).
+    pub admin: Option<AdminAccess>,
+    /// This node as the admin console's cluster view shows it (address, version, start).
+    pub node: NodeIdentity,
+}
+
+/// The admin console's credentials: its token and whether authentication can grant `admin`.
+#[derive(Debug, Clone)]
+pub struct AdminAccess {
+    /// `admin.token`.
+    pub token: Option<Secret>,
+    /// A JWT key or the webhook is configured: a credential carrying `admin: true` is let in.
+    pub claims: bool,
+}
+
+/// What stays true of this node for its life, for its presence report.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// `server.host:server.port`.
+    pub address: String,
+    /// When the node started (ms since the epoch).
+    pub started_ms: u64,
+}
+
+impl Gateway {
+    /// This node's description now, for the presence report and the console.
+    pub fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            address: self.node.address.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_ms: self.node.started_ms,
+            ready: self.health.is_ready(),
+            connections: u64::try_from(self.metrics.connections.get()).unwrap_or(0),
+            rooms: self.rooms.len() as u64,
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// What every WebSocket connection of the node shares. A connection task holds one `Arc` of
@@ -113,8 +159,17 @@ impl Gateway {
             },
             next_id: AtomicU64::new(1),
         });
+        let admin = config.admin_enabled().then(|| AdminAccess {
+            token: config.admin.token.clone(),
+            claims: config.auth.jwt_enabled() || config.auth.webhook_enabled(),
+        });
         Ok(Arc::new(Gateway {
             demo: config.demo_enabled(),
+            admin,
+            node: NodeIdentity {
+                address: format!("{}:{}", config.server.host, config.server.port),
+                started_ms: now_ms(),
+            },
             server: config.server.clone(),
             rooms,
             metrics,

@@ -11,6 +11,7 @@
 )]
 
 use std::sync::Mutex;
+use std::time::Duration;
 use yws_e2e::process::{Service, ServiceBuilder};
 use yws_e2e::redis::RedisServer;
 use yws_e2e::{browser, http, interop, unique_room};
@@ -130,4 +131,67 @@ fn the_demo_can_be_turned_off() {
         .env("REDIS_URL", redis.url())
         .spawn();
     assert_demo_off(&clustered);
+}
+
+#[test]
+fn the_admin_console_shows_a_room_live_and_deletes_it() {
+    let _serial = serial();
+    // Without a credential the console does not exist.
+    let plain = ServiceBuilder::gateway().spawn();
+    for path in ["/admin", "/admin/api/cluster", "/assets/admin.js"] {
+        assert_eq!(http::get(plain.addr, path).status, 404, "{path}");
+    }
+    assert!(!http::get(plain.addr, "/").text().contains("/admin"));
+
+    let redis = RedisServer::start();
+    let token = "browser-admin-token-0123456789";
+    let node = || {
+        ServiceBuilder::gateway()
+            .env("REDIS_URL", redis.url())
+            .env("YWS_ADMIN_TOKEN", token)
+            .spawn()
+    };
+    let (a, b) = (node(), node());
+    let refused = http::get(a.addr, "/admin/api/cluster");
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+
+    // A stock y-websocket client on node B holds the room until the console deletes it.
+    let room = unique_room("browser-admin");
+    let text = "written by a y-websocket client on node B";
+    let held = interop::spawn(
+        "held",
+        &[b.ws_url()],
+        &[
+            "--room",
+            &room,
+            "--text",
+            text,
+            "--expect-close",
+            "4404",
+            "--timeout-ms",
+            "120000",
+        ],
+    );
+    assert!(
+        held.wait_for_stderr("held: ready", Duration::from_secs(20)),
+        "the held client did not get ready"
+    );
+    let verdict = browser::expect_pass(
+        "admin",
+        &[page_url(&a)],
+        &[
+            "--room", &room, "--token", token, "--text", text, "--nodes", "2",
+        ],
+    );
+    assert_eq!(screenshots(&verdict).len(), 3);
+    assert_eq!(verdict["content"]["text"]["content"], text, "{verdict}");
+    let held = held.finish(Duration::from_secs(30));
+    assert!(held.ok(), "{}\n{}", held.json, held.stderr);
+    assert_eq!(held.json["close_code"], 4404, "{}", held.json);
+    // Deleted cluster-wide: neither node has it any more.
+    for gw in [&a, &b] {
+        let r = http::get(gw.addr, &format!("/api/rooms/{room}"));
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
 }

@@ -6,7 +6,8 @@
 //    through the login form is refused (a first tab, whose only problems may be those 401s).
 // 2. With `--token` (a second tab, which must stay clean): the Cluster view lists `--nodes`
 //    nodes; the Rooms view finds `--room` by searching (presence is reported every 5 s);
-//    its Room view shows the client's text and awareness, live; the download action saves
+//    its Room view shows the client's text and awareness, and follows them live (the client
+//    appends ` #n` and sets its awareness `tick` to n once a second); the download action saves
 //    a binary update; the delete action (confirmed) deletes the room — the calling test
 //    checks that the client was closed with 4404.
 // Screenshots: admin-cluster, admin-rooms, admin-room.
@@ -78,6 +79,14 @@ export async function run ({ urls, artifacts, room, token, text, nodes }) {
       const a = await page.textContent('#room-awareness')
       return a.includes('Held client') && a
     }, 15_000, 'the room view shows the client\'s awareness state')
+    // Live: the client's next tick reaches both the content and the awareness states.
+    const tickOf = (json) => Math.max(0, ...JSON.parse(json).map((s) => s.state?.tick ?? 0))
+    const seenTick = tickOf(awareness)
+    const later = await waitUntil(async () => {
+      const t = tickOf(await page.textContent('#room-awareness'))
+      return t > seenTick && t
+    }, 10_000, 'the awareness states update live')
+    await waitUntil(async () => (await page.textContent('#room-content')).includes(` #${later}`), 10_000, 'the content updates live')
     shots.push(await screenshot(page, artifacts, 'admin-room'))
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#act-download')])
@@ -92,7 +101,7 @@ export async function run ({ urls, artifacts, room, token, text, nodes }) {
     await waitUntil(async () => /deleted/.test(await page.textContent('#notice')), 10_000, 'the console reports the deletion')
     if (!confirmed?.includes(room)) throw new ScenarioError('the delete action asked no confirmation naming the room', { confirmed })
     await expectClean(w)
-    return { nodes: nodeRows, row, content: JSON.parse(content), awareness: JSON.parse(awareness), download_bytes: saved.length, confirmed, screenshots: shots }
+    return { nodes: nodeRows, row, content: JSON.parse(content), awareness: JSON.parse(awareness), live_tick: later, download_bytes: saved.length, confirmed, screenshots: shots }
   } finally {
     await browser.close()
   }

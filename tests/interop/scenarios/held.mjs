@@ -2,13 +2,16 @@
 // for the server's echo (T is in the shared log), sets its awareness state to
 // `{"user":{"name":"Held client"}}`, prints `held: ready` on stderr and waits (under the
 // scenario deadline) until the server closes its connection — the calling test acts on the
-// room meanwhile (the admin console deletes it). The first close must carry CODE; H then
-// stops, so it does not bring the room back by reconnecting.
+// room meanwhile (the admin console deletes it). While it waits, H keeps editing once a
+// second: it appends ` #n` to the text and sets its awareness field `tick` to n (n = 1, 2,
+// …), so an observer can tell that it sees the room live. The first close must carry CODE;
+// H then stops, so it does not bring the room back by reconnecting.
 
 import { ScenarioError, openClient, waitSynced, waitUntil } from '../lib.mjs'
 import { waitEcho } from './late-join.mjs'
 
 const STEP_LIMIT_MS = 10_000
+const TICK_MS = 1000
 export const HELD_NAME = 'Held client'
 
 export default async function held (ctx) {
@@ -29,12 +32,25 @@ export default async function held (ctx) {
 
   ctx.step(`waiting for the server to close H (expected ${expectClose})`)
   console.error('held: ready')
-  const closeMs = await waitUntil(ctx, 'H closed by the server', () => h.closes.length > 0,
-    { on: [[h.provider, 'connection-close']], pollMs: 50 })
+  let ticks = 0
+  const ticker = setInterval(() => {
+    if (h.closes.length > 0) return
+    ticks++
+    const t = h.doc.getText('text')
+    t.insert(t.length, ` #${ticks}`)
+    h.awareness.setLocalStateField('tick', ticks)
+  }, TICK_MS)
+  let closeMs
+  try {
+    closeMs = await waitUntil(ctx, 'H closed by the server', () => h.closes.length > 0,
+      { on: [[h.provider, 'connection-close']], pollMs: 50 })
+  } finally {
+    clearInterval(ticker)
+  }
   h.provider.disconnect()
   const first = h.closes[0]
   if (first.code !== expectClose) {
     throw new ScenarioError(`H was closed with ${first.code}, expected ${expectClose}`, { closes: h.closes })
   }
-  return { close_ms: closeMs, close_code: first.code, closes: h.closes }
+  return { close_ms: closeMs, close_code: first.code, closes: h.closes, ticks }
 }

@@ -31,6 +31,9 @@ const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
     reason = "the server owns these loops: it holds their handles and awaits each in the shutdown sequence"
 )]
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    if let Ok(addr) = listener.local_addr() {
+        gw.node.set_listening(addr);
+    }
     let accept_cancel = CancellationToken::new();
     let http_tracker = TaskTracker::new();
     let maintenance_cancel = CancellationToken::new();

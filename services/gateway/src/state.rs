@@ -57,19 +57,37 @@ pub struct AdminAccess {
 }
 
 /// What stays true of this node for its life, for its presence report.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NodeIdentity {
-    /// `server.host:server.port`.
-    pub address: String,
+    /// Where it listens; see [`NodeIdentity::set_listening`].
+    address: parking_lot::Mutex<String>,
     /// When the node started (ms since the epoch).
     pub started_ms: u64,
+}
+
+impl NodeIdentity {
+    /// The address it listens on, as others can tell it apart.
+    pub fn address(&self) -> String {
+        self.address.lock().clone()
+    }
+
+    /// Records the address the listener is bound to (the configured port may be 0). On a
+    /// wildcard address (`0.0.0.0`, `::`) the host's name (`HOSTNAME`, the pod's name in
+    /// Kubernetes) stands in for the IP.
+    pub fn set_listening(&self, addr: std::net::SocketAddr) {
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
+        *self.address.lock() = match host {
+            Some(host) if addr.ip().is_unspecified() => format!("{host}:{}", addr.port()),
+            _ => addr.to_string(),
+        };
+    }
 }
 
 impl Gateway {
     /// This node's description now, for the presence report and the console.
     pub fn node_info(&self) -> NodeInfo {
         NodeInfo {
-            address: self.node.address.clone(),
+            address: self.node.address(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_ms: self.node.started_ms,
             ready: self.health.is_ready(),
@@ -167,7 +185,10 @@ impl Gateway {
             demo: config.demo_enabled(),
             admin,
             node: NodeIdentity {
-                address: format!("{}:{}", config.server.host, config.server.port),
+                address: parking_lot::Mutex::new(format!(
+                    "{}:{}",
+                    config.server.host, config.server.port
+                )),
                 started_ms: now_ms(),
             },
             server: config.server.clone(),

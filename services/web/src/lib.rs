@@ -58,7 +58,7 @@
 //! `CALLBACK_OBJECTS={"prosemirror":"XmlFragment"}` and the document API can read it.
 //!
 //! ## The admin console
-//! `GET /admin` (`pages/admin.html`, `ui/src/admin/`, assets of [`Scope::Admin`]) is served
+//! `GET /admin` (`pages/admin.html`, `ui/src/admin/`, assets of `Scope::Admin`) is served
 //! only while [`Site::admin`] says a credential is configured (404 and no landing card
 //! otherwise). The page holds no data: it asks for the admin token (kept in the tab's
 //! `sessionStorage`) and reads the gateway's `/admin/api/…` with it — cluster, rooms, one
@@ -66,8 +66,6 @@
 //! `Authorization` header, never in a URL), actions. Those endpoints need the gateway's
 //! state and authentication, so they live in the gateway; this crate stays a pure page
 //! server.
-//!
-//! [`Scope::Admin`]: assets::Scope
 
 mod assets;
 mod pages;

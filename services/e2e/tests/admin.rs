@@ -40,6 +40,16 @@ fn post_update(gw: &Service, room: &str, update: &[u8]) {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+/// An update of a new client typing `text` into the `Y.Text` `text`.
+fn text_update(text: &str) -> Vec<u8> {
+    use yrs::{ReadTxn, StateVector, Text};
+    let doc = yrs::Doc::new();
+    let shared = doc.get_or_insert_text("text");
+    let mut txn = doc.transact_mut();
+    shared.insert(&mut txn, 0, text);
+    txn.encode_state_as_update_v1(&StateVector::default())
+}
+
 /// Reads a Server-Sent Events response until `needle` shows, for at most `timeout`.
 fn read_events_until(gw: &Service, path: &str, needle: &str, timeout: Duration) -> String {
     let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
@@ -177,6 +187,50 @@ fn a_standalone_node_shows_itself_and_acts_on_its_rooms() {
         "room deleted from the admin console",
         Duration::from_secs(5)
     ));
+}
+
+#[test]
+fn an_open_event_stream_ends_when_the_node_shuts_down() {
+    let mut gw = ServiceBuilder::gateway()
+        .env("YWS_ADMIN_TOKEN", TOKEN)
+        .env("YWS__SERVER__SHUTDOWN_TIMEOUT_MS", 20_000)
+        .spawn();
+    let room = unique_room("admin-shutdown");
+    post_update(&gw, &room, &text_update("x"));
+    let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "GET /admin/api/room/events?name={room} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n",
+        gw.addr
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut first = [0u8; 1024];
+    let n = stream.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).contains("200 OK"));
+
+    // SIGTERM: the stream ends (the response is finished, the connection closed) and the
+    // node exits well within its 20 s deadline, no shutdown step timing out.
+    let started = Instant::now();
+    gw.terminate();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n"),
+        "the stream was not finished: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    let status = gw
+        .wait_exit(Duration::from_secs(20))
+        .expect("the node exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!gw.logs().contains("timed out"), "{}", gw.logs());
 }
 
 #[test]

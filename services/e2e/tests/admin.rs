@@ -234,7 +234,7 @@ fn an_open_event_stream_ends_when_the_node_shuts_down() {
 }
 
 #[test]
-fn a_cluster_node_shows_every_node_the_log_and_the_backlog() {
+fn a_cluster_node_shows_every_node_and_acts_on_all_of_them() {
     let redis = RedisServer::start();
     let node = || {
         ServiceBuilder::gateway()
@@ -293,6 +293,18 @@ fn a_cluster_node_shows_every_node_the_log_and_the_backlog() {
     assert_eq!(queued.status, 202, "{}", queued.text());
     let due = redis.cli(&["ZSCORE", "yws:compact", &room]).unwrap();
     assert!(due.trim().parse::<u64>().is_ok(), "{due}");
+
+    // Kick through A: the request reaches B, whose client is closed with 1012.
+    let kicked = admin(&a, "POST", &format!("/admin/api/room/kick?name={room}"));
+    assert_eq!(kicked.status, 200, "{}", kicked.text());
+    let kicked = json(&kicked);
+    assert_eq!(kicked["kicked"], 1, "{kicked}");
+    assert_eq!(kicked["here"], 0, "{kicked}");
+    assert_eq!(rt.block_on(ws::close_code(&mut on_b.socket)), Some(1012));
+    let mut on_b = rt
+        .block_on(Follower::connect(&format!("{}/{room}", b.ws_url())))
+        .unwrap();
+    assert!(rt.block_on(on_b.wait_text(Duration::from_secs(10), |t| t == "shared")));
 
     // Delete through A closes B's client with 4404.
     let deleted = admin(&a, "DELETE", &format!("/admin/api/room?name={room}"));

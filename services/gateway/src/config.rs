@@ -169,6 +169,10 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Optional separate port for `/metrics`, `/healthz`, `/readyz` (0: only the main port).
     pub metrics_port: u16,
+    /// `host:port` other gateways reach this one's main port at (the admin console forwards
+    /// a room's kick to every node there). Empty: the listener's address, or on a wildcard
+    /// address the host's name and port.
+    pub advertise_address: String,
     /// Serve the demo page at `/demo` (and link it from `/`). Unset: on when standalone, off
     /// with Redis (see [`GatewayConfig::demo_enabled`]).
     pub demo: Option<bool>,
@@ -195,6 +199,7 @@ impl Default for ServerConfig {
             idle_message_ms: 20_000,
             shutdown_timeout_ms: 10_000,
             metrics_port: 0,
+            advertise_address: String::new(),
             demo: None,
         }
     }

@@ -54,13 +54,23 @@ pub struct AdminAccess {
     pub token: Option<Secret>,
     /// A JWT key or the webhook is configured: a credential carrying `admin: true` is let in.
     pub claims: bool,
+    /// Forwards a room's kick to the other nodes.
+    pub client: ForwardClient,
 }
+
+/// The HTTP client the admin console forwards requests to other nodes with.
+pub type ForwardClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
 
 /// What stays true of this node for its life, for its presence report.
 #[derive(Debug)]
 pub struct NodeIdentity {
     /// Where it listens; see [`NodeIdentity::set_listening`].
     address: parking_lot::Mutex<String>,
+    /// `server.advertise_address` is set: the address is that, whatever the listener's.
+    advertised: bool,
     /// When the node started (ms since the epoch).
     pub started_ms: u64,
 }
@@ -71,15 +81,21 @@ impl NodeIdentity {
         self.address.lock().clone()
     }
 
-    /// Records the address the listener is bound to (the configured port may be 0). On a
-    /// wildcard address (`0.0.0.0`, `::`) the host's name (`HOSTNAME`, the pod's name in
-    /// Kubernetes) stands in for the IP.
+    /// Records the address the listener is bound to (the configured port may be 0), unless
+    /// `server.advertise_address` names one. On a wildcard address (`0.0.0.0`, `::`) the
+    /// host's name (`HOSTNAME`) stands in for the IP.
     pub fn set_listening(&self, addr: std::net::SocketAddr) {
-        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
-        *self.address.lock() = match host {
-            Some(host) if addr.ip().is_unspecified() => format!("{host}:{}", addr.port()),
-            _ => addr.to_string(),
-        };
+        if !self.advertised {
+            *self.address.lock() = listening_address(addr, std::env::var("HOSTNAME").ok());
+        }
+    }
+}
+
+/// What a node listening on `addr` on host `hostname` calls itself.
+fn listening_address(addr: std::net::SocketAddr, hostname: Option<String>) -> String {
+    match hostname.filter(|h| !h.is_empty()) {
+        Some(host) if addr.ip().is_unspecified() => format!("{host}:{}", addr.port()),
+        _ => addr.to_string(),
     }
 }
 
@@ -180,15 +196,21 @@ impl Gateway {
         let admin = config.admin_enabled().then(|| AdminAccess {
             token: config.admin.token.clone(),
             claims: config.auth.jwt_enabled() || config.auth.webhook_enabled(),
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
         });
         Ok(Arc::new(Gateway {
             demo: config.demo_enabled(),
             admin,
             node: NodeIdentity {
-                address: parking_lot::Mutex::new(format!(
-                    "{}:{}",
-                    config.server.host, config.server.port
-                )),
+                address: parking_lot::Mutex::new(if s.advertise_address.is_empty() {
+                    format!("{}:{}", s.host, s.port)
+                } else {
+                    s.advertise_address.clone()
+                }),
+                advertised: !s.advertise_address.is_empty(),
                 started_ms: now_ms(),
             },
             server: config.server.clone(),
@@ -200,5 +222,21 @@ impl Gateway {
             connections,
             callbacks,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listener_is_named_by_its_host() {
+        let any: std::net::SocketAddr = "0.0.0.0:1234".parse().unwrap();
+        let one: std::net::SocketAddr = "10.0.0.7:1234".parse().unwrap();
+        let pod = || Some("yws-gateway-0".to_string());
+        assert_eq!(listening_address(any, pod()), "yws-gateway-0:1234");
+        assert_eq!(listening_address(one, pod()), "10.0.0.7:1234");
+        assert_eq!(listening_address(any, None), "0.0.0.0:1234");
+        assert_eq!(listening_address(any, Some(String::new())), "0.0.0.0:1234");
     }
 }

@@ -11,7 +11,7 @@
 //! | `GET /admin/api/room?name=R[&objects=…]` | one room: connections per node, awareness, content, sizes |
 //! | `GET /admin/api/room/events?name=R[&objects=…]` | the same as Server-Sent Events, once a second (see [`stream`]) |
 //! | `GET /admin/api/room/update?name=R` | the document as one binary Yjs update (a download) |
-//! | `POST /admin/api/room/kick?name=R` | this node's clients of the room are closed (1012) |
+//! | `POST /admin/api/room/kick?name=R` | the room's clients on every node are closed (1012; see [`kick`]) |
 //! | `POST /admin/api/room/compact?name=R` | the room is queued for compaction now |
 //! | `DELETE /admin/api/room?name=R` | the room is deleted: every client on every node is closed (4404) |
 //!
@@ -19,6 +19,7 @@
 //! is shown. Bad input → 400, no credential → 401, a credential without `admin` → 403, an
 //! unknown room → 404, the backend unavailable → 503; each refusal is logged.
 
+pub mod kick;
 pub mod stream;
 pub mod views;
 
@@ -99,7 +100,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<hyper::body::Incoming>) -> R
                 (&Method::DELETE, "room") => views::delete(gw, &target.room).await,
                 (&Method::GET, "room/events") => stream::events(gw, target).await,
                 (&Method::GET, "room/update") => views::download(gw, &target.room).await,
-                (&Method::POST, "room/kick") => views::kick(gw, &target.room),
+                (&Method::POST, "room/kick") => kick::kick(gw, &target.room, &head).await,
                 (&Method::POST, "room/compact") => views::compact(gw, &target.room).await,
                 _ => error(
                     StatusCode::METHOD_NOT_ALLOWED,

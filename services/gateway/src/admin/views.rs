@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use yrs::{ReadTxn, Transact};
 use yws_core::export::{export, root_spec};
-use yws_core::{CloseReason, NodeReport, Room, RoomLease, RoomName};
+use yws_core::{NodeReport, Room, RoomLease, RoomName};
 
 /// The default page of the rooms list, and its largest.
 const PAGE: usize = 50;
@@ -57,7 +57,7 @@ fn local_report(gw: &Gateway) -> NodeReport {
 }
 
 /// Every node's report, or this node's alone for a backend without presence.
-async fn reports(gw: &Gateway) -> Result<Vec<NodeReport>, String> {
+pub(crate) async fn reports(gw: &Gateway) -> Result<Vec<NodeReport>, String> {
     let reports = gw
         .rooms
         .backend()
@@ -296,17 +296,6 @@ pub async fn delete(gw: &Arc<Gateway>, room: &RoomName) -> Response<Body> {
     let was_loaded = gw.rooms.retire(room).await;
     tracing::info!(room = %room, was_loaded, "room deleted from the admin console");
     json(StatusCode::OK, &json!({ "deleted": room.as_str() }))
-}
-
-/// `POST /admin/api/room/kick?name=`: this node's clients of the room are closed (1012).
-pub fn kick(gw: &Arc<Gateway>, room: &RoomName) -> Response<Body> {
-    let kicked = gw.rooms.get(room).map_or(0, |r| {
-        let n = r.peer_count();
-        r.kick_all(CloseReason::ServiceRestart);
-        n
-    });
-    tracing::info!(room = %room, kicked, "clients kicked from the admin console");
-    json(StatusCode::OK, &json!({ "kicked": kicked }))
 }
 
 /// `POST /admin/api/room/compact?name=`: queued for compaction now.

@@ -188,7 +188,8 @@ async function act (name, what) {
     notice(`Room ${name} deleted.`)
   } else if (what === 'kick') {
     const r = await apiJson(`room/kick?${q}`, { method: 'POST' })
-    notice(`${r.kicked} client(s) on this node closed with 1012.`)
+    const unreached = Object.entries(r.nodes).filter(([, v]) => typeof v !== 'number').map(([n]) => n)
+    notice(`${r.kicked} client(s) closed with 1012` + (unreached.length ? `; not reached: ${unreached.join(', ')}` : '.'))
   } else if (what === 'compact') {
     await apiJson(`room/compact?${q}`, { method: 'POST' })
     notice('Compaction queued.')

@@ -196,9 +196,12 @@ impl Gateway {
         let admin = config.admin_enabled().then(|| AdminAccess {
             token: config.admin.token.clone(),
             claims: config.auth.jwt_enabled() || config.auth.webhook_enabled(),
+            // No idle connections kept: a connection's task ends with its request, so
+            // nothing of the client outlives the request that used it.
             client: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
             )
+            .pool_max_idle_per_host(0)
             .build_http(),
         });
         Ok(Arc::new(Gateway {

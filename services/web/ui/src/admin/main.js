@@ -120,7 +120,8 @@ async function rooms (signal) {
     h('a', { text: room.name, attrs: { href: roomHash(room.name), class: 'room-link' } }),
     String(room.connections),
     Object.entries(room.nodes).map(([n, c]) => `${n}: ${c}`).join(', ') || '–',
-    bytes(room.doc_bytes ?? (room.stats ? room.stats.snapshot_bytes : null)),
+    bytes(room.doc_bytes),
+    bytes(room.stats ? room.stats.snapshot_bytes : null),
     room.stats ? String(room.stats.log_entries) : '–',
     bytes(room.stats ? room.stats.log_bytes : null),
     ago(room.stats ? room.stats.last_update_ms : 0, now)

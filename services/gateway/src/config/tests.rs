@@ -215,6 +215,10 @@ fn the_admin_console_needs_a_credential() {
     assert!(e.to_string().contains("admin.token"), "{e}");
     // A JWT key can carry the admin claim.
     assert!(load(&[("AUTH_JWT_SECRET", "s")]).unwrap().admin_enabled());
+    // Where other nodes forward the console's kicks.
+    assert_eq!(load(&[]).unwrap().server.advertise_address, "");
+    let c = load(&[("YWS__SERVER__ADVERTISE_ADDRESS", "10.1.2.3:1234")]).unwrap();
+    assert_eq!(c.server.advertise_address, "10.1.2.3:1234");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //
 //   node run.mjs landing   --urls http://127.0.0.1:P --artifacts DIR [--expect-demo true|false] [--shot NAME]
 //   node run.mjs demo-pair --urls http://127.0.0.1:P,http://127.0.0.1:Q --artifacts DIR [--room NAME]
+//   node run.mjs admin     --urls http://127.0.0.1:P --artifacts DIR --room NAME --token T --text T [--nodes N]
 //   common: [--timeout-ms N] (default 90000)
 //
 // Exit codes: 0 ok, 1 failed expectation, 2 timeout, 64 usage error. Only loopback URLs are
@@ -15,7 +16,8 @@ console.log = console.error.bind(console)
 
 const SCENARIOS = {
   landing: './scenarios/landing.mjs',
-  'demo-pair': './scenarios/demo-pair.mjs'
+  'demo-pair': './scenarios/demo-pair.mjs',
+  admin: './scenarios/admin.mjs'
 }
 const EXIT = { ok: 0, failed: 1, timeout: 2, usage: 64 }
 const name = process.argv[2]
@@ -34,6 +36,9 @@ try {
       room: { type: 'string', default: `demo-${process.pid}` },
       'expect-demo': { type: 'string', default: 'true' },
       shot: { type: 'string', default: 'landing' },
+      token: { type: 'string' },
+      text: { type: 'string' },
+      nodes: { type: 'string', default: '1' },
       'timeout-ms': { type: 'string', default: '90000' }
     }
   })
@@ -48,6 +53,9 @@ try {
     room: values.room,
     expectDemo: values['expect-demo'] === 'true',
     shot: values.shot,
+    token: values.token,
+    text: values.text,
+    nodes: Number(values.nodes),
     timeoutMs: Number(values['timeout-ms'])
   }
 } catch (e) {

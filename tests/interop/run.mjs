@@ -32,7 +32,8 @@ const SCENARIOS = {
   failover: './scenarios/failover.mjs',
   'awareness-failover': './scenarios/failover.mjs',
   outage: './scenarios/outage.mjs',
-  'edit-loop': './scenarios/edit-loop.mjs'
+  'edit-loop': './scenarios/edit-loop.mjs',
+  held: './scenarios/held.mjs'
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000
@@ -102,7 +103,7 @@ const parse = () => {
     return n
   }
   if (scenarioName === 'auth-params' && values.token === undefined) throw new Error('auth-params needs --token')
-  const required = { 'write-doc': 'text', 'check-doc': 'expect-text', failover: 'kill-pid', 'awareness-failover': 'kill-pid', outage: 'expect-close' }
+  const required = { 'write-doc': 'text', 'check-doc': 'expect-text', failover: 'kill-pid', 'awareness-failover': 'kill-pid', outage: 'expect-close', held: 'expect-close' }
   if (required[scenarioName] && values[required[scenarioName]] === undefined) throw new Error(`${scenarioName} needs --${required[scenarioName]}`)
   const killPid = int('kill-pid', values['kill-pid'], 2)
   const holdMs = int('hold-ms', values['hold-ms'], 0)

@@ -89,11 +89,14 @@ app.kubernetes.io/part-of: yws
 {{- if and (eq $sources 0) (not .Values.existingSecret) }}
 {{- fail "redis: the gateways need Redis to share rooms: enable redis.bundled, or set redis.url, redis.clusterNodes, or existingSecret with the key redis-url" }}
 {{- end }}
-{{- if and .Values.existingSecret (or $r.url $r.bundled.password .Values.auth.jwt.secret .Values.auth.jwt.publicKey) }}
-{{- fail "existingSecret is set: put redis-url, redis-password and the auth keys in that Secret, not in values" }}
+{{- if and .Values.existingSecret (or $r.url $r.bundled.password .Values.auth.jwt.secret .Values.auth.jwt.publicKey .Values.admin.token) }}
+{{- fail "existingSecret is set: put redis-url, redis-password, the auth keys and admin-token in that Secret, not in values" }}
 {{- end }}
 {{- if and (eq .Values.auth.jwt.mode "secret") (not .Values.auth.jwt.secret) (not .Values.existingSecret) }}
 {{- fail "auth.jwt.mode is secret: set auth.jwt.secret (or existingSecret with auth-jwt-secret)" }}
+{{- end }}
+{{- if and .Values.admin.enabled (not .Values.admin.token) (not .Values.existingSecret) }}
+{{- fail "admin.enabled: set admin.token (or existingSecret with admin-token)" }}
 {{- end }}
 {{- if and (eq .Values.auth.jwt.mode "publicKey") (not .Values.auth.jwt.publicKey) (not .Values.existingSecret) }}
 {{- fail "auth.jwt.mode is publicKey: set auth.jwt.publicKey (or existingSecret with auth-jwt-public-key.pem)" }}

@@ -145,6 +145,12 @@ pub const REDIS: EnvTable = EnvTable {
     ],
 };
 
+/// `[admin]` of the gateway: the admin console's token.
+pub const ADMIN: EnvTable = EnvTable {
+    section: "admin",
+    vars: &[EnvVar::plain("YWS_ADMIN_TOKEN", "token")],
+};
+
 /// `[log]`, shared by the gateway and the compactor.
 pub const LOG: EnvTable = EnvTable {
     section: "log",

@@ -5,6 +5,7 @@
 //! behaviour); `yws-redis` shares rooms between nodes through Redis Streams; an embedded store
 //! gives a single node durability (`YPERSISTENCE`).
 
+use crate::cluster::{Backlog, NodeInfo, NodeReport, RoomStats};
 use crate::room::Room;
 use crate::{LogPosition, RoomName};
 use async_trait::async_trait;
@@ -106,6 +107,35 @@ pub trait RoomBackend: Send + Sync + std::fmt::Debug + 'static {
     /// This node's rooms and their local connection counts, for cluster-wide listings.
     async fn report_presence(&self, _rooms: &[(RoomName, usize)]) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    /// Shares this node's description with the others (beside [`report_presence`]'s rooms),
+    /// for the admin console's cluster view.
+    ///
+    /// [`report_presence`]: RoomBackend::report_presence
+    async fn report_node(&self, _info: &NodeInfo) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// Every live node of the cluster with its description and rooms; empty for a backend
+    /// without other nodes.
+    async fn nodes(&self) -> Result<Vec<NodeReport>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// The size of a room's stored state; `None` when the backend keeps no separate log.
+    async fn room_stats(&self, _room: &RoomName) -> Result<Option<RoomStats>, BackendError> {
+        Ok(None)
+    }
+
+    /// The compaction queue; `None` when the backend compacts nothing.
+    async fn backlog(&self) -> Result<Option<Backlog>, BackendError> {
+        Ok(None)
+    }
+
+    /// Queues the room for compaction now; `false` when the backend compacts nothing.
+    async fn compact_now(&self, _room: &RoomName) -> Result<bool, BackendError> {
+        Ok(false)
     }
 
     /// For HTTP callbacks in a cluster: claims the right to send `room`'s callback for the

@@ -32,6 +32,7 @@
 
 pub mod awareness;
 pub mod backend;
+pub mod cluster;
 pub mod export;
 pub mod name;
 pub mod outbox;
@@ -47,6 +48,7 @@ mod error;
 
 pub use awareness::{AwarenessBatch, AwarenessLimits, AwarenessRegistry, AwarenessViolation};
 pub use backend::{BackendError, Claimed, MemoryBackend, RoomBackend};
+pub use cluster::{Backlog, NodeInfo, NodeReport, RoomStats};
 pub use error::RoomError;
 pub use name::{NameError, RoomName};
 pub use outbox::{Outbox, PushError};

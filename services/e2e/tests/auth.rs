@@ -399,3 +399,25 @@ fn cookie_auth_checks_origin_and_needs_an_allow_list() {
         403
     );
 }
+
+#[test]
+fn the_admin_console_takes_a_jwt_with_the_admin_claim() {
+    // No admin.token: a JWT key alone turns the console on, for tokens carrying `admin`.
+    let gw = jwt_gateway();
+    assert_eq!(http::get(gw.addr, "/admin").status, 200);
+    let cluster = |bearer: Option<&str>| {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        http::request(gw.addr, "GET", "/admin/api/cluster", &headers, b"")
+    };
+    let admin = hs256(&json!({ "sub": "ops", "admin": true, "exp": now() + 60 }));
+    let ok = cluster(Some(&admin));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let body: Value = serde_json::from_slice(&ok.body).unwrap();
+    assert_eq!(body["nodes"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(cluster(None).status, 401);
+    assert_eq!(cluster(Some("not-a-jwt")).status, 401);
+    let room_grant = token(&["**"], "rw", 60);
+    assert_eq!(cluster(Some(&room_grant)).status, 403);
+}

@@ -11,6 +11,7 @@
 )]
 
 use std::sync::Mutex;
+use std::time::Duration;
 use yws_e2e::process::{Service, ServiceBuilder};
 use yws_e2e::redis::RedisServer;
 use yws_e2e::{browser, http, interop, unique_room};
@@ -130,4 +131,104 @@ fn the_demo_can_be_turned_off() {
         .env("REDIS_URL", redis.url())
         .spawn();
     assert_demo_off(&clustered);
+}
+
+#[test]
+fn the_admin_console_shows_a_room_live_and_deletes_it() {
+    let _serial = serial();
+    // Without a credential the console does not exist.
+    let plain = ServiceBuilder::gateway().spawn();
+    for path in ["/admin", "/admin/api/cluster", "/assets/admin.js"] {
+        assert_eq!(http::get(plain.addr, path).status, 404, "{path}");
+    }
+    assert!(!http::get(plain.addr, "/").text().contains("/admin"));
+
+    let redis = RedisServer::start();
+    let token = "browser-admin-token-0123456789";
+    let node = || {
+        ServiceBuilder::gateway()
+            .env("REDIS_URL", redis.url())
+            .env("YWS_ADMIN_TOKEN", token)
+            .spawn()
+    };
+    let (a, b) = (node(), node());
+    let refused = http::get(a.addr, "/admin/api/cluster");
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+
+    // A stock y-websocket client on node B holds the room until the console deletes it.
+    let room = unique_room("browser-admin");
+    let text = "written by a y-websocket client on node B";
+    let held = interop::spawn(
+        "held",
+        &[b.ws_url()],
+        &[
+            "--room",
+            &room,
+            "--text",
+            text,
+            "--expect-close",
+            "4404",
+            "--timeout-ms",
+            "120000",
+        ],
+    );
+    assert!(
+        held.wait_for_stderr("held: ready", Duration::from_secs(20)),
+        "the held client did not get ready"
+    );
+    let verdict = browser::expect_pass(
+        "admin",
+        &[page_url(&a)],
+        &[
+            "--room", &room, "--token", token, "--text", text, "--nodes", "2",
+        ],
+    );
+    assert_eq!(screenshots(&verdict).len(), 3);
+    let shown = verdict["content"]["text"]["content"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(shown.starts_with(text), "{verdict}");
+    assert!(verdict["live_tick"].as_u64().unwrap_or(0) >= 1, "{verdict}");
+    let held = held.finish(Duration::from_secs(30));
+    assert!(held.ok(), "{}\n{}", held.json, held.stderr);
+    assert_eq!(held.json["close_code"], 4404, "{}", held.json);
+    // Deleted cluster-wide: neither node has it any more.
+    for gw in [&a, &b] {
+        let r = http::get(gw.addr, &format!("/api/rooms/{room}"));
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
+}
+
+#[test]
+fn the_admin_console_is_on_the_metrics_port_too() {
+    let _serial = serial();
+    let token = "metrics-port-admin-token-0123";
+    let metrics_port = yws_e2e::free_port();
+    let gw = ServiceBuilder::gateway()
+        .env("YWS_ADMIN_TOKEN", token)
+        .env("YWS__SERVER__METRICS_PORT", metrics_port)
+        .spawn();
+    let metrics = std::net::SocketAddr::new(gw.addr.ip(), metrics_port);
+    let page = http::get(metrics, "/admin");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("id=\"login\""));
+    assert_eq!(http::get(metrics, "/assets/admin.js").status, 200);
+    let bearer = format!("Bearer {token}");
+    let with = |t: &str| {
+        http::request(
+            metrics,
+            "GET",
+            "/admin/api/cluster",
+            &[("authorization", t)],
+            b"",
+        )
+    };
+    assert_eq!(with(&bearer).status, 200);
+    assert_eq!(with("Bearer metrics-port-admin-token-0124").status, 401);
+    assert_eq!(http::get(metrics, "/admin/api/cluster").status, 401);
+    // Only the console, the probes and the metrics there: no demo, no rooms.
+    assert_eq!(http::get(metrics, "/demo").status, 404);
+    assert_eq!(http::get(metrics, "/").status, 404);
+    assert_eq!(http::get(metrics, "/metrics").status, 200);
 }

@@ -20,6 +20,7 @@ pub const ENV: &[EnvTable] = &[
     env::AUTH,
     env::PERSISTENCE,
     env::CALLBACK,
+    env::ADMIN,
     env::LOG,
 ];
 
@@ -41,8 +42,26 @@ pub struct GatewayConfig {
     pub persistence: StoreConfig,
     /// The reference server's HTTP callback (`CALLBACK_URL`, …).
     pub callback: CallbackConfig,
+    /// The admin console at `/admin` (off unless a credential is configured).
+    pub admin: AdminConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// The `[admin]` section: the console at `/admin` and its API under `/admin/api/`. It is
+/// served only when an admin credential exists: this token, or authentication that can grant
+/// the `admin` claim (a JWT key or the authorization webhook).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The console's bearer token (`YWS_ADMIN_TOKEN`), compared in constant time; at least
+    /// [`AdminConfig::MIN_TOKEN_BYTES`] bytes.
+    pub token: Option<Secret>,
+}
+
+impl AdminConfig {
+    /// The shortest token accepted: a console token guards every room of the cluster.
+    pub const MIN_TOKEN_BYTES: usize = 16;
 }
 
 /// The `[rate_limit]` section: messages and bytes per second one connection, and all of a
@@ -150,6 +169,10 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Optional separate port for `/metrics`, `/healthz`, `/readyz` (0: only the main port).
     pub metrics_port: u16,
+    /// `host:port` other gateways reach this one's main port at (the admin console forwards
+    /// a room's kick to every node there). Empty: the listener's address, or on a wildcard
+    /// address the host's name and port.
+    pub advertise_address: String,
     /// Serve the demo page at `/demo` (and link it from `/`). Unset: on when standalone, off
     /// with Redis (see [`GatewayConfig::demo_enabled`]).
     pub demo: Option<bool>,
@@ -176,6 +199,7 @@ impl Default for ServerConfig {
             idle_message_ms: 20_000,
             shutdown_timeout_ms: 10_000,
             metrics_port: 0,
+            advertise_address: String::new(),
             demo: None,
         }
     }
@@ -299,6 +323,11 @@ impl GatewayConfig {
         if s.max_connections == 0 {
             return invalid("server.max_connections must be at least 1");
         }
+        if let Some(token) = &self.admin.token {
+            if token.expose().len() < AdminConfig::MIN_TOKEN_BYTES {
+                return invalid("admin.token (YWS_ADMIN_TOKEN) must be at least 16 bytes");
+            }
+        }
         if s.max_message_bytes < 1024 {
             return invalid("server.max_message_bytes must be at least 1024");
         }
@@ -376,6 +405,11 @@ impl GatewayConfig {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| ConfigError::Invalid(format!("server.host {host:?} does not resolve")))
+    }
+
+    /// Whether `/admin` is served: a token is set, or authentication can grant `admin`.
+    pub fn admin_enabled(&self) -> bool {
+        self.admin.token.is_some() || self.auth.jwt_enabled() || self.auth.webhook_url.is_some()
     }
 
     /// Whether `/demo` is served: `server.demo` when set, else only in standalone mode.

@@ -14,6 +14,8 @@
 //!   of `yws-web` (`/`, `/demo`, `/assets/…`), 404/426.
 //! - [`upgrade`]: the WebSocket upgrade: room name, limits and room load before the 101.
 //! - [`api`]: the document HTTP API (`/api/rooms/…`).
+//! - [`admin`]: the admin console's API (`/admin/api/…`): cluster, rooms, one room live
+//!   (Server-Sent Events), actions; on the main and the metrics port.
 //! - [`authorize`]: the authorizer's verdict for upgrades and API requests alike, and how a
 //!   refused request is answered.
 //! - [`session`]: one connection's loop (generic over `Sink + Stream`).
@@ -27,7 +29,8 @@
 //!
 //! ```text
 //! server    → routes, state, per_ip, stall
-//! routes    → upgrade, api, state
+//! routes    → upgrade, api, admin, state
+//! admin     → authorize, state
 //! upgrade   → authorize, session, state, per_ip
 //! api       → authorize, state
 //! state     → callback, session, metrics, config
@@ -37,6 +40,7 @@
 //! metrics, config, per_ip, stall: no module of this crate
 //! ```
 
+pub mod admin;
 pub mod api;
 pub mod authorize;
 pub mod callback;

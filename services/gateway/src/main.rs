@@ -89,11 +89,10 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
         let admin = yws_telemetry::admin::bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on {admin_addr}"))?;
-        tracing::info!(metrics_addr = %admin_addr, "metrics and probes");
-        background.spawn(yws_telemetry::admin::serve(
+        tracing::info!(metrics_addr = %admin_addr, "metrics, probes and the admin console");
+        background.spawn(server::serve_metrics_port(
+            gateway.clone(),
             admin,
-            health.clone(),
-            registry,
             background_cancel.clone(),
             background.clone(),
         ));

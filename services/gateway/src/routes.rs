@@ -1,14 +1,61 @@
 //! HTTP routing on the main port: WebSocket upgrades (any path: the path is the room),
-//! probes, metrics, the document API, the browser pages (`/`, `/demo`, `/assets/…`: the
-//! `yws-web` crate); anything else is 404 or 426.
+//! probes, metrics, the document API, the admin console's API, the browser pages (`/`,
+//! `/demo`, `/admin`, `/assets/…`: the `yws-web` crate); anything else is 404 or 426. The
+//! metrics port, when configured, answers the probes, the metrics and the admin console.
 
+use crate::admin::{self, Body};
 use crate::state::Gateway;
 use crate::{api, upgrade};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use std::sync::Arc;
 use yws_telemetry::admin::{probe_response, text};
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// `server.port`: rooms, API, pages.
+    Main,
+    /// `server.metrics_port`: probes, metrics, the admin console.
+    Metrics,
+}
+
+/// Routes one request arriving on `port`.
+pub async fn respond(gw: &Arc<Gateway>, req: Request<Incoming>, port: Port) -> Response<Body> {
+    let is_upgrade = upgrade::is_upgrade(req.headers());
+    if admin::is_api(req.uri().path()) && !(port == Port::Main && is_upgrade) {
+        return admin::handle(gw, req).await;
+    }
+    match port {
+        Port::Main => route(gw, req).await.map(BodyExt::boxed_unsync),
+        Port::Metrics => metrics_port(gw, &req).map(BodyExt::boxed_unsync),
+    }
+}
+
+/// The metrics port: probes, metrics, the console's page and assets; 404 otherwise.
+fn metrics_port(gw: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(response) = probe_response(req, &gw.health, &gw.registry) {
+        return response;
+    }
+    let path = req.uri().path();
+    if path == "/admin" || path == "/admin/" || path.starts_with("/assets/") {
+        if let Some(response) = site(gw).respond(req) {
+            return response.map(Full::new);
+        }
+    }
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+fn site(gw: &Gateway) -> yws_web::Site<'_> {
+    yws_web::Site {
+        demo: gw.demo,
+        admin: gw.admin.is_some(),
+        room_prefix: &gw.server.path_prefix,
+        metrics_port: gw.server.metrics_port,
+    }
+}
 
 /// Routes one request.
 pub async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -22,12 +69,7 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>
     if api::is_api(req.uri().path()) {
         return api::handle(gw, req).await;
     }
-    let site = yws_web::Site {
-        demo: gw.demo,
-        room_prefix: &gw.server.path_prefix,
-        metrics_port: gw.server.metrics_port,
-    };
-    if let Some(response) = site.respond(&req) {
+    if let Some(response) = site(gw).respond(&req) {
         return response.map(Full::new);
     }
     let prefix = &gw.server.path_prefix;

@@ -2,7 +2,7 @@
 //! the background loops that follow the rooms and the backend, and the shutdown sequence.
 
 use crate::per_ip::{self, IpSlot, PerIpLimit};
-use crate::routes;
+use crate::routes::{self, Port};
 use crate::stall::{self, StallIo};
 use crate::state::Gateway;
 use hyper_util::rt::TokioIo;
@@ -15,7 +15,6 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yws_core::Rooms;
 
 /// Extra TCP connections allowed beyond the WebSocket limit, for probes, metrics and refusals.
 const HTTP_HEADROOM: usize = 256;
@@ -32,15 +31,14 @@ const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
     reason = "the server owns these loops: it holds their handles and awaits each in the shutdown sequence"
 )]
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    if let Ok(addr) = listener.local_addr() {
+        gw.node.set_listening(addr);
+    }
     let accept_cancel = CancellationToken::new();
     let http_tracker = TaskTracker::new();
     let maintenance_cancel = CancellationToken::new();
     let maintenance = tokio::spawn(gw.rooms.clone().maintain(maintenance_cancel.clone()));
-    let presence = tokio::spawn(report_presence(
-        gw.rooms.clone(),
-        gw.metrics.rooms.clone(),
-        maintenance_cancel.clone(),
-    ));
+    let presence = tokio::spawn(report_presence(gw.clone(), maintenance_cancel.clone()));
     let callbacks_cancel = CancellationToken::new();
     let callback_tasks = TaskTracker::new();
     let callbacks = gw.callbacks.clone().map(|c| {
@@ -56,6 +54,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
         listener,
         accept_cancel.clone(),
         http_tracker.clone(),
+        Port::Main,
     ));
     gw.health.set_started();
     match listener_addr {
@@ -118,13 +117,11 @@ impl Deadline {
     }
 }
 
-/// Reports this node's rooms and connection counts every [`PRESENCE_INTERVAL`] (for
-/// cluster-wide listings; a no-op for single-node backends), and keeps the rooms gauge current.
-async fn report_presence(
-    rooms: Arc<Rooms>,
-    gauge: prometheus::IntGauge,
-    cancel: CancellationToken,
-) {
+/// Reports this node's rooms and connection counts, and its description (for the admin
+/// console), every [`PRESENCE_INTERVAL`] (for cluster-wide listings; a no-op for single-node
+/// backends), and keeps the rooms gauge current.
+async fn report_presence(gw: Arc<Gateway>, cancel: CancellationToken) {
+    let (rooms, gauge) = (&gw.rooms, &gw.metrics.rooms);
     let mut tick = tokio::time::interval(PRESENCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -136,6 +133,9 @@ async fn report_presence(
         gauge.set(loaded.len() as i64);
         if let Err(e) = rooms.backend().report_presence(&loaded).await {
             tracing::debug!(error = %e, "presence report failed");
+        }
+        if let Err(e) = rooms.backend().report_node(&gw.node_info()).await {
+            tracing::debug!(error = %e, "node report failed");
         }
     }
 }
@@ -176,11 +176,24 @@ pub async fn watch_backend(
     }
 }
 
+/// Serves the metrics port (`server.metrics_port`): probes, metrics and the admin console,
+/// with the main port's connection limits, until `cancel` fires; connections are tracked by
+/// `tracker`. It keeps answering while the main port drains, so `/readyz` reports it.
+pub async fn serve_metrics_port(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    accept_loop(gw, listener, cancel, tracker, Port::Metrics).await;
+}
+
 async fn accept_loop(
     gw: Arc<Gateway>,
     listener: TcpListener,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    port: Port,
 ) {
     let tcp_slots = Arc::new(Semaphore::new(gw.server.max_connections + HTTP_HEADROOM));
     let per_ip = PerIpLimit::new(gw.server.max_connections_per_ip);
@@ -225,7 +238,7 @@ async fn accept_loop(
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            serve_http(gw, stream, peer, ip_slot, cancel).await;
+            serve_http(gw, stream, peer, ip_slot, cancel, port).await;
         });
     }
 }
@@ -238,6 +251,7 @@ async fn serve_http(
     peer: SocketAddr,
     ip_slot: Option<Arc<IpSlot>>,
     cancel: CancellationToken,
+    port: Port,
 ) {
     let header_timeout = Duration::from_millis(gw.server.header_timeout_ms);
     let write_deadline = Duration::from_millis(gw.server.handshake_timeout_ms);
@@ -248,7 +262,7 @@ async fn serve_http(
         if let Some(slot) = &ip_slot {
             req.extensions_mut().insert(slot.clone());
         }
-        async move { Ok::<_, std::convert::Infallible>(routes::route(&gw, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(routes::respond(&gw, req, port).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())

@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yws_auth::Authorizer;
-use yws_core::{ConnId, RoomBackend, Rooms};
+use yws_config::Secret;
+use yws_core::{ConnId, NodeInfo, RoomBackend, Rooms};
 use yws_telemetry::Health;
 
 /// Shared state of one gateway node.
@@ -39,6 +40,85 @@ pub struct Gateway {
     pub callbacks: Option<Arc<Callbacks>>,
     /// Whether `/demo` is served ([`GatewayConfig::demo_enabled`]).
     pub demo: bool,
+    /// Who may use the admin console; `None`: `/admin` is off
+    /// ([`GatewayConfig::admin_enabled`]).
+    pub admin: Option<AdminAccess>,
+    /// This node as the admin console's cluster view shows it (address, version, start).
+    pub node: NodeIdentity,
+}
+
+/// The admin console's credentials: its token and whether authentication can grant `admin`.
+#[derive(Debug, Clone)]
+pub struct AdminAccess {
+    /// `admin.token`.
+    pub token: Option<Secret>,
+    /// A JWT key or the webhook is configured: a credential carrying `admin: true` is let in.
+    pub claims: bool,
+    /// Forwards a room's kick to the other nodes.
+    pub client: ForwardClient,
+}
+
+/// The HTTP client the admin console forwards requests to other nodes with.
+pub type ForwardClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// What stays true of this node for its life, for its presence report.
+#[derive(Debug)]
+pub struct NodeIdentity {
+    /// Where it listens; see [`NodeIdentity::set_listening`].
+    address: parking_lot::Mutex<String>,
+    /// `server.advertise_address` is set: the address is that, whatever the listener's.
+    advertised: bool,
+    /// When the node started (ms since the epoch).
+    pub started_ms: u64,
+}
+
+impl NodeIdentity {
+    /// The address it listens on, as others can tell it apart.
+    pub fn address(&self) -> String {
+        self.address.lock().clone()
+    }
+
+    /// Records the address the listener is bound to (the configured port may be 0), unless
+    /// `server.advertise_address` names one. On a wildcard address (`0.0.0.0`, `::`) the
+    /// host's name (`HOSTNAME`) stands in for the IP.
+    pub fn set_listening(&self, addr: std::net::SocketAddr) {
+        if !self.advertised {
+            *self.address.lock() = listening_address(addr, std::env::var("HOSTNAME").ok());
+        }
+    }
+}
+
+/// What a node listening on `addr` on host `hostname` calls itself.
+fn listening_address(addr: std::net::SocketAddr, hostname: Option<String>) -> String {
+    match hostname.filter(|h| !h.is_empty()) {
+        Some(host) if addr.ip().is_unspecified() => format!("{host}:{}", addr.port()),
+        _ => addr.to_string(),
+    }
+}
+
+impl Gateway {
+    /// This node's description now, for the presence report and the console.
+    pub fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            address: self.node.address(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_ms: self.node.started_ms,
+            ready: self.health.is_ready(),
+            connections: u64::try_from(self.metrics.connections.get()).unwrap_or(0),
+            rooms: self.rooms.len() as u64,
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// What every WebSocket connection of the node shares. A connection task holds one `Arc` of
@@ -113,8 +193,29 @@ impl Gateway {
             },
             next_id: AtomicU64::new(1),
         });
+        let admin = config.admin_enabled().then(|| AdminAccess {
+            token: config.admin.token.clone(),
+            claims: config.auth.jwt_enabled() || config.auth.webhook_enabled(),
+            // No idle connections kept: a connection's task ends with its request, so
+            // nothing of the client outlives the request that used it.
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .pool_max_idle_per_host(0)
+            .build_http(),
+        });
         Ok(Arc::new(Gateway {
             demo: config.demo_enabled(),
+            admin,
+            node: NodeIdentity {
+                address: parking_lot::Mutex::new(if s.advertise_address.is_empty() {
+                    format!("{}:{}", s.host, s.port)
+                } else {
+                    s.advertise_address.clone()
+                }),
+                advertised: !s.advertise_address.is_empty(),
+                started_ms: now_ms(),
+            },
             server: config.server.clone(),
             rooms,
             metrics,
@@ -124,5 +225,21 @@ impl Gateway {
             connections,
             callbacks,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listener_is_named_by_its_host() {
+        let any: std::net::SocketAddr = "0.0.0.0:1234".parse().unwrap();
+        let one: std::net::SocketAddr = "10.0.0.7:1234".parse().unwrap();
+        let pod = || Some("yws-gateway-0".to_string());
+        assert_eq!(listening_address(any, pod()), "yws-gateway-0:1234");
+        assert_eq!(listening_address(one, pod()), "10.0.0.7:1234");
+        assert_eq!(listening_address(any, None), "0.0.0.0:1234");
+        assert_eq!(listening_address(any, Some(String::new())), "0.0.0.0:1234");
     }
 }

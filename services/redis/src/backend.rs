@@ -20,7 +20,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yws_core::{BackendError, Claimed, LogPosition, Room, RoomBackend, RoomName};
+use yws_core::{
+    BackendError, Backlog, Claimed, LogPosition, NodeInfo, NodeReport, Room, RoomBackend, RoomName,
+    RoomStats,
+};
 use yws_protocol::AwarenessUpdate;
 
 /// Rooms shared by every gateway through Redis.
@@ -415,6 +418,32 @@ impl RoomBackend for RedisBackend {
 
     async fn report_presence(&self, rooms: &[(RoomName, usize)]) -> Result<(), BackendError> {
         Ok(directory::report_presence(&self.redis, &self.node, rooms).await?)
+    }
+
+    async fn report_node(&self, info: &NodeInfo) -> Result<(), BackendError> {
+        Ok(directory::report_node(&self.redis, &self.node, info).await?)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeReport>, BackendError> {
+        Ok(directory::nodes(&self.redis).await?)
+    }
+
+    async fn room_stats(&self, room: &RoomName) -> Result<Option<RoomStats>, BackendError> {
+        Ok(Some(directory::room_stats(&self.redis, room).await?))
+    }
+
+    async fn backlog(&self) -> Result<Option<Backlog>, BackendError> {
+        let depth = Queue::new(&self.redis).depth(now_ms()).await?;
+        Ok(Some(Backlog {
+            queued: depth.queued,
+            due: depth.due,
+        }))
+    }
+
+    async fn compact_now(&self, room: &RoomName) -> Result<bool, BackendError> {
+        let queue = Queue::new(&self.redis);
+        queue.set(room.as_str(), now_ms(), When::Always).await?;
+        Ok(true)
     }
 
     async fn claim_callback(

@@ -11,7 +11,7 @@ use crate::queue::Queue;
 use crate::scripts;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use yws_core::{Claimed, RoomName};
+use yws_core::{Claimed, NodeInfo, NodeReport, RoomName, RoomStats};
 
 /// A gateway's presence report expires unless renewed within this time.
 pub const PRESENCE_TTL_MS: u64 = 15_000;
@@ -139,6 +139,121 @@ pub(crate) async fn report_presence(
                 .await
         })
         .await
+}
+
+/// Where a node's description lives: beside its presence hash, a JSON [`NodeInfo`] with the
+/// same lifetime (a separate key, so older nodes reading the hash see only rooms).
+fn node_info_key(prefix: &str, node: &str) -> String {
+    format!("{}:info", presence_key(prefix, node))
+}
+
+pub(crate) async fn report_node(redis: &Redis, node: &str, info: &NodeInfo) -> Result<(), Error> {
+    let key = node_info_key(redis.prefix(), node);
+    let json = info.to_json();
+    redis
+        .call(Op::Presence, |mut c| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&json)
+                .arg("PX")
+                .arg(PRESENCE_TTL_MS)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+}
+
+/// Every node that reported within [`PRESENCE_TTL_MS`], with its description and rooms.
+pub(crate) async fn nodes(redis: &Redis) -> Result<Vec<NodeReport>, Error> {
+    let nodes_key = nodes_key(redis.prefix());
+    let alive_since = now_ms().saturating_sub(PRESENCE_TTL_MS);
+    let nodes: Vec<(String, u64)> = redis
+        .call(Op::List, |mut c| async move {
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(&nodes_key)
+                .arg(alive_since)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    let mut reports = Vec::with_capacity(nodes.len());
+    for (id, seen_ms) in nodes {
+        let (rooms_key, info_key) = (
+            presence_key(redis.prefix(), &id),
+            node_info_key(redis.prefix(), &id),
+        );
+        let mut rooms: Vec<(String, u64)> = redis
+            .call(Op::List, |mut c| async move {
+                redis::cmd("HGETALL")
+                    .arg(&rooms_key)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        rooms.sort();
+        let info: Option<String> = redis
+            .call(Op::List, |mut c| async move {
+                redis::cmd("GET").arg(&info_key).query_async(&mut c).await
+            })
+            .await?;
+        let info = info.and_then(|json| NodeInfo::from_json(&json));
+        reports.push(NodeReport {
+            id,
+            info,
+            seen_ms,
+            rooms,
+        });
+    }
+    Ok(reports)
+}
+
+/// The size of a room's log and snapshot, and the time of its last update.
+pub(crate) async fn room_stats(redis: &Redis, room: &RoomName) -> Result<RoomStats, Error> {
+    let k = RoomKeys::new(redis.prefix(), room.as_str());
+    type Answer = (
+        u64,
+        Option<u64>,
+        u64,
+        Option<String>,
+        Vec<(String, Vec<(String, Vec<u8>)>)>,
+    );
+    let (log_entries, log_bytes, snapshot_bytes, upto, last): Answer = redis
+        .call(Op::List, |mut c| async move {
+            redis::pipe()
+                .cmd("XLEN")
+                .arg(&k.log)
+                .cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&k.log)
+                .cmd("HSTRLEN")
+                .arg(&k.snap)
+                .arg("doc")
+                .cmd("HGET")
+                .arg(&k.snap)
+                .arg("upto")
+                .cmd("XREVRANGE")
+                .arg(&k.log)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    let id_ms = |id: &str| id.parse::<StreamId>().map(|id| id.ms).unwrap_or(0);
+    let last_update_ms = match last.first() {
+        Some((id, _)) => id_ms(id),
+        None => upto.as_deref().map(id_ms).unwrap_or(0),
+    };
+    Ok(RoomStats {
+        log_entries,
+        log_bytes: log_bytes.unwrap_or(0),
+        snapshot_bytes,
+        last_update_ms,
+    })
 }
 
 pub(crate) async fn claim_callback(

@@ -11,6 +11,8 @@ pub(crate) enum Scope {
     Site,
     /// Only the demo.
     Demo,
+    /// Only the admin console.
+    Admin,
 }
 
 /// One embedded file.
@@ -57,6 +59,8 @@ pub(crate) static ASSETS: &[Asset] = &[
     asset!("landing.js", JS, Scope::Site),
     asset!("demo.css", CSS, Scope::Demo),
     asset!("demo.js", JS, Scope::Demo),
+    asset!("admin.css", CSS, Scope::Admin),
+    asset!("admin.js", JS, Scope::Admin),
 ];
 
 /// The asset called `name`.

@@ -1,7 +1,8 @@
 //! # yws-web
 //!
 //! The pages a gateway serves to browsers on its main port: `GET /`, a landing page linking
-//! the demo, the metrics, the probes and the docs; and `GET /demo`, a shared rich-text
+//! the demo, the admin console, the metrics, the probes and the docs; `GET /admin`, the
+//! admin console (see below); and `GET /demo`, a shared rich-text
 //! document edited through the stock npm `y-websocket` client against the same server, with
 //! presence (names, colours, remote carets and selections). Everything the pages load is
 //! embedded in the binary: no CDN, no web fonts, no build step for users.
@@ -17,7 +18,7 @@
 //!   which page each belongs to, SHA-256 digests.
 //! - `response.rs`: security headers ([`CONTENT_SECURITY_POLICY`] and friends), `ETag` and
 //!   `If-None-Match` → 304, `Cache-Control`, 404/405.
-//! - `pages/`: `landing.html`, `demo.html`.
+//! - `pages/`: `landing.html`, `demo.html`, `admin.html`.
 //! - `assets/`: the committed bundle, built from `ui/`; do not edit by hand.
 //! - `ui/`: the front-end sources, `package.json` + `package-lock.json` (exact versions) and
 //!   `build.mjs` (esbuild). `npm ci && node build.mjs` rewrites `assets/`;
@@ -56,13 +57,15 @@
 //! `prosemirror` (an `XmlFragment`), the name Tiptap uses, so
 //! `CALLBACK_OBJECTS={"prosemirror":"XmlFragment"}` and the document API can read it.
 //!
-//! ## Where the admin console goes
-//! Its page follows the demo's pattern: a `pages/admin.html` template, an `admin` entry in
-//! `ui/build.mjs`, a `Scope::Admin` for its assets, a [`Site`] field saying whether a
-//! credential is configured (404 and no landing card otherwise). The console's data —
-//! cluster, rooms, live streams, actions — needs the gateway's state and authentication, so
-//! those endpoints live in the gateway, not here; this crate stays a pure page server.
-//! `ui/README.md` maps the front-end modules.
+//! ## The admin console
+//! `GET /admin` (`pages/admin.html`, `ui/src/admin/`, assets of `Scope::Admin`) is served
+//! only while [`Site::admin`] says a credential is configured (404 and no landing card
+//! otherwise). The page holds no data: it asks for the admin token (kept in the tab's
+//! `sessionStorage`) and reads the gateway's `/admin/api/…` with it — cluster, rooms, one
+//! room live as Server-Sent Events read through `fetch` (so the token travels in the
+//! `Authorization` header, never in a URL), actions. Those endpoints need the gateway's
+//! state and authentication, so they live in the gateway; this crate stays a pure page
+//! server.
 
 mod assets;
 mod pages;

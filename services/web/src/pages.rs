@@ -12,6 +12,7 @@ use std::borrow::Cow;
 
 const LANDING: &str = include_str!("../pages/landing.html");
 const DEMO: &str = include_str!("../pages/demo.html");
+const ADMIN: &str = include_str!("../pages/admin.html");
 
 /// The crate version shown in page footers (the workspace version).
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -29,6 +30,11 @@ pub(crate) fn landing(site: &Site<'_>) -> String {
 /// `GET /demo`.
 pub(crate) fn demo(site: &Site<'_>) -> String {
     render(DEMO, |key| common(site, key))
+}
+
+/// `GET /admin`.
+pub(crate) fn admin(site: &Site<'_>) -> String {
+    render(ADMIN, |key| common(site, key))
 }
 
 fn common(site: &Site<'_>, key: &str) -> Option<Cow<'static, str>> {
@@ -59,6 +65,14 @@ fn cards(site: &Site<'_>) -> String {
             "/demo",
             "Demo",
             "A shared rich-text document: open it in two tabs and edit together, with names and cursors.",
+        );
+    }
+    if site.admin {
+        card(
+            &mut out,
+            "/admin",
+            "Admin console",
+            "The cluster's nodes and rooms, who is in them, their content live; needs the admin token.",
         );
     }
     let metrics = if site.metrics_port != 0 {
@@ -129,6 +143,7 @@ mod tests {
     fn site(demo: bool) -> Site<'static> {
         Site {
             demo,
+            admin: demo,
             room_prefix: "",
             metrics_port: 0,
         }
@@ -144,14 +159,14 @@ mod tests {
 
     #[test]
     fn every_placeholder_has_a_value() {
-        for template in [LANDING, DEMO] {
+        for template in [LANDING, DEMO, ADMIN] {
             for key in keys(template) {
                 let known =
                     key == "cards" && template == LANDING || common(&site(true), key).is_some();
                 assert!(known, "unknown placeholder {{{{{key}}}}}");
             }
         }
-        for page in [landing(&site(true)), demo(&site(true))] {
+        for page in [landing(&site(true)), demo(&site(true)), admin(&site(true))] {
             assert!(!page.contains("{{") && !page.contains("}}"), "{page}");
         }
     }
@@ -172,7 +187,7 @@ mod tests {
 
     #[test]
     fn templates_carry_no_inline_script_or_style() {
-        for template in [LANDING, DEMO] {
+        for template in [LANDING, DEMO, ADMIN] {
             let lower = template.to_ascii_lowercase();
             assert!(!lower.contains("<style"), "inline <style>");
             assert!(!lower.contains(" style="), "style attribute");
@@ -233,6 +248,9 @@ mod tests {
         let d = demo(&site(true));
         assert!(d.contains(&assets::url("demo.js").unwrap()));
         assert!(d.contains(&assets::url("demo.css").unwrap()));
+        let a = admin(&site(true));
+        assert!(a.contains(&assets::url("admin.js").unwrap()));
+        assert!(a.contains(&assets::url("admin.css").unwrap()));
         let l = landing(&site(true));
         assert!(l.contains(&assets::url("landing.js").unwrap()));
         assert!(l.contains(&assets::url("landing.css").unwrap()));

@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `/` | the landing page |
 //! | `/demo`, `/demo/` | the demo (404 while [`Site::demo`] is off) |
+//! | `/admin`, `/admin/` | the admin console (404 while [`Site::admin`] is off; its API under `/admin/api/` is the gateway's) |
 //! | `/assets/<file>` | an embedded asset (404 if unknown, or its page is off) |
 //! | anything else | `None`: not ours, the gateway routes it |
 //!
@@ -21,6 +22,8 @@ use http::{Method, Request, Response, StatusCode};
 pub struct Site<'a> {
     /// Serve `/demo` and link it from `/` (`server.demo`).
     pub demo: bool,
+    /// Serve `/admin` and link it from `/`: an admin credential is configured.
+    pub admin: bool,
     /// The room path prefix (`server.path_prefix`, e.g. `""` or `"/collab"`): the demo's
     /// client connects to `ws://<host><prefix>/<room>`.
     pub room_prefix: &'a str,
@@ -33,6 +36,7 @@ pub struct Site<'a> {
 enum Target {
     Landing,
     Demo,
+    Admin,
     Asset(usize),
     NotFound,
 }
@@ -50,6 +54,7 @@ impl Site<'_> {
         let response = match target {
             Target::Landing => html(headers, pages::landing(self)),
             Target::Demo => html(headers, pages::demo(self)),
+            Target::Admin => html(headers, pages::admin(self)),
             Target::Asset(index) => {
                 let asset = &assets::ASSETS[index];
                 let digest = assets::asset_digest(index);
@@ -72,6 +77,8 @@ impl Site<'_> {
             "/" => return Some(Target::Landing),
             "/demo" | "/demo/" if self.demo => return Some(Target::Demo),
             "/demo" | "/demo/" => return Some(Target::NotFound),
+            "/admin" | "/admin/" if self.admin => return Some(Target::Admin),
+            "/admin" | "/admin/" => return Some(Target::NotFound),
             "/assets" => return Some(Target::NotFound),
             _ => {}
         }
@@ -86,6 +93,7 @@ impl Site<'_> {
         match scope {
             Scope::Site => true,
             Scope::Demo => self.demo,
+            Scope::Admin => self.admin,
         }
     }
 }
@@ -116,10 +124,15 @@ mod tests {
 
     const ON: Site<'static> = Site {
         demo: true,
+        admin: true,
         room_prefix: "",
         metrics_port: 0,
     };
-    const OFF: Site<'static> = Site { demo: false, ..ON };
+    const OFF: Site<'static> = Site {
+        demo: false,
+        admin: false,
+        ..ON
+    };
 
     fn get(site: &Site<'_>, uri: &str) -> Option<Response<Bytes>> {
         site.respond(&Request::get(uri).body(()).unwrap())
@@ -159,7 +172,8 @@ mod tests {
             "/api/rooms",
             "/metrics",
             "/healthz",
-            "/admin",
+            "/admin/api/cluster",
+            "/adminx",
             "/assetsx",
         ] {
             assert!(get(&ON, path).is_none(), "{path}");
@@ -196,6 +210,23 @@ mod tests {
                 header(&off, header::CONTENT_SECURITY_POLICY),
                 CONTENT_SECURITY_POLICY
             );
+        }
+    }
+
+    #[test]
+    fn the_admin_page_is_served_only_when_on() {
+        for path in ["/admin", "/admin/"] {
+            let r = get(&ON, path).unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert!(body(&r).contains("id=\"login\""));
+            assert_eq!(get(&OFF, path).unwrap().status(), StatusCode::NOT_FOUND);
+        }
+        assert!(body(&get(&ON, "/").unwrap()).contains("href=\"/admin\""));
+        assert!(!body(&get(&OFF, "/").unwrap()).contains("/admin"));
+        for name in ["admin.js", "admin.css"] {
+            let path = format!("/assets/{name}");
+            assert_eq!(get(&ON, &path).unwrap().status(), StatusCode::OK);
+            assert_eq!(get(&OFF, &path).unwrap().status(), StatusCode::NOT_FOUND);
         }
     }
 
@@ -269,7 +300,7 @@ mod tests {
                 "{path}"
             );
         }
-        for name in ["demo.js", "demo.css"] {
+        for name in ["demo.js", "demo.css", "admin.js", "admin.css"] {
             let path = format!("/assets/{name}");
             assert_eq!(get(&OFF, &path).unwrap().status(), StatusCode::NOT_FOUND);
         }

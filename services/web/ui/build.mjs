@@ -20,7 +20,8 @@ const STATIC = join(UI, 'static')
 /** One entry per page: its script and its stylesheet (`<name>.js`, `<name>.css`). */
 const ENTRIES = [
   { name: 'landing', script: 'src/landing/main.js', style: 'src/landing/landing.css' },
-  { name: 'demo', script: 'src/demo/main.js', style: 'src/demo/demo.css' }
+  { name: 'demo', script: 'src/demo/main.js', style: 'src/demo/demo.css' },
+  { name: 'admin', script: 'src/admin/main.js', style: 'src/admin/admin.css' }
 ]
 
 const BANNER = '/* yws web pages. Third-party licenses: /assets/licenses.txt */'

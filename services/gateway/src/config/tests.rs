@@ -147,6 +147,7 @@ const GATEWAY_ENV_NAMES: &[&str] = &[
     "REDIS_SENTINEL_PASSWORD",
     "REDIS_URL",
     "YPERSISTENCE",
+    "YWS_ADMIN_TOKEN",
     "YWS_REDIS_PREFIX",
 ];
 
@@ -200,6 +201,24 @@ fn list_settings_from_the_environment() {
     // An empty seed is a typo the redis section refuses, as before.
     assert!(load(&[("REDIS_CLUSTER_NODES", "10.0.0.1:7000,,10.0.0.2:7000")]).is_err());
     assert!(load(&[("REDIS_CLUSTER_NODES", "")]).is_err());
+}
+
+#[test]
+fn the_admin_console_needs_a_credential() {
+    assert!(!load(&[]).unwrap().admin_enabled());
+    let token = "0123456789abcdef";
+    let c = load(&[("YWS_ADMIN_TOKEN", token)]).unwrap();
+    assert!(c.admin_enabled());
+    assert_eq!(c.admin.token.as_ref().unwrap().expose(), token);
+    assert!(!format!("{c:?}").contains(token), "the token is redacted");
+    let e = load(&[("YWS_ADMIN_TOKEN", "short")]).unwrap_err();
+    assert!(e.to_string().contains("admin.token"), "{e}");
+    // A JWT key can carry the admin claim.
+    assert!(load(&[("AUTH_JWT_SECRET", "s")]).unwrap().admin_enabled());
+    // Where other nodes forward the console's kicks.
+    assert_eq!(load(&[]).unwrap().server.advertise_address, "");
+    let c = load(&[("YWS__SERVER__ADVERTISE_ADDRESS", "10.1.2.3:1234")]).unwrap();
+    assert_eq!(c.server.advertise_address, "10.1.2.3:1234");
 }
 
 #[test]

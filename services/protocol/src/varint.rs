@@ -71,14 +71,7 @@ impl<'a> Reader<'a> {
     pub fn read_var_bytes(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = self.read_var_u64(what)?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Truncated(what))?;
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|end| *end <= self.buf.len())
-            .ok_or(DecodeError::Truncated(what))?;
-        let bytes = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
+        self.read_bytes(len, what)
     }
 }
 

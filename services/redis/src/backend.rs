@@ -210,6 +210,9 @@ async fn health(backend: Arc<RedisBackend>, up: watch::Sender<bool>, cancel: Can
             }
             Err(e) => {
                 failures += 1;
+                // Idle connections are not pinged when taken from the pool: after a failed
+                // ping, none of them is trusted (a restarted or replaced server).
+                backend.redis.drop_idle();
                 if failures >= 2 && *up.borrow() {
                     tracing::error!(error = %e, "redis unreachable: not ready, closing clients so they reconnect");
                     backend.redis.metrics.up.set(0);

@@ -11,7 +11,7 @@ use crate::keys::RoomKeys;
 use crate::metrics::RedisMetrics;
 use crate::op::Op;
 use crate::pubsub::Subscriptions;
-use crate::queue::{self, Queue, Thresholds, When};
+use crate::queue::{Queue, Thresholds, When};
 use crate::{reader, scripts};
 use async_trait::async_trait;
 use redis::Value;
@@ -23,6 +23,8 @@ use tokio_util::task::TaskTracker;
 use yws_core::{BackendError, Claimed, LogPosition, Room, RoomBackend, RoomName};
 use yws_protocol::AwarenessUpdate;
 
+mod append;
+
 /// Rooms shared by every gateway through Redis.
 #[derive(Debug)]
 pub struct RedisBackend {
@@ -32,6 +34,7 @@ pub struct RedisBackend {
     subscriptions: Subscriptions,
     commands: mpsc::Sender<Command>,
     inflight: Semaphore,
+    coalescer: append::Coalescer,
     up: watch::Receiver<bool>,
     awareness_timeout: Duration,
 }
@@ -58,6 +61,7 @@ impl RedisBackend {
             subscriptions,
             commands,
             inflight: Semaphore::new(config.max_inflight_writes),
+            coalescer: append::Coalescer::default(),
             up,
             awareness_timeout,
             config,
@@ -281,75 +285,17 @@ impl RoomBackend for RedisBackend {
     }
 
     async fn append(&self, room: &Room, update: &[u8]) -> Result<(), BackendError> {
-        let permit = tokio::time::timeout(self.redis.timeout(Op::Append), self.inflight.acquire())
+        let _permit = tokio::time::timeout(self.redis.timeout(Op::Append), self.inflight.acquire())
             .await
             .map_err(|_| BackendError::Overloaded)?
             .map_err(|_| BackendError::Overloaded)?;
-        self.redis.metrics.inflight_writes.inc();
-        let keys = self.keys(room);
-        let channel = keys.channel.clone();
-        let (log, meta, snap, generation) = (keys.log, keys.meta, keys.snap, keys.generation);
-        let loaded_at = room.generation();
-        let inline_limit = self.config.inline_publish_bytes;
-        let op = if update.len() as u64 > inline_limit {
-            Op::AppendLarge
-        } else {
-            Op::Append
-        };
-        let (node, publish) = (self.node.clone(), self.redis.publish_command());
-        let update = update.to_vec();
-        let len = update.len() as u64;
-        let result = self
-            .redis
-            .call(op, |mut c| async move {
-                scripts::APPEND
-                    .key(&log)
-                    .key(&meta)
-                    .key(&snap)
-                    .key(&generation)
-                    .arg(update)
-                    .arg(&node)
-                    .arg(now_ms())
-                    .arg(&channel)
-                    .arg(publish)
-                    .arg(loaded_at)
-                    .arg(inline_limit)
-                    .invoke_async::<Option<(String, u64, u64, u8)>>(&mut c)
-                    .await
-            })
-            .await;
-        self.redis.metrics.inflight_writes.dec();
-        drop(permit);
-        match result {
-            Ok(None) => {
-                tracing::info!(room = %room.name(), generation = loaded_at, "append refused: the room was deleted since it loaded here");
-                Err(BackendError::Deleted)
-            }
-            Ok(Some((id, entries, bytes, created))) => {
-                if let Ok(id) = id.parse::<StreamId>() {
-                    room.advance_position(id.into());
-                }
-                let thresholds = self.thresholds();
-                let next = queue::after_append(thresholds, created == 1, entries, bytes, len);
-                if next.queue_new_log {
-                    let due = now_ms() + thresholds.after_ms;
-                    self.schedule(room, due, When::NotQueued).await;
-                }
-                if next.compact_now {
-                    self.schedule(room, now_ms(), When::Earlier).await;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // The write may still have happened: apply this node's own entries from the
-                // log for this room from now on, so the local state cannot miss it.
-                let own = Command::ApplyOwn {
-                    channel: self.keys(room).channel,
-                };
-                let _ = self.commands.try_send(own);
-                Err(e.into())
-            }
+        if update.len() as u64 > self.config.inline_publish_bytes {
+            // Published by reference, under the bulk timeout: written alone.
+            return self
+                .write(room, vec![update.to_vec()], Op::AppendLarge)
+                .await;
         }
+        self.append_coalesced(room, update).await
     }
 
     async fn publish_awareness(&self, room: &Room, payload: &[u8]) -> Result<(), BackendError> {

@@ -186,3 +186,96 @@ fn a_failed_batch_closes_its_writers_and_shows_nothing_it_did_not_write() {
         );
     });
 }
+
+/// The newest state of `client` in the awareness messages `socket` reads within `limit`, once
+/// it equals `want`; `None` if it never does.
+async fn awareness_until(
+    socket: &mut yws_e2e::ws::Socket,
+    client: u64,
+    want: &str,
+    limit: Duration,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, yws_e2e::ws::next_binary(socket))
+            .await
+            .ok()??;
+        for message in yws_protocol::decode(&frame).map_while(Result::ok) {
+            if let yws_protocol::Message::Awareness(update) = message {
+                for e in update.entries().filter(|e| e.client_id == client) {
+                    if e.state == want {
+                        return Some(e.state.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_burst_of_awareness_changes_crosses_nodes_in_few_calls_and_ends_at_the_newest_state() {
+    let _serial = serial();
+    let redis = RedisServer::start();
+    let (a, b) = (gateway(&redis), gateway(&redis));
+    let room = unique_room("coalesced-aw");
+    let monitor = Monitor::start(redis.port);
+    const CHANGES: u64 = 40;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let newest = format!(r#"{{"cursor":{CHANGES}}}"#);
+    let seen = rt.block_on(async {
+        let mut observer = yws_e2e::ws::connect(&format!("{}/{room}", b.ws_url()))
+            .await
+            .unwrap();
+        let mut typist = yws_e2e::ws::connect(&format!("{}/{room}", a.ws_url()))
+            .await
+            .unwrap();
+        // Both rooms are loaded and subscribed before the burst.
+        let (mut join_a, _) =
+            Peer::join(&format!("{}/{room}", a.ws_url()), Duration::from_secs(10)).await;
+        let (mut join_b, _) =
+            Peer::join(&format!("{}/{room}", b.ws_url()), Duration::from_secs(10)).await;
+        let marker = edit(&join_a, "ready");
+        join_a.send(encode::update(&marker)).await;
+        assert!(
+            join_b
+                .until(Duration::from_secs(10), |p| text(p) == "ready")
+                .await
+        );
+        // A keystroke each: one awareness change per frame, back to back.
+        for clock in 1..=CHANGES {
+            let state = format!(r#"{{"cursor":{clock}}}"#);
+            let frame = encode::awareness([yws_protocol::AwarenessEntry {
+                client_id: 7,
+                clock,
+                state: &state,
+            }]);
+            yws_e2e::ws::send(&mut typist, frame).await;
+        }
+        awareness_until(&mut observer, 7, &newest, Duration::from_secs(10)).await
+    });
+    let commands = monitor.stop();
+    assert_eq!(
+        seen.as_deref(),
+        Some(newest.as_str()),
+        "the other node shows the newest state"
+    );
+    let aw = format!("yws:{{{room}}}:aw");
+    let calls = commands
+        .iter()
+        .filter(|c| c.client != "lua" && (c.is("EVALSHA") || c.is("EVAL")))
+        .filter(|c| c.arg(2) == "1" && c.arg(3) == aw)
+        .count() as u64;
+    let stores = commands
+        .iter()
+        .filter(|c| c.client == "lua" && c.is("HSET") && c.arg(1) == aw)
+        .count() as u64;
+    assert!(calls >= 1, "awareness went through Redis");
+    assert!(
+        calls < CHANGES / 2,
+        "{calls} AWARENESS calls for {CHANGES} changes: gathered per window"
+    );
+    assert!(
+        stores <= 2,
+        "the stored state of one client is refreshed at most every interval: {stores} writes"
+    );
+}

@@ -4,7 +4,7 @@ use crate::awareness;
 use crate::client::Redis;
 use crate::config::RedisConfig;
 use crate::directory;
-use crate::entry::{awareness_message, now_ms, StreamId};
+use crate::entry::{now_ms, StreamId};
 use crate::error::Error;
 use crate::feed::{self, Command};
 use crate::keys::RoomKeys;
@@ -12,18 +12,17 @@ use crate::metrics::RedisMetrics;
 use crate::op::Op;
 use crate::pubsub::Subscriptions;
 use crate::queue::{Queue, Thresholds, When};
-use crate::{reader, scripts};
+use crate::reader;
 use async_trait::async_trait;
-use redis::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yws_core::{BackendError, Claimed, LogPosition, Room, RoomBackend, RoomName};
-use yws_protocol::AwarenessUpdate;
 
 mod append;
+mod gather;
 
 /// Rooms shared by every gateway through Redis.
 #[derive(Debug)]
@@ -35,6 +34,7 @@ pub struct RedisBackend {
     commands: mpsc::Sender<Command>,
     inflight: Semaphore,
     coalescer: append::Coalescer,
+    gathered: gather::Gathered,
     up: watch::Receiver<bool>,
     awareness_timeout: Duration,
 }
@@ -62,6 +62,7 @@ impl RedisBackend {
             commands,
             inflight: Semaphore::new(config.max_inflight_writes),
             coalescer: append::Coalescer::default(),
+            gathered: gather::Gathered::default(),
             up,
             awareness_timeout,
             config,
@@ -74,6 +75,9 @@ impl RedisBackend {
             let watchdog =
                 crate::watchdog::run(redis, backend.commands.clone(), interval, cancel.clone());
             tracker.spawn(watchdog);
+        }
+        if backend.config.awareness_window_ms > 0 {
+            tracker.spawn(backend.clone().flush_awareness(cancel.clone()));
         }
         tracker.spawn(health(backend.clone(), up_tx, cancel.clone()));
         tracker.spawn(resubscribe(backend.clone(), cancel));
@@ -299,31 +303,7 @@ impl RoomBackend for RedisBackend {
     }
 
     async fn publish_awareness(&self, room: &Room, payload: &[u8]) -> Result<(), BackendError> {
-        let update =
-            AwarenessUpdate::decode(payload).map_err(|e| BackendError::Corrupt(e.to_string()))?;
-        let keys = self.keys(room);
-        let now = now_ms();
-        let message = awareness_message(&self.node, now, payload);
-        let ttl = (self.awareness_timeout.as_millis() as u64).saturating_mul(2);
-        let stale_before = now.saturating_sub(self.awareness_timeout.as_millis() as u64);
-        let fields = awareness::fields(&update, &self.node, now);
-        let (key, channel, publish) = (keys.awareness, keys.channel, self.redis.publish_command());
-        self.redis
-            .call(Op::Awareness, |mut c| async move {
-                let mut invocation = scripts::AWARENESS.key(&key);
-                invocation
-                    .arg(&channel)
-                    .arg(publish)
-                    .arg(message)
-                    .arg(ttl)
-                    .arg(stale_before);
-                for (client, value) in &fields {
-                    invocation.arg(client).arg(value);
-                }
-                invocation.invoke_async::<Value>(&mut c).await.map(|_| ())
-            })
-            .await?;
-        Ok(())
+        self.share_awareness(self.keys(room), payload).await
     }
 
     async fn close(&self, room: &Arc<Room>) {
@@ -333,6 +313,7 @@ impl RoomBackend for RedisBackend {
             room: room.clone(),
         };
         let _ = self.commands.send(unregister).await;
+        self.gathered.forget(&keys.channel);
         self.subscriptions
             .unsubscribe(room, &keys.channel, self.is_ready())
             .await;

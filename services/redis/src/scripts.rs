@@ -82,9 +82,9 @@ return {s[1] or '', upto, s[3] or '0', entries, redis.call('GET', KEYS[3]) or '0
 
 /// Stores awareness states of a room and publishes the change.
 ///
-/// KEYS: awareness hash. ARGV: channel, publish command, message, ttl ms, stale-before ms,
-/// then pairs of (client id, an [`AwarenessValue`](crate::awareness::AwarenessValue) or ''
-/// to delete).
+/// KEYS: awareness hash. ARGV: channel, publish command, message ('' publishes nothing: a
+/// refresh of stored states only), ttl ms, stale-before ms, then pairs of (client id, an
+/// [`AwarenessValue`](crate::awareness::AwarenessValue) or '' to delete).
 /// Stale fields are pruned when the hash grows (their `ms` matched with
 /// [`LUA_MS_PATTERN`]): 64 random fields per call, so one call costs the same however large
 /// the room's hash is. The key expires when unused.
@@ -114,7 +114,9 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
-redis.call(ARGV[2], ARGV[1], ARGV[3])
+if ARGV[3] ~= '' then
+  redis.call(ARGV[2], ARGV[1], ARGV[3])
+end
 return 1
 "#
     )

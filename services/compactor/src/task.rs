@@ -236,7 +236,10 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error>
         return Ok(Outcome::LeaseLost);
     }
     fault::hit(Point::BeforeWrite);
-    match room.write(state, upto, snapshot.epoch, bytes).await? {
+    match room
+        .write(state, upto, snapshot.epoch, bytes, entries)
+        .await?
+    {
         WriteOutcome::Written => {}
         WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
         WriteOutcome::Stale => return Ok(Outcome::Stale),

@@ -4,17 +4,16 @@ use crate::awareness;
 use crate::client::Redis;
 use crate::config::RedisConfig;
 use crate::directory;
-use crate::entry::{awareness_message, now_ms, StreamId};
+use crate::entry::{now_ms, StreamId};
 use crate::error::Error;
 use crate::feed::{self, Command};
 use crate::keys::RoomKeys;
 use crate::metrics::RedisMetrics;
 use crate::op::Op;
 use crate::pubsub::Subscriptions;
-use crate::queue::{self, Queue, Thresholds, When};
-use crate::{reader, scripts};
+use crate::queue::{Queue, Thresholds, When};
+use crate::reader;
 use async_trait::async_trait;
-use redis::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -24,7 +23,9 @@ use yws_core::{
     BackendError, Backlog, Claimed, LogPosition, NodeInfo, NodeReport, Room, RoomBackend, RoomName,
     RoomStats,
 };
-use yws_protocol::AwarenessUpdate;
+
+mod append;
+mod gather;
 
 /// Rooms shared by every gateway through Redis.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct RedisBackend {
     subscriptions: Subscriptions,
     commands: mpsc::Sender<Command>,
     inflight: Semaphore,
+    coalescer: append::Coalescer,
+    gathered: gather::Gathered,
     up: watch::Receiver<bool>,
     awareness_timeout: Duration,
 }
@@ -61,6 +64,8 @@ impl RedisBackend {
             subscriptions,
             commands,
             inflight: Semaphore::new(config.max_inflight_writes),
+            coalescer: append::Coalescer::default(),
+            gathered: gather::Gathered::default(),
             up,
             awareness_timeout,
             config,
@@ -73,6 +78,9 @@ impl RedisBackend {
             let watchdog =
                 crate::watchdog::run(redis, backend.commands.clone(), interval, cancel.clone());
             tracker.spawn(watchdog);
+        }
+        if backend.config.awareness_window_ms > 0 {
+            tracker.spawn(backend.clone().flush_awareness(cancel.clone()));
         }
         tracker.spawn(health(backend.clone(), up_tx, cancel.clone()));
         tracker.spawn(resubscribe(backend.clone(), cancel));
@@ -213,6 +221,9 @@ async fn health(backend: Arc<RedisBackend>, up: watch::Sender<bool>, cancel: Can
             }
             Err(e) => {
                 failures += 1;
+                // Idle connections are not pinged when taken from the pool: after a failed
+                // ping, none of them is trusted (a restarted or replaced server).
+                backend.redis.drop_idle();
                 if failures >= 2 && *up.borrow() {
                     tracing::error!(error = %e, "redis unreachable: not ready, closing clients so they reconnect");
                     backend.redis.metrics.up.set(0);
@@ -281,111 +292,21 @@ impl RoomBackend for RedisBackend {
     }
 
     async fn append(&self, room: &Room, update: &[u8]) -> Result<(), BackendError> {
-        let permit = tokio::time::timeout(self.redis.timeout(Op::Append), self.inflight.acquire())
+        let _permit = tokio::time::timeout(self.redis.timeout(Op::Append), self.inflight.acquire())
             .await
             .map_err(|_| BackendError::Overloaded)?
             .map_err(|_| BackendError::Overloaded)?;
-        self.redis.metrics.inflight_writes.inc();
-        let keys = self.keys(room);
-        let channel = keys.channel.clone();
-        let (log, meta, snap, generation) = (keys.log, keys.meta, keys.snap, keys.generation);
-        let loaded_at = room.generation();
-        let since = room.position().map_or(StreamId::ZERO, StreamId::from);
-        let inline_limit = self.config.inline_publish_bytes;
-        let op = if update.len() as u64 > inline_limit {
-            Op::AppendLarge
-        } else {
-            Op::Append
-        };
-        let (node, publish) = (self.node.clone(), self.redis.publish_command());
-        let update = update.to_vec();
-        let len = update.len() as u64;
-        let result = self
-            .redis
-            .call(op, |mut c| async move {
-                scripts::APPEND
-                    .key(&log)
-                    .key(&meta)
-                    .key(&snap)
-                    .key(&generation)
-                    .arg(update)
-                    .arg(&node)
-                    .arg(now_ms())
-                    .arg(&channel)
-                    .arg(publish)
-                    .arg(loaded_at)
-                    .arg(inline_limit)
-                    .invoke_async::<Option<(String, u64, u64, u8)>>(&mut c)
-                    .await
-            })
-            .await;
-        self.redis.metrics.inflight_writes.dec();
-        drop(permit);
-        let result = match result {
-            Ok(Some(_)) if crate::fault::append_reply_lost().await => Err(Error::Timeout(op)),
-            result => result,
-        };
-        match result {
-            Ok(None) => {
-                tracing::info!(room = %room.name(), generation = loaded_at, "append refused: the room was deleted since it loaded here");
-                Err(BackendError::Deleted)
-            }
-            Ok(Some((id, entries, bytes, created))) => {
-                if let Ok(id) = id.parse::<StreamId>() {
-                    room.advance_position(id.into());
-                }
-                let thresholds = self.thresholds();
-                let next = queue::after_append(thresholds, created == 1, entries, bytes, len);
-                if next.queue_new_log {
-                    let due = now_ms() + thresholds.after_ms;
-                    self.schedule(room, due, When::NotQueued).await;
-                }
-                if next.compact_now {
-                    self.schedule(room, now_ms(), When::Earlier).await;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // The write may still have happened: apply this node's own entries from the
-                // log for this room from now on, so the local state cannot miss it.
-                // Its entry (if any) comes after `since`, and may have been seen and skipped
-                // already: the dispatcher reads this node's entries back from there.
-                let own = Command::ApplyOwn {
-                    channel: self.keys(room).channel,
-                    since,
-                };
-                let _ = self.commands.send(own).await;
-                Err(e.into())
-            }
+        if update.len() as u64 > self.config.inline_publish_bytes {
+            // Published by reference, under the bulk timeout: written alone.
+            return self
+                .write(room, vec![update.to_vec()], Op::AppendLarge)
+                .await;
         }
+        self.append_coalesced(room, update).await
     }
 
     async fn publish_awareness(&self, room: &Room, payload: &[u8]) -> Result<(), BackendError> {
-        let update =
-            AwarenessUpdate::decode(payload).map_err(|e| BackendError::Corrupt(e.to_string()))?;
-        let keys = self.keys(room);
-        let now = now_ms();
-        let message = awareness_message(&self.node, now, payload);
-        let ttl = (self.awareness_timeout.as_millis() as u64).saturating_mul(2);
-        let stale_before = now.saturating_sub(self.awareness_timeout.as_millis() as u64);
-        let fields = awareness::fields(&update, &self.node, now);
-        let (key, channel, publish) = (keys.awareness, keys.channel, self.redis.publish_command());
-        self.redis
-            .call(Op::Awareness, |mut c| async move {
-                let mut invocation = scripts::AWARENESS.key(&key);
-                invocation
-                    .arg(&channel)
-                    .arg(publish)
-                    .arg(message)
-                    .arg(ttl)
-                    .arg(stale_before);
-                for (client, value) in &fields {
-                    invocation.arg(client).arg(value);
-                }
-                invocation.invoke_async::<Value>(&mut c).await.map(|_| ())
-            })
-            .await?;
-        Ok(())
+        self.share_awareness(self.keys(room), payload).await
     }
 
     async fn close(&self, room: &Arc<Room>) {
@@ -395,6 +316,7 @@ impl RoomBackend for RedisBackend {
             room: room.clone(),
         };
         let _ = self.commands.send(unregister).await;
+        self.gathered.forget(&keys.channel);
         self.subscriptions
             .unsubscribe(room, &keys.channel, self.is_ready())
             .await;

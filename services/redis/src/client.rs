@@ -5,6 +5,7 @@ use crate::config::{RedisConfig, Topology};
 use crate::error::Error;
 use crate::metrics::RedisMetrics;
 use crate::op::{Op, Timeout};
+use crate::pool::{Lean, LeanConn, LeanPool};
 use crate::sentinel::Sentinels;
 use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use redis::aio::ConnectionLike;
@@ -14,10 +15,23 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 enum Pool {
-    Single(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+    Single(LeanPool<deadpool_redis::Manager>),
+    Cluster(LeanPool<deadpool_redis::cluster::Manager>),
     /// New connections go to the primary the Sentinels name at that moment.
-    Sentinel(deadpool_redis::sentinel::Pool),
+    Sentinel(LeanPool<deadpool_redis::sentinel::Manager>),
+}
+
+impl Pool {
+    fn build<M: deadpool::managed::Manager>(
+        manager: M,
+        config: PoolConfig,
+    ) -> Result<LeanPool<M>, String> {
+        LeanPool::builder(Lean(manager))
+            .config(config)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -35,9 +49,9 @@ impl std::fmt::Debug for Pool {
 fn sentinel_pool(
     sentinels: &Sentinels,
     pool_config: PoolConfig,
-) -> Result<deadpool_redis::sentinel::Pool, String> {
+) -> Result<LeanPool<deadpool_redis::sentinel::Manager>, String> {
     use deadpool_redis::sentinel::TlsMode;
-    use deadpool_redis::sentinel::{Config, SentinelNodeConnectionInfo, SentinelServerType};
+    use deadpool_redis::sentinel::{Manager, SentinelNodeConnectionInfo, SentinelServerType};
     use redis::IntoConnectionInfo;
     let mut node = SentinelNodeConnectionInfo {
         tls_mode: None,
@@ -57,15 +71,14 @@ fn sentinel_pool(
             });
         }
     }
-    let mut cfg = Config::from_urls(
-        sentinels.sentinels.clone(),
+    let manager = Manager::new(
+        sentinels.sentinels.iter().map(String::as_str).collect(),
         sentinels.master.clone(),
+        Some(node),
         SentinelServerType::Master,
     )
-    .with_node_connection_info(Some(node));
-    cfg.pool = Some(pool_config);
-    cfg.create_pool(Some(Runtime::Tokio1))
-        .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Pool::build(manager, pool_config)
 }
 
 /// A pooled connection to either kind of deployment.
@@ -75,11 +88,11 @@ fn sentinel_pool(
 )]
 pub enum Conn {
     /// One server.
-    Single(deadpool_redis::Connection),
+    Single(LeanConn<deadpool_redis::Manager>),
     /// A cluster (routes by key slot).
-    Cluster(deadpool_redis::cluster::Connection),
+    Cluster(LeanConn<deadpool_redis::cluster::Manager>),
     /// The primary named by Redis Sentinel.
-    Sentinel(deadpool_redis::sentinel::Connection),
+    Sentinel(LeanConn<deadpool_redis::sentinel::Manager>),
 }
 
 impl ConnectionLike for Conn {
@@ -151,19 +164,16 @@ impl Redis {
         };
         let (pool, cluster) = match topology {
             Topology::Single(url) => {
-                let mut cfg = deadpool_redis::Config::from_url(url);
-                cfg.pool = Some(pool_config);
-                let pool = cfg
-                    .create_pool(Some(Runtime::Tokio1))
+                let manager = deadpool_redis::Manager::new(url.as_str())
                     .map_err(|e| unavailable(e.to_string()))?;
+                let pool = Pool::build(manager, pool_config).map_err(unavailable)?;
                 (Pool::Single(pool), false)
             }
             Topology::Cluster(urls) => {
-                let mut cfg = deadpool_redis::cluster::Config::from_urls(urls);
-                cfg.pool = Some(pool_config);
-                let pool = cfg
-                    .create_pool(Some(Runtime::Tokio1))
+                let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+                let manager = deadpool_redis::cluster::Manager::new(urls, false)
                     .map_err(|e| unavailable(e.to_string()))?;
+                let pool = Pool::build(manager, pool_config).map_err(unavailable)?;
                 (Pool::Cluster(pool), true)
             }
             Topology::Sentinel(sentinels) => {
@@ -278,6 +288,23 @@ impl Redis {
         }
     }
 
+    /// Drops every idle pooled connection (the health check failed: they may all lead to a
+    /// server that is gone); calls open new ones. Connections are not pinged when they are
+    /// taken from the pool ([`crate::pool`]).
+    pub fn drop_idle(&self) {
+        match &self.pool {
+            Pool::Single(p) => {
+                p.retain(|_, _| false);
+            }
+            Pool::Cluster(p) => {
+                p.retain(|_, _| false);
+            }
+            Pool::Sentinel(p) => {
+                p.retain(|_, _| false);
+            }
+        }
+    }
+
     /// `PING`. On a Redis Cluster it goes to one master at random, tried up to three times:
     /// Redis is reachable while any master answers. (A plain `PING` goes to every master, so
     /// one failed master would make the node drop every room of every shard; the rooms of
@@ -285,14 +312,14 @@ impl Redis {
     pub async fn ping(&self) -> Result<(), Error> {
         self.call(Op::Ping, |c| async move {
             match c {
-                Conn::Single(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
-                Conn::Sentinel(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
+                Conn::Single(mut c) => redis::cmd("PING").query_async::<String>(&mut *c).await,
+                Conn::Sentinel(mut c) => redis::cmd("PING").query_async::<String>(&mut *c).await,
                 Conn::Cluster(mut c) => {
                     use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
                     let mut result = Ok(Value::Nil);
                     for _ in 0..3 {
                         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
-                        result = c.route_command(redis::cmd("PING"), route).await;
+                        result = c.inner().route_command(redis::cmd("PING"), route).await;
                         if result.is_ok() {
                             break;
                         }

@@ -57,6 +57,13 @@ pub struct RedisConfig {
     /// reference (receivers read them from the log), so a large update never fills the
     /// subscribers' output buffers on the Redis server.
     pub inline_publish_bytes: u64,
+    /// Awareness changes of a room are gathered this long and published together (the newest
+    /// state per client, one call per room); removals go out at once. 0 publishes every
+    /// change at once. At most 1000.
+    pub awareness_window_ms: u64,
+    /// A client's state in the room's stored awareness hash (what joining nodes read) is
+    /// refreshed at most this often; its live changes are published every window regardless.
+    pub awareness_store_interval_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -81,6 +88,8 @@ impl Default for RedisConfig {
             health_interval_ms: 1000,
             watchdog_interval_ms: 5000,
             inline_publish_bytes: 256 * 1024,
+            awareness_window_ms: 50,
+            awareness_store_interval_ms: 5000,
         }
     }
 }
@@ -113,6 +122,9 @@ impl RedisConfig {
                 "redis.pool_size, max_inflight_writes and load_page_entries must be at least 1"
                     .into(),
             );
+        }
+        if self.awareness_window_ms > 1000 {
+            return invalid("redis.awareness_window_ms must be at most 1000".into());
         }
         if self.command_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return invalid("redis timeouts must be at least 1 ms".into());

@@ -320,12 +320,15 @@ impl Dispatcher {
                 ms,
                 update,
             } => {
+                // This node's own entries are applied when written: their bytes are not
+                // copied (should they be needed after all, they are read from the log).
+                let own = node == self.node && self.subs.get(channel).is_some_and(|s| !s.apply_own);
                 let pending = Pending {
                     prev,
                     id,
                     node: node.to_string(),
                     ms,
-                    update: Some(update.to_vec()),
+                    update: (!own).then(|| update.to_vec()),
                     received_ms,
                 };
                 self.update(channel, pending).await;

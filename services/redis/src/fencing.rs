@@ -210,13 +210,15 @@ impl<'a> LeasedRoom<'a> {
         reader::read_after(self.redis, &self.keys, after, count, Op::ReadLog).await
     }
 
-    /// Writes a snapshot covering the log up to `upto`, fenced by lease and epoch.
+    /// Writes a snapshot covering the log up to `upto`, fenced by lease and epoch; the log's
+    /// counters (bytes and entries not in the snapshot) go down by what was merged.
     pub async fn write(
         &self,
         doc: Vec<u8>,
         upto: StreamId,
         epoch_read: u64,
         merged_bytes: u64,
+        merged_entries: u64,
     ) -> Result<WriteOutcome, Error> {
         let (snap, lease, meta, token) = (
             self.keys.snap.clone(),
@@ -236,6 +238,7 @@ impl<'a> LeasedRoom<'a> {
                     .arg(upto.to_string())
                     .arg(epoch_read)
                     .arg(merged_bytes)
+                    .arg(merged_entries)
                     .invoke_async(&mut c)
                     .await
             })

@@ -11,6 +11,7 @@
 //! - [`scripts`]: the Lua scripts (append, load, awareness, …); each touches one slot.
 //! - [`op`]: [`Op`], every kind of Redis call with its metric label and its timeout.
 //! - [`client`]: [`Redis`], the deadpool-redis pool with a timeout and metrics around every call.
+//! - [`pool`]: connections recycled without a `PING` per checkout.
 //! - [`error`]: [`Error`], the crate's one error type; it becomes a
 //!   [`BackendError`](yws_core::BackendError) at the `RoomBackend` edge.
 //! - [`reader`]: reading a room's snapshot and log consistently (loading, catching up).
@@ -38,6 +39,7 @@ pub mod fencing;
 pub mod keys;
 pub mod metrics;
 pub mod op;
+pub mod pool;
 pub mod queue;
 pub mod reader;
 pub mod scripts;

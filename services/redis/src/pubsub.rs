@@ -72,14 +72,17 @@ impl PushSink {
         };
         let command = match info.kind {
             PushKind::Message | PushKind::SMessage => {
-                let (Some(channel), Some(Value::BulkString(payload))) =
-                    (channel(&info.data), info.data.get(1))
-                else {
+                let Some(channel) = channel(&info.data) else {
+                    return;
+                };
+                // The payload is moved out of the push, never copied.
+                let mut data = info.data;
+                let Some(Value::BulkString(payload)) = data.get_mut(1).map(std::mem::take) else {
                     return;
                 };
                 Command::Message {
                     channel,
-                    payload: payload.clone(),
+                    payload,
                     received_ms: now_ms(),
                 }
             }

@@ -194,22 +194,25 @@ pub struct AfterAppend {
     pub compact_now: bool,
 }
 
-/// Decides, from the [`scripts::APPEND`](crate::scripts::APPEND) reply (`entries` in the log,
-/// log `bytes` since the snapshot, whether the log was `created`) and the size of the update
-/// appended, what the queue needs. A threshold is acted on by the one append that crosses it,
-/// not by every append after it, so a long log does not cost a `ZADD` per update.
+/// Decides, from the [`scripts::APPEND`](crate::scripts::APPEND) reply (`entries` and log
+/// `bytes` since the snapshot, whether the log was `created`) and the bytes and entries the
+/// call appended, what the queue needs. A threshold is acted on by the one append that
+/// crosses it, not by every append after it, so a long log does not cost a `ZADD` per update.
 pub fn after_append(
     thresholds: Thresholds,
     created: bool,
     entries: u64,
     bytes: u64,
-    appended: u64,
+    appended_bytes: u64,
+    appended_entries: u64,
 ) -> AfterAppend {
-    let crossed_bytes =
-        bytes >= thresholds.max_bytes && bytes.saturating_sub(appended) < thresholds.max_bytes;
+    let crossed = |total: u64, appended: u64, limit: u64| {
+        total >= limit && total.saturating_sub(appended) < limit
+    };
     AfterAppend {
         queue_new_log: created,
-        compact_now: entries == thresholds.max_entries || crossed_bytes,
+        compact_now: crossed(entries, appended_entries, thresholds.max_entries)
+            || crossed(bytes, appended_bytes, thresholds.max_bytes),
     }
 }
 
@@ -306,47 +309,53 @@ mod tests {
     #[test]
     fn a_new_log_is_queued_once() {
         assert_eq!(
-            after_append(T, true, 1, 10, 10),
+            after_append(T, true, 1, 10, 10, 1),
             AfterAppend {
                 queue_new_log: true,
                 compact_now: false
             }
         );
-        assert_eq!(after_append(T, false, 2, 20, 10), AfterAppend::default());
+        assert_eq!(after_append(T, false, 2, 20, 10, 1), AfterAppend::default());
     }
 
     #[test]
     fn the_append_that_reaches_the_entry_limit_makes_the_room_due() {
-        assert!(!after_append(T, false, 999, 50, 1).compact_now);
-        assert!(after_append(T, false, 1000, 51, 1).compact_now);
+        assert!(!after_append(T, false, 999, 50, 1, 1).compact_now);
+        assert!(after_append(T, false, 1000, 51, 1, 1).compact_now);
         // Later appends leave the queue alone: the room is due already.
-        assert!(!after_append(T, false, 1001, 52, 1).compact_now);
+        assert!(!after_append(T, false, 1001, 52, 1, 1).compact_now);
+        // A coalesced call of five updates that jumps over the limit, and the next one.
+        assert!(after_append(T, false, 1003, 60, 5, 5).compact_now);
+        assert!(!after_append(T, false, 1008, 65, 5, 5).compact_now);
     }
 
     #[test]
     fn the_append_that_crosses_the_byte_limit_makes_the_room_due() {
-        assert!(!after_append(T, false, 5, 99, 10).compact_now);
-        assert!(after_append(T, false, 6, 100, 1).compact_now, "reaches it");
+        assert!(!after_append(T, false, 5, 99, 10, 1).compact_now);
         assert!(
-            after_append(T, false, 6, 150, 60).compact_now,
+            after_append(T, false, 6, 100, 1, 1).compact_now,
+            "reaches it"
+        );
+        assert!(
+            after_append(T, false, 6, 150, 60, 1).compact_now,
             "jumps over it"
         );
         assert!(
-            !after_append(T, false, 7, 160, 10).compact_now,
+            !after_append(T, false, 7, 160, 10, 1).compact_now,
             "was over it"
         );
         // One update larger than the limit, in a log that already was over it.
-        assert!(!after_append(T, false, 7, 400, 200).compact_now);
+        assert!(!after_append(T, false, 7, 400, 200, 1).compact_now);
         // A first update larger than the limit.
         assert_eq!(
-            after_append(T, true, 1, 500, 500),
+            after_append(T, true, 1, 500, 500, 1),
             AfterAppend {
                 queue_new_log: true,
                 compact_now: true
             }
         );
         // A counter below the update's size (reset meanwhile) does not wrap around.
-        assert!(after_append(T, false, 3, 100, 300).compact_now);
+        assert!(after_append(T, false, 3, 100, 300, 1).compact_now);
     }
 
     #[test]

@@ -5,52 +5,62 @@ use crate::awareness::LUA_MS_PATTERN;
 use redis::Script;
 use std::sync::LazyLock;
 
-/// Appends an update to a room's log and publishes it to the room's channel, atomically.
+/// Appends updates to a room's log and publishes each to the room's channel, atomically.
 ///
-/// KEYS: log, meta, snap, generation. ARGV: update, node, ms, channel, publish command, the
-/// deletion generation the writer's room was loaded at, the largest update published inline
-/// (a larger one is published by reference, without its bytes: receivers read it from the
-/// log, and no subscriber's output buffer ever has to hold it).
-/// Returns `{id, log length, log bytes since the last snapshot, created (0|1)}`, or nil (and
-/// writes nothing) when the room was deleted since: a node that missed the deletion can never
-/// write into the room that came after it.
+/// KEYS: log, meta, snap, generation. ARGV: node, ms, channel, publish command, the deletion
+/// generation the writer's room was loaded at, the largest update published inline (a larger
+/// one is published by reference, without its bytes: receivers read it from the log, and no
+/// subscriber's output buffer ever has to hold it), then the updates, one entry each, in order.
+/// Returns `{created (0|1), entries since the snapshot, log bytes since the snapshot, {ids}}`,
+/// or nil (and writes nothing) when the room was deleted since: a node that missed the
+/// deletion can never write into the room that came after it.
 ///
-/// A log that does not exist yet (new, or deleted after full compaction) gets an id above the
+/// Five calls for one update (`GET`, `HMGET`, `XADD`, `HSET`, publish), one `XADD` and one
+/// publish more per further update. The meta hash keeps `last` (the id of the last entry),
+/// `bytes` and `n` (log bytes and entries not yet in the snapshot; the compactor subtracts
+/// what it merged): no `XLEN`, no `EXISTS`. No `last` means no entry since the log was
+/// created (or deleted after a full compaction): then the log's first id is kept above the
 /// snapshot's `upto` even if the server clock went backwards, so no new entry can ever look
 /// "already covered by the snapshot".
 pub static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[6] then
+if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then
   return false
 end
-local created = 0
-local id
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  created = 1
+local m = redis.call('HMGET', KEYS[2], 'last', 'bytes', 'n')
+local prev, bytes, n, created = m[1], tonumber(m[2] or '0') or 0, tonumber(m[3] or '0') or 0, 0
+local id = '*'
+if not prev then
+  created, prev = 1, '0-0'
   local upto = redis.call('HGET', KEYS[3], 'upto')
   if upto then
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local ums, useq = string.match(upto, '^(%d+)-(%d+)$')
     if ums and tonumber(ums) >= now then
-      id = redis.call('XADD', KEYS[1], ums .. '-' .. tostring(tonumber(useq) + 1), 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3])
+      id = ums .. '-' .. tostring(tonumber(useq) + 1)
     end
   end
 end
-if not id then
-  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[1], 'n', ARGV[2], 't', ARGV[3])
+local limit = tonumber(ARGV[6])
+local ids = {}
+for i = 7, #ARGV do
+  local update = ARGV[i]
+  id = redis.call('XADD', KEYS[1], id, 'u', update, 'n', ARGV[1], 't', ARGV[2])
+  local header = prev .. ' ' .. id .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n'
+  if string.len(update) > limit then
+    redis.call(ARGV[4], ARGV[3], 'r' .. header)
+  else
+    redis.call(ARGV[4], ARGV[3], 'u' .. header .. update)
+  end
+  bytes = bytes + string.len(update)
+  n = n + 1
+  ids[#ids + 1] = id
+  prev, id = id, '*'
 end
-local prev = redis.call('HGET', KEYS[2], 'last') or '0-0'
-local bytes = redis.call('HINCRBY', KEYS[2], 'bytes', string.len(ARGV[1]))
-redis.call('HSET', KEYS[2], 'last', id)
-local header = prev .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. '\n'
-if string.len(ARGV[1]) > tonumber(ARGV[7]) then
-  redis.call(ARGV[5], ARGV[4], 'r' .. header)
-else
-  redis.call(ARGV[5], ARGV[4], 'u' .. header .. ARGV[1])
-end
-return {id, redis.call('XLEN', KEYS[1]), bytes, created}
+redis.call('HSET', KEYS[2], 'last', prev, 'bytes', string.format('%d', bytes), 'n', string.format('%d', n))
+return {created, n, bytes, ids}
 "#,
     )
 });
@@ -72,9 +82,9 @@ return {s[1] or '', upto, s[3] or '0', entries, redis.call('GET', KEYS[3]) or '0
 
 /// Stores awareness states of a room and publishes the change.
 ///
-/// KEYS: awareness hash. ARGV: channel, publish command, message, ttl ms, stale-before ms,
-/// then pairs of (client id, an [`AwarenessValue`](crate::awareness::AwarenessValue) or ''
-/// to delete).
+/// KEYS: awareness hash. ARGV: channel, publish command, message ('' publishes nothing: a
+/// refresh of stored states only), ttl ms, stale-before ms, then pairs of (client id, an
+/// [`AwarenessValue`](crate::awareness::AwarenessValue) or '' to delete).
 /// Stale fields are pruned when the hash grows (their `ms` matched with
 /// [`LUA_MS_PATTERN`]): 64 random fields per call, so one call costs the same however large
 /// the room's hash is. The key expires when unused.
@@ -104,7 +114,9 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
-redis.call(ARGV[2], ARGV[1], ARGV[3])
+if ARGV[3] ~= '' then
+  redis.call(ARGV[2], ARGV[1], ARGV[3])
+end
 return 1
 "#
     )
@@ -142,7 +154,8 @@ return 0
 /// Writes a snapshot only if the writer still holds the lease and nobody wrote a snapshot
 /// since it read the old one (fencing by epoch).
 ///
-/// KEYS: snap, lease, meta. ARGV: token, doc, upto, epoch read, bytes merged.
+/// KEYS: snap, lease, meta. ARGV: token, doc, upto, epoch read, bytes merged, entries merged
+/// (the log counters [`APPEND`] keeps in meta go down by what the snapshot now holds).
 /// Returns `ok`, `lease_lost` or `stale`.
 pub static WRITE_SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -155,9 +168,10 @@ if epoch ~= tonumber(ARGV[4]) then
   return 'stale'
 end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'upto', ARGV[3], 'epoch', epoch + 1)
-local bytes = tonumber(redis.call('HGET', KEYS[3], 'bytes') or '0') - tonumber(ARGV[5])
-if bytes < 0 then bytes = 0 end
-redis.call('HSET', KEYS[3], 'bytes', bytes)
+local c = redis.call('HMGET', KEYS[3], 'bytes', 'n')
+local bytes = math.max((tonumber(c[1] or '0') or 0) - tonumber(ARGV[5]), 0)
+local n = math.max((tonumber(c[2] or '0') or 0) - tonumber(ARGV[6] or '0'), 0)
+redis.call('HSET', KEYS[3], 'bytes', string.format('%d', bytes), 'n', string.format('%d', n))
 return 'ok'
 "#,
     )
@@ -187,7 +201,7 @@ if redis.call('XLEN', KEYS[1]) > 0 then
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HDEL', KEYS[2], 'last', 'bytes')
+redis.call('HDEL', KEYS[2], 'last', 'bytes', 'n')
 if redis.call('HLEN', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[2])
 end

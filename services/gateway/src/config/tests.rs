@@ -222,6 +222,31 @@ fn the_admin_console_needs_a_credential() {
 }
 
 #[test]
+fn awareness_coalescing_settings_from_the_environment() {
+    let c = load(&[]).unwrap();
+    assert_eq!(
+        (
+            c.redis.awareness_window_ms,
+            c.redis.awareness_store_interval_ms
+        ),
+        (50, 5000)
+    );
+    let c = load(&[
+        ("YWS__REDIS__AWARENESS_WINDOW_MS", "0"),
+        ("YWS__REDIS__AWARENESS_STORE_INTERVAL_MS", "2000"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (
+            c.redis.awareness_window_ms,
+            c.redis.awareness_store_interval_ms
+        ),
+        (0, 2000)
+    );
+    assert!(load(&[("YWS__REDIS__AWARENESS_WINDOW_MS", "1001")]).is_err());
+}
+
+#[test]
 fn the_demo_is_on_by_default_only_when_standalone() {
     assert!(load(&[]).unwrap().demo_enabled());
     assert!(!load(&[("YWS__SERVER__DEMO", "false")])

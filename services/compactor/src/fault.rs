@@ -7,9 +7,12 @@ use std::sync::OnceLock;
 /// Where a compaction can be interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
-    /// After merging, before the snapshot is written.
+    /// After merging, before the snapshot is written (with storage: before the object is put).
     BeforeWrite,
-    /// After the snapshot was written, before the log is trimmed.
+    /// With storage: after the snapshot object was put, before Redis recorded it as current.
+    AfterPut,
+    /// After the snapshot was written (with storage: recorded in Redis), before the log is
+    /// trimmed.
     AfterWrite,
     /// After the first part of a multi-part trim.
     DuringTrim,
@@ -21,6 +24,7 @@ impl Point {
     fn name(self) -> &'static str {
         match self {
             Point::BeforeWrite => "before_write",
+            Point::AfterPut => "after_put",
             Point::AfterWrite => "after_write",
             Point::DuringTrim => "during_trim",
             Point::AfterTrim => "after_trim",

@@ -12,7 +12,7 @@ use crate::metrics::RedisMetrics;
 use crate::op::Op;
 use crate::pubsub::Subscriptions;
 use crate::queue::{self, Queue, Thresholds, When};
-use crate::{reader, scripts};
+use crate::{scripts, stored};
 use async_trait::async_trait;
 use redis::Value;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yws_core::{BackendError, Claimed, LogPosition, Room, RoomBackend, RoomName};
+use yws_objects::ObjectStorage;
 use yws_protocol::AwarenessUpdate;
 
 /// Rooms shared by every gateway through Redis.
@@ -34,14 +35,18 @@ pub struct RedisBackend {
     inflight: Semaphore,
     up: watch::Receiver<bool>,
     awareness_timeout: Duration,
+    storage: Option<ObjectStorage>,
 }
 
 impl RedisBackend {
     /// Connects (the pub/sub connection eagerly, the command pool lazily) and starts the
-    /// dispatcher and the health check on `tracker`; they stop when `cancel` fires.
+    /// dispatcher and the health check on `tracker`; they stop when `cancel` fires. With
+    /// `storage`, rooms whose snapshot Redis does not hold load from it, and deletions delete
+    /// their objects.
     pub async fn connect(
         config: RedisConfig,
         metrics: RedisMetrics,
+        storage: Option<ObjectStorage>,
         awareness_timeout: Duration,
         tracker: &TaskTracker,
         cancel: CancellationToken,
@@ -61,6 +66,7 @@ impl RedisBackend {
             up,
             awareness_timeout,
             config,
+            storage,
         });
         backend.redis.ping().await?;
         backend.redis.metrics.up.set(1);
@@ -234,7 +240,14 @@ impl RoomBackend for RedisBackend {
             .map_err(|_| BackendError::Unavailable("dispatcher stopped".into()))?;
         let result = async {
             self.subscriptions.subscribe(room, &keys.channel).await?;
-            let stored = reader::load(&self.redis, &keys, self.config.load_page_entries).await?;
+            let stored = stored::load_room(
+                &self.redis,
+                self.storage.as_ref(),
+                &keys,
+                room.name().as_str(),
+                self.config.load_page_entries,
+            )
+            .await?;
             if let Some(snapshot) = &stored.snapshot {
                 room.load_update(snapshot).map_err(|e| {
                     tracing::error!(room = %room.name(), error = %e, "snapshot unreadable");
@@ -390,11 +403,26 @@ impl RoomBackend for RedisBackend {
     }
 
     async fn exists(&self, room: &RoomName) -> Result<bool, BackendError> {
-        Ok(directory::exists(&self.redis, room).await?)
+        if directory::exists(&self.redis, room).await? {
+            return Ok(true);
+        }
+        match &self.storage {
+            Some(storage) => {
+                let keys = RoomKeys::new(self.redis.prefix(), room.as_str());
+                stored::exists_in_storage(&self.redis, storage, &keys, room.as_str()).await
+            }
+            None => Ok(false),
+        }
     }
 
     async fn delete(&self, room: &RoomName) -> Result<(), BackendError> {
-        Ok(directory::delete(&self.redis, &self.node, room).await?)
+        // Redis first: the new deletion generation fences compactors (their lease is gone)
+        // and cold loads (a deleted room never loads from storage), then the objects.
+        directory::delete(&self.redis, &self.node, room).await?;
+        match &self.storage {
+            Some(storage) => stored::delete_objects(storage, room.as_str()).await,
+            None => Ok(()),
+        }
     }
 
     async fn list(

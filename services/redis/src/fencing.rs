@@ -13,6 +13,7 @@ use crate::keys::RoomKeys;
 use crate::op::Op;
 use crate::reader::{self, BadEntry, LogEntry};
 use crate::scripts;
+use crate::stored;
 
 /// Outcome of trying to claim a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,11 @@ pub struct Snapshot {
     pub upto: StreamId,
     /// Its fencing epoch.
     pub epoch: u64,
+    /// The file name of its object in storage, when one was recorded (`obj`, see
+    /// [`crate::stored`]).
+    pub object: Option<String>,
+    /// The room's deletion generation when it was read (0: never deleted).
+    pub generation: u64,
 }
 
 impl Snapshot {
@@ -90,6 +96,8 @@ impl Snapshot {
             doc: doc.filter(|d| !d.is_empty()),
             upto,
             epoch: epoch.unwrap_or(0),
+            object: None,
+            generation: 0,
         })
     }
 }
@@ -183,22 +191,31 @@ impl<'a> LeasedRoom<'a> {
             .await
     }
 
-    /// Reads the current snapshot.
+    /// Reads the current snapshot (with its object name and the room's deletion generation).
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
-        let snap = self.keys.snap.clone();
-        let (doc, upto, epoch): (Option<Vec<u8>>, Option<String>, Option<u64>) = self
+        let (snap, generation) = (self.keys.snap.clone(), self.keys.generation.clone());
+        type Fields = (Option<Vec<u8>>, Option<String>, Option<u64>, Option<String>);
+        let ((doc, upto, epoch, object), generation): (Fields, Option<u64>) = self
             .redis
             .call(Op::ReadSnapshot, |mut c| async move {
-                redis::cmd("HMGET")
+                redis::pipe()
+                    .cmd("HMGET")
                     .arg(&snap)
                     .arg("doc")
                     .arg("upto")
                     .arg("epoch")
+                    .arg("obj")
+                    .cmd("GET")
+                    .arg(&generation)
                     .query_async(&mut c)
                     .await
             })
             .await?;
-        Snapshot::from_fields(doc, upto, epoch)
+        Ok(Snapshot {
+            object: object.filter(|o| !o.is_empty()),
+            generation: generation.unwrap_or(0),
+            ..Snapshot::from_fields(doc, upto, epoch)?
+        })
     }
 
     /// Up to `count` log entries after `after`.
@@ -235,6 +252,46 @@ impl<'a> LeasedRoom<'a> {
                     .arg(doc)
                     .arg(upto.to_string())
                     .arg(epoch_read)
+                    .arg(merged_bytes)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        WriteOutcome::from_reply(&outcome)
+    }
+
+    /// Records a snapshot whose object (`object`, epoch `epoch_new`) is already stored, fenced
+    /// by lease and epoch ([`stored::RECORD_SNAPSHOT`]); `epoch_read` is the epoch Redis held
+    /// when the snapshot was read.
+    pub async fn record(
+        &self,
+        doc: Vec<u8>,
+        upto: StreamId,
+        epoch_read: u64,
+        epoch_new: u64,
+        object: &str,
+        merged_bytes: u64,
+    ) -> Result<WriteOutcome, Error> {
+        let (snap, lease, meta, token, object) = (
+            self.keys.snap.clone(),
+            self.keys.lease.clone(),
+            self.keys.meta.clone(),
+            self.token.clone(),
+            object.to_string(),
+        );
+        let outcome: String = self
+            .redis
+            .call(Op::WriteSnapshot, |mut c| async move {
+                stored::RECORD_SNAPSHOT
+                    .key(&snap)
+                    .key(&lease)
+                    .key(&meta)
+                    .arg(&token)
+                    .arg(doc)
+                    .arg(upto.to_string())
+                    .arg(epoch_read)
+                    .arg(epoch_new)
+                    .arg(&object)
                     .arg(merged_bytes)
                     .invoke_async(&mut c)
                     .await

@@ -118,6 +118,7 @@ pub async fn write(
     let id = object.id();
     storage.put_snapshot(&object).await?;
     fault::hit(Point::AfterPut);
+    fault::pause(Point::AfterPut).await;
     let outcome = room
         .record(
             object.state.to_vec(),

@@ -151,3 +151,59 @@ fn crash_after_the_object_before_redis_records_it_loses_nothing() {
 fn crash_after_redis_recorded_the_object_before_the_trim_loses_nothing() {
     crash_at(&Store::dir("after-write"), "after_write");
 }
+
+/// A replica stalled between its put and its record past the end of its lease: another
+/// replica compacts meanwhile, and the stalled one, when it wakes, records nothing — its
+/// older object never becomes current, and it is deleted as superseded.
+#[test]
+fn a_replica_that_lost_its_lease_never_makes_its_object_current() {
+    let store = Store::dir("lease-lost");
+    let redis = RedisServer::start();
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
+    let room = unique_room("lease-lost");
+    let author = Author::new(603);
+    write_log(&mut direct, &room, &author, 100);
+    let short_lease = |b: yws_e2e::process::ServiceBuilder| {
+        b.env("YWS__COMPACTOR__LEASE_MS", 2000)
+            .env("YWS__REDIS__COMMAND_TIMEOUT_MS", 500)
+    };
+    let stalled = short_lease(compactor(&redis, &store))
+        .env("YWS_COMPACTOR_PAUSE", "after_put:6000")
+        .spawn();
+    assert!(stalled.wait_for_log("pausing at fault point", WAIT));
+    let orphan = store.snapshots(&room);
+    assert_eq!(orphan.len(), 1, "the stalled replica's object: {orphan:?}");
+    assert_eq!(snap_field(&mut direct, &room, "obj"), None, "not recorded");
+
+    // More edits, and a healthy replica that takes over once the lease expired.
+    write_log(&mut direct, &room, &author, 20);
+    let _healthy = short_lease(compactor(&redis, &store)).spawn();
+    let current = wait_recorded(&mut direct, &room, None);
+    assert!(
+        current.covered > orphan[0].covered,
+        "the healthy replica covers more"
+    );
+
+    let lost = direct.wait_until(WAIT, |_| {
+        yws_e2e::http::metric(
+            stalled.addr,
+            "yws_compactor_compactions_total{result=\"lease_lost\"}",
+        ) == 1.0
+    });
+    assert!(
+        lost,
+        "the stalled replica's record was refused (lease lost)"
+    );
+    assert_eq!(
+        snap_field(&mut direct, &room, "obj"),
+        Some(current.file_name()),
+        "the newer object stays current"
+    );
+    assert_eq!(
+        store.snapshots(&room),
+        [current],
+        "the older object was deleted"
+    );
+    let object = store.snapshot(&room, &current);
+    same_state(&docs::doc_from(&object.state), &author.doc).expect("nothing lost");
+}

@@ -20,6 +20,8 @@ pub enum Point {
     DuringTrim,
     /// After the trim, before the lease is released and the task rescheduled.
     AfterTrim,
+    /// With storage: an idle room found evictable, before its keys are removed.
+    BeforeEvict,
 }
 
 impl Point {
@@ -30,6 +32,7 @@ impl Point {
             Point::AfterWrite => "after_write",
             Point::DuringTrim => "during_trim",
             Point::AfterTrim => "after_trim",
+            Point::BeforeEvict => "before_evict",
         }
     }
 }

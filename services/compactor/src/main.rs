@@ -69,6 +69,7 @@ async fn run(config: CompactorConfig) -> anyhow::Result<()> {
         settings: config.compactor.clone(),
         metrics,
         storage: storage.clone(),
+        evict_after_ms: config.storage.evict_after_ms,
     };
     #[expect(
         clippy::disallowed_methods,

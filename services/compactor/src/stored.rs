@@ -7,6 +7,10 @@ use bytes::Bytes;
 use yws_objects::{LogId, ObjectStorage, Snapshot, SnapshotId, StorageError};
 use yws_redis::entry::{now_ms, StreamId};
 use yws_redis::fencing::{LeasedRoom, WriteOutcome};
+use yws_redis::queue::{Queue, When};
+use yws_redis::stored::Evicted;
+
+use crate::task::Context;
 
 /// Why a compaction task failed.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +155,53 @@ async fn prune(
         }
     }
     Ok(())
+}
+
+/// After a run that found nothing new and deleted the empty log: evicts the room from Redis
+/// if it is idle — no entry for `evict_after_ms`, no client on any gateway — and its current
+/// snapshot is stored and named by Redis. A room not idle yet is queued for the moment it will
+/// be. Returns whether it was evicted.
+pub async fn evict_if_idle(
+    ctx: &Context,
+    room: &LeasedRoom<'_>,
+    snapshot: &yws_redis::fencing::Snapshot,
+) -> Result<bool, TaskError> {
+    let Some(object) = &snapshot.object else {
+        return Ok(false); // a snapshot only Redis holds (written before storage was on)
+    };
+    if snapshot.generation > 0 {
+        return Ok(false); // deleted once: its generation key, and so its hash, stay
+    }
+    let queue = Queue::new(&ctx.redis);
+    let idle_at = snapshot.upto.ms.saturating_add(ctx.evict_after_ms);
+    let now = now_ms();
+    if now < idle_at {
+        queue.set(room.room(), idle_at, When::NotQueued).await?;
+        return Ok(false);
+    }
+    if room.connections_anywhere().await? > 0 {
+        queue
+            .set(room.room(), now + ctx.evict_after_ms, When::NotQueued)
+            .await?;
+        return Ok(false);
+    }
+    // Queued again first: a replica that dies before the eviction leaves a task behind.
+    queue
+        .set(room.room(), now + ctx.evict_after_ms, When::NotQueued)
+        .await?;
+    fault::hit(Point::BeforeEvict);
+    match room.evict(snapshot.epoch, object).await? {
+        Evicted::Yes => {
+            queue.remove(room.room()).await?;
+            ctx.metrics.rooms_evicted.inc();
+            tracing::debug!(room = %room.room(), "idle room evicted from redis");
+            Ok(true)
+        }
+        Evicted::No(why) => {
+            tracing::debug!(room = %room.room(), why, "room not evicted");
+            Ok(false)
+        }
+    }
 }
 
 fn stream_id(id: LogId) -> StreamId {

@@ -9,7 +9,9 @@
 //!    the snapshot object is put first, then Redis records it as current, fenced the same
 //!    way — see [`crate::stored`]);
 //! 4. trim the log below that id (in steps, one per page read);
-//! 5. reschedule (entries remain), schedule a cleanup (log empty), or delete the empty log.
+//! 5. reschedule (entries remain), schedule a cleanup (log empty), or delete the empty log —
+//!    and with object storage evict the room from Redis once it is idle
+//!    ([`crate::stored::evict_if_idle`]).
 //!
 //! A crash anywhere leaves either the old snapshot with the full log, or the new snapshot with
 //! an untrimmed log whose covered entries readers skip: nothing is lost, the next run finishes.
@@ -67,6 +69,8 @@ pub struct Context {
     pub metrics: CompactorMetrics,
     /// Object storage, when `storage.url` is set: snapshots are written there first.
     pub storage: Option<ObjectStorage>,
+    /// With storage: a room idle this long (no entries, no clients) leaves Redis.
+    pub evict_after_ms: u64,
 }
 
 /// Runs one task end to end (claim → compact → reschedule → release).
@@ -228,13 +232,16 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, TaskEr
     }
 
     if upto == base_upto {
-        // Nothing new. A stored snapshot Redis lost is recorded again first (the entries it
-        // covers are about to be trimmed).
+        // Nothing new. A stored snapshot Redis lost is recorded again first when the log
+        // holds entries it covers (they are about to be trimmed); with an empty log the room
+        // stays as it is (evicted).
         if let Some(base @ stored::ColdBase { doc: Some(doc), .. }) = &cold {
-            match stored::adopt(room, base, doc, snapshot.epoch).await? {
-                WriteOutcome::Written => {}
-                WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
-                WriteOutcome::Stale => return Ok(Outcome::Stale),
+            if room.log_len().await? > 0 {
+                match stored::adopt(room, base, doc, snapshot.epoch).await? {
+                    WriteOutcome::Written => {}
+                    WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
+                    WriteOutcome::Stale => return Ok(Outcome::Stale),
+                }
             }
         }
         // Entries the snapshot already covers may linger after a crash between write and
@@ -249,6 +256,9 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, TaskEr
             let deleted = room.delete_if_empty().await?;
             if deleted {
                 ctx.metrics.logs_deleted.inc();
+                if ctx.storage.is_some() && cold.is_none() {
+                    stored::evict_if_idle(ctx, room, &snapshot).await?;
+                }
             } else {
                 queue
                     .set(room.room(), now_ms() + s.compact_after_ms, When::NotQueued)

@@ -300,6 +300,17 @@ impl<'a> LeasedRoom<'a> {
         WriteOutcome::from_reply(&outcome)
     }
 
+    /// Evicts the idle room from Redis under this lease ([`stored::EVICT`]): only while its
+    /// current snapshot is the stored `object` at `epoch` and its log is empty.
+    pub async fn evict(&self, epoch: u64, object: &str) -> Result<stored::Evicted, Error> {
+        stored::evict(self.redis, &self.keys, &self.token, epoch, object).await
+    }
+
+    /// Connections to the room on every live gateway (their presence reports).
+    pub async fn connections_anywhere(&self) -> Result<u64, Error> {
+        stored::connections_anywhere(self.redis, &self.room).await
+    }
+
     /// Removes log entries with ids below `min` (exact).
     pub async fn trim_below(&self, min: StreamId) -> Result<u64, Error> {
         let log = self.keys.log.clone();

@@ -210,3 +210,112 @@ fn unavailable(e: StorageError) -> BackendError {
         e => BackendError::Unavailable(format!("object storage: {e}")),
     }
 }
+
+/// Removes an idle room from Redis — snapshot hash, log, metadata, awareness, callback claim
+/// and lease — when its current snapshot is the stored object `object` at `epoch`, the log is
+/// empty, the caller holds the lease and the room was never deleted (a deleted room's
+/// generation key must stay, and with it the room's snapshot hash: see [`load_room`]).
+///
+/// KEYS: snap, log, meta, awareness, callback, lease, generation. ARGV: token, epoch, object.
+/// Returns `evicted`, `lease_lost`, `deleted`, `busy` (entries in the log) or `stale` (another
+/// snapshot is current).
+pub static EVICT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[6]) ~= ARGV[1] then
+  return 'lease_lost'
+end
+if (redis.call('GET', KEYS[7]) or '0') ~= '0' then
+  return 'deleted'
+end
+if redis.call('XLEN', KEYS[2]) > 0 then
+  return 'busy'
+end
+local s = redis.call('HMGET', KEYS[1], 'epoch', 'obj')
+if s[1] ~= ARGV[2] or s[2] ~= ARGV[3] then
+  return 'stale'
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+return 'evicted'
+"#,
+    )
+});
+
+/// What [`evict`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evicted {
+    /// The room has no key in Redis any more.
+    Yes,
+    /// It stays: the answer of [`EVICT`] says why.
+    No(&'static str),
+}
+
+/// Evicts a room ([`EVICT`]) under the lease `token`.
+pub async fn evict(
+    redis: &Redis,
+    keys: &RoomKeys,
+    token: &str,
+    epoch: u64,
+    object: &str,
+) -> Result<Evicted, Error> {
+    let (k, token, object) = (keys.clone(), token.to_string(), object.to_string());
+    let answer: String = redis
+        .call(Op::Cleanup, |mut c| async move {
+            EVICT
+                .key(&k.snap)
+                .key(&k.log)
+                .key(&k.meta)
+                .key(&k.awareness)
+                .key(&k.callback)
+                .key(&k.lease)
+                .key(&k.generation)
+                .arg(&token)
+                .arg(epoch)
+                .arg(&object)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await?;
+    match answer.as_str() {
+        "evicted" => Ok(Evicted::Yes),
+        "lease_lost" => Ok(Evicted::No("lease_lost")),
+        "deleted" => Ok(Evicted::No("deleted")),
+        "busy" => Ok(Evicted::No("busy")),
+        "stale" => Ok(Evicted::No("stale")),
+        other => Err(Error::corrupt(format!("evict answered {other:?}"))),
+    }
+}
+
+/// Connections to `room` on every live gateway, from their presence reports.
+pub async fn connections_anywhere(redis: &Redis, room: &str) -> Result<u64, Error> {
+    let nodes_key = crate::keys::nodes_key(redis.prefix());
+    let alive_since = crate::entry::now_ms().saturating_sub(crate::PRESENCE_TTL_MS);
+    let nodes: Vec<String> = redis
+        .call(Op::List, |mut c| async move {
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(&nodes_key)
+                .arg(alive_since)
+                .arg("+inf")
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    let mut total = 0u64;
+    for node in nodes {
+        let (key, room) = (
+            crate::keys::presence_key(redis.prefix(), &node),
+            room.to_string(),
+        );
+        let n: Option<u64> = redis
+            .call(Op::List, |mut c| async move {
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg(&room)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        total += n.unwrap_or(0);
+    }
+    Ok(total)
+}

@@ -16,5 +16,6 @@
 )]
 
 mod compaction;
+mod eviction;
 mod recovery;
 mod support;

@@ -12,24 +12,14 @@ use yws_e2e::redis::RedisServer;
 use yws_e2e::redis_keys::{now_ms, RedisKeys};
 use yws_e2e::unique_room;
 
-use crate::support::{compactor, gateway, runtime, snap_field, wait_recorded, Store, PREFIX, WAIT};
+use crate::support::{
+    compactor, gateway, room_keys, runtime, snap_field, wait_recorded, Store, PREFIX, WAIT,
+};
 
 const SYNC_LIMIT: Duration = Duration::from_secs(20);
 
 fn cold_loads(gw: &Service) -> f64 {
     http::metric(gw.addr, "yws_storage_cold_loads_total")
-}
-
-/// Every key of the room in Redis (the room's hash tag).
-fn room_keys(direct: &mut RedisKeys, room: &str) -> Vec<String> {
-    let pattern = format!("{PREFIX}:{{{room}}}:*");
-    direct
-        .conn
-        .cmd_str(&["KEYS", &pattern])
-        .items()
-        .iter()
-        .filter_map(|k| k.text())
-        .collect()
 }
 
 #[test]

@@ -148,3 +148,15 @@ pub(crate) fn wait_recorded(
     let name = object.expect("recorded");
     SnapshotId::from_file_name(&name).unwrap_or_else(|| panic!("object name {name:?}"))
 }
+
+/// Every key of the room in Redis (the room's hash tag).
+pub(crate) fn room_keys(direct: &mut RedisKeys, room: &str) -> Vec<String> {
+    let pattern = format!("{PREFIX}:{{{room}}}:*");
+    direct
+        .conn
+        .cmd_str(&["KEYS", &pattern])
+        .items()
+        .iter()
+        .filter_map(|k| k.text())
+        .collect()
+}

@@ -147,7 +147,7 @@ pub fn next_due(s: &Settings, outcome: &Outcome, now: u64) -> Option<(u64, When)
 async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, TaskError> {
     let s = &ctx.settings;
     let started = Instant::now();
-    let snapshot = room.snapshot().await?;
+    let mut snapshot = room.snapshot().await?;
     // Redis lost the room's snapshot (flushed, or replaced by an empty Redis): start from the
     // newest stored one, and name the next object above every stored epoch.
     let cold = match &ctx.storage {
@@ -232,6 +232,26 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, TaskEr
     }
 
     if upto == base_upto {
+        // Nothing new. A snapshot only Redis holds (written before storage was turned on) is
+        // stored now: the migration to storage.
+        if let (Some(storage), None, Some(doc), None) =
+            (&ctx.storage, &snapshot.object, &snapshot.doc, &cold)
+        {
+            let merged = Merged {
+                state: doc.clone(),
+                upto: snapshot.upto,
+                epoch_read: snapshot.epoch,
+                epoch_floor: snapshot.epoch,
+                merged_bytes: 0,
+                previous: None,
+            };
+            match stored::write(storage, room, merged).await? {
+                WriteOutcome::Written => ctx.metrics.snapshots_migrated.inc(),
+                WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
+                WriteOutcome::Stale => return Ok(Outcome::Stale),
+            }
+            snapshot = room.snapshot().await?;
+        }
         // Nothing new. A stored snapshot Redis lost is recorded again first when the log
         // holds entries it covers (they are about to be trimmed); with an empty log the room
         // stays as it is (evicted).

@@ -319,3 +319,79 @@ pub async fn connections_anywhere(redis: &Redis, room: &str) -> Result<u64, Erro
     }
     Ok(total)
 }
+
+/// Rooms queued per migration sweep at most: turning storage on for a large deployment moves
+/// its snapshots in batches, without a pause.
+pub const MIGRATION_BATCH: usize = 1000;
+
+/// The migration sweep: queues (due at `due_ms`, or earlier if they are due earlier already)
+/// rooms whose snapshot only Redis holds — a
+/// snapshot hash without `obj`, written before storage was turned on — at most `limit` per
+/// call. A compaction of such a room stores its snapshot even with nothing new to merge.
+pub async fn sweep_unstored(
+    redis: &Redis,
+    seeds: &[String],
+    due_ms: u64,
+    limit: usize,
+) -> Result<usize, Error> {
+    let pattern = format!("{}:{{*}}:snap", redis.prefix());
+    let queue = crate::queue::Queue::new(redis);
+    let timeout = redis.timeout(Op::Sweep);
+    let failed = |e: redis::RedisError| Error::Failed {
+        op: Op::Sweep,
+        message: e.to_string(),
+    };
+    let mut queued = 0;
+    for url in crate::queue::scan_targets(redis, seeds).await? {
+        let client = redis::Client::open(url.as_str()).map_err(failed)?;
+        let mut conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| Error::Timeout(Op::Sweep))?
+            .map_err(failed)?;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = tokio::time::timeout(
+                timeout,
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut conn),
+            )
+            .await
+            .map_err(|_| Error::Timeout(Op::Sweep))?
+            .map_err(failed)?;
+            for key in keys {
+                let stored: bool = tokio::time::timeout(
+                    timeout,
+                    redis::cmd("HEXISTS")
+                        .arg(&key)
+                        .arg("obj")
+                        .query_async(&mut conn),
+                )
+                .await
+                .map_err(|_| Error::Timeout(Op::Sweep))?
+                .map_err(failed)?;
+                if stored {
+                    continue;
+                }
+                if let Some(room) = crate::keys::room_of(redis.prefix(), &key) {
+                    queue
+                        .set(&room, due_ms, crate::queue::When::Earlier)
+                        .await?;
+                    queued += 1;
+                    if queued >= limit {
+                        return Ok(queued);
+                    }
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(queued)
+}

@@ -207,3 +207,47 @@ fn a_replica_that_lost_its_lease_never_makes_its_object_current() {
     let object = store.snapshot(&room, &current);
     same_state(&docs::doc_from(&object.state), &author.doc).expect("nothing lost");
 }
+
+/// A deployment that turns storage on: snapshots only Redis holds are found by the
+/// compactor's sweep and stored, though nothing new was written to their rooms.
+#[test]
+fn turning_storage_on_moves_snapshots_only_redis_holds() {
+    let store = Store::dir("migrate");
+    let redis = RedisServer::start();
+    let mut direct = RedisKeys::connect(redis.port, PREFIX);
+    let rooms: Vec<String> = (0..3)
+        .map(|i| unique_room(&format!("migrate{i}")))
+        .collect();
+    let authors: Vec<Author> = (0..3).map(|i| Author::new(610 + i)).collect();
+    for (room, author) in rooms.iter().zip(&authors) {
+        write_log(&mut direct, room, author, 40);
+    }
+    let mut plain = yws_e2e::process::ServiceBuilder::compactor()
+        .env("REDIS_URL", redis.url())
+        .env("YWS__COMPACTOR__POLL_INTERVAL_MS", 100)
+        .env("YWS__COMPACTOR__CLEANUP_AFTER_MS", 600_000)
+        .spawn();
+    for room in &rooms {
+        let compacted = direct.wait_until(WAIT, |s| {
+            s.snapshot(room).doc.is_some() && s.log_len(room) == 0
+        });
+        assert!(compacted, "{room} compacted in Redis");
+        assert_eq!(snap_field(&mut direct, room, "obj"), None);
+    }
+    plain.kill();
+    assert!(store.snapshots(&rooms[0]).is_empty());
+
+    let migrating = compactor(&redis, &store)
+        .env("YWS__COMPACTOR__SWEEP_INTERVAL_MS", 500)
+        .spawn();
+    for (room, author) in rooms.iter().zip(&authors) {
+        let current = wait_recorded(&mut direct, room, None);
+        assert_eq!(current.epoch, 2, "the Redis snapshot's epoch + 1");
+        let object = store.snapshot(room, &current);
+        same_state(&docs::doc_from(&object.state), &author.doc).expect("the migrated snapshot");
+    }
+    assert_eq!(
+        yws_e2e::http::metric(migrating.addr, "yws_compactor_snapshots_migrated_total"),
+        3.0
+    );
+}

@@ -3,14 +3,17 @@
 # and one compactor, all on 127.0.0.1, state in .yws-run/local-cluster/ at the repository root.
 #
 # Usage:
-#   deploy/local-cluster.sh start [N] [--detach] [--redis-cluster] [--build]
+#   deploy/local-cluster.sh start [N] [--detach] [--redis-cluster] [--build] [--storage DIR]
 #       Starts Redis, N gateways (default 2) on consecutive ports from YWS_GATEWAY_PORT
 #       (default 1234) and one compactor, waits until they are ready and prints the URLs.
 #       In the foreground it then waits; Ctrl-C stops everything it started. --detach returns
 #       instead (stop it with `stop`). --redis-cluster starts three cluster-enabled
 #       redis-servers and joins them (redis-cli --cluster create); the services get
 #       REDIS_CLUSTER_NODES instead of REDIS_URL. --build runs cargo build even when the
-#       binaries exist (otherwise only missing binaries are built).
+#       binaries exist (otherwise only missing binaries are built). --storage DIR keeps the
+#       documents in object storage in the directory DIR (created if missing; YWS_STORAGE_URL
+#       file://DIR for gateways and compactor): snapshots are written there, idle rooms leave
+#       Redis, and `clean` (which deletes Redis' data) leaves DIR alone.
 #   deploy/local-cluster.sh stop      stops a cluster started with --detach
 #   deploy/local-cluster.sh status    shows what runs and whether it is ready
 #   deploy/local-cluster.sh clean     stops, then deletes .yws-run/local-cluster (Redis data too)
@@ -24,7 +27,7 @@
 #   YWS_BIN_DIR         where the binaries are (target/release)
 #   LOG_FORMAT, LOG_LEVEL   passed to the services (text, info)
 #   YWS__SECTION__KEY   reach the process whose section it is (gateway: SERVER, ROOMS, LOG,
-#                       REDIS, AUTH; compactor: ADMIN, LOG, REDIS)
+#                       REDIS, AUTH, STORAGE; compactor: ADMIN, LOG, REDIS, STORAGE)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -233,16 +236,29 @@ start_redis_cluster() {
 }
 
 cmd_start() {
-  local n=2 detach=0 cluster=0 build=0 arg
-  for arg in "$@"; do
+  local n=2 detach=0 cluster=0 build=0 storage="" arg
+  while (($#)); do
+    arg="$1"
+    shift
     case "$arg" in
       --detach | -d) detach=1 ;;
       --redis-cluster) cluster=1 ;;
       --build) build=1 ;;
+      --storage)
+        if ! (($#)) || [ -z "$1" ]; then die "--storage needs a directory"; fi
+        storage="$1"
+        shift
+        ;;
       '' | *[!0-9]*) die "unknown argument: $arg (see deploy/local-cluster.sh help)" ;;
       *) n="$arg" ;;
     esac
   done
+  local storage_env=()
+  if [ -n "$storage" ]; then
+    mkdir -p "$storage" || die "cannot create the storage directory $storage"
+    storage="$(cd "$storage" && pwd)"
+    storage_env=("YWS_STORAGE_URL=file://$storage")
+  fi
   ((n >= 1)) || die "N must be at least 1"
   if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
     die "redis-server and redis-cli are needed (Debian: apt-get install redis-server)"
@@ -281,18 +297,18 @@ cmd_start() {
   fi
 
   local gateway_unset compactor_unset
-  mapfile -t gateway_unset < <(env_without_sections 'SERVER|ROOMS|LOG|REDIS|AUTH')
-  mapfile -t compactor_unset < <(env_without_sections 'ADMIN|LOG|REDIS')
+  mapfile -t gateway_unset < <(env_without_sections 'SERVER|ROOMS|LOG|REDIS|AUTH|STORAGE')
+  mapfile -t compactor_unset < <(env_without_sections 'ADMIN|LOG|REDIS|STORAGE')
 
   for ((i = 1; i <= n; i++)); do
     port=$((GATEWAY_PORT + i - 1))
     spawn "gateway-$i" "yws-gateway" env "${gateway_unset[@]}" \
-      HOST=127.0.0.1 PORT="$port" "${redis_env[@]}" YWS_REDIS_PREFIX="$PREFIX" \
+      HOST=127.0.0.1 PORT="$port" "${redis_env[@]}" "${storage_env[@]}" YWS_REDIS_PREFIX="$PREFIX" \
       LOG_FORMAT="$LOG_FORMAT" LOG_LEVEL="$LOG_LEVEL" "$BIN_DIR/yws-gateway"
   done
   if ((compactor)); then
     spawn compactor "yws-compactor" env "${compactor_unset[@]}" \
-      "${redis_env[@]}" YWS_REDIS_PREFIX="$PREFIX" YWS__ADMIN__HOST=127.0.0.1 \
+      "${redis_env[@]}" "${storage_env[@]}" YWS_REDIS_PREFIX="$PREFIX" YWS__ADMIN__HOST=127.0.0.1 \
       YWS__ADMIN__PORT="$COMPACTOR_PORT" LOG_FORMAT="$LOG_FORMAT" LOG_LEVEL="$LOG_LEVEL" \
       "$BIN_DIR/yws-compactor"
   fi
@@ -309,6 +325,7 @@ cmd_start() {
     echo "gateway_port=$GATEWAY_PORT"
     echo "compactor=$compactor"
     echo "compactor_port=$COMPACTOR_PORT"
+    echo "storage=$(printf '%q' "$storage")"
   } >"$STATE"
 
   print_urls
@@ -360,6 +377,9 @@ print_urls() {
   done
   if [ "$compactor" = 1 ]; then
     say "  compactor:  http://127.0.0.1:$compactor_port/metrics"
+  fi
+  if [ -n "${storage:-}" ]; then
+    say "  storage:    file://$storage (snapshots; idle rooms leave Redis)"
   fi
 }
 

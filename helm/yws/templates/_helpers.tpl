@@ -170,6 +170,31 @@ redis://{{ include "yws.redisName" . }}:6379
 {{- end }}
 {{- end }}
 
+{{/* The object storage environment of both binaries (storage.url set). */}}
+{{- define "yws.storageEnv" -}}
+{{- with .Values.storage }}
+{{- if .url }}
+- name: YWS_STORAGE_URL
+  value: {{ .url | quote }}
+- name: YWS__STORAGE__EVICT_AFTER_MS
+  value: {{ .evictAfterMs | int64 | quote }}
+{{- range $name, $value := .env }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* envFrom of both binaries: the storage credentials Secret. */}}
+{{- define "yws.storageEnvFrom" -}}
+{{- if and .Values.storage.url .Values.storage.credentialsSecret }}
+envFrom:
+  - secretRef:
+      name: {{ .Values.storage.credentialsSecret }}
+{{- end }}
+{{- end }}
+
 {{/* gateway.toml ------------------------------------------------------------------------
 A TOML value from a values scalar. Numbers from values files are floats: whole ones are
 written as integers (the gateway's fields are integers). */}}

@@ -4,12 +4,13 @@ use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use yws_config::{env, ConfigError, EnvTable, Loader};
+use yws_objects::{StorageConfig, StorageEnv};
 use yws_redis::RedisConfig;
 use yws_telemetry::LogConfig;
 
 /// The environment names the compactor reads besides `YWS__…`, one table per section; `[redis]`
-/// and `[log]` are the gateway's tables.
-pub const ENV: &[EnvTable] = &[env::REDIS, env::COMPACTOR, env::LOG];
+/// `[storage]` and `[log]` are the gateway's tables.
+pub const ENV: &[EnvTable] = &[env::REDIS, env::COMPACTOR, env::STORAGE, env::LOG];
 
 /// Everything the compactor reads at startup.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -21,6 +22,8 @@ pub struct CompactorConfig {
     pub admin: AdminConfig,
     /// Redis (required).
     pub redis: RedisConfig,
+    /// Object storage for snapshots (off unless `url` is set).
+    pub storage: StorageConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -102,6 +105,7 @@ impl CompactorConfig {
             return invalid("the compactor needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES");
         }
         self.redis.validate()?;
+        self.storage.validate(&StorageEnv::from_process())?;
         let c = &self.compactor;
         if c.poll_interval_ms == 0
             || c.batch == 0
@@ -160,6 +164,7 @@ mod tests {
         "REDIS_SENTINEL_PASSWORD",
         "REDIS_URL",
         "YWS_REDIS_PREFIX",
+        "YWS_STORAGE_URL",
     ];
 
     #[test]
@@ -203,6 +208,27 @@ mod tests {
         assert_eq!(c.redis.prefix, "team-a");
         assert!(!c.compactor.gc);
         assert_eq!(c.log.level, "debug");
+        assert!(!c.storage.enabled(), "storage is off unless its URL is set");
+        for name in ["YWS_STORAGE_URL", "YWS__STORAGE__URL"] {
+            let c = load(&[
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                (name, "file:///var/lib/yws"),
+            ])
+            .unwrap();
+            assert_eq!(
+                c.storage.url.as_deref(),
+                Some("file:///var/lib/yws"),
+                "{name}"
+            );
+        }
+        assert!(
+            load(&[
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("YWS_STORAGE_URL", "ftp://nope/x")
+            ])
+            .is_err(),
+            "an unknown scheme is refused"
+        );
         let c = load(&[("REDIS_URL", "redis://127.0.0.1:6379"), ("GC", "yes")]).unwrap();
         assert!(c.compactor.gc && c.redis.enabled());
         assert!(load(&[

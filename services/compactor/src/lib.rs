@@ -12,6 +12,8 @@
 //!   entry that makes yrs panic is quarantined and the state rebuilt without it.
 //! - [`task`]: one compaction task — one room, step by step — with the test-only fault points
 //!   of [`fault`].
+//! - [`stored`]: with `storage.url`, snapshots written to object storage first, then recorded
+//!   in Redis; where a compaction starts when Redis lost a room's snapshot.
 //! - [`worker`]: the polling loop, queue metrics, the sweep for unqueued logs.
 //! - [`metrics`]: compactor metrics.
 
@@ -19,5 +21,6 @@ pub mod config;
 pub mod fault;
 pub mod merge;
 pub mod metrics;
+pub mod stored;
 pub mod task;
 pub mod worker;

@@ -26,6 +26,10 @@ pub struct CompactorMetrics {
     pub lease_takeovers: IntCounter,
     /// Empty, fully compacted logs deleted.
     pub logs_deleted: IntCounter,
+    /// Idle rooms evicted from Redis (object storage holds them).
+    pub rooms_evicted: IntCounter,
+    /// Snapshots only Redis held, stored by the migration to object storage.
+    pub snapshots_migrated: IntCounter,
     /// Log entries left out of snapshots because yrs panicked integrating them.
     pub entries_quarantined: IntCounter,
 }
@@ -76,6 +80,14 @@ impl CompactorMetrics {
                 "yws_compactor_logs_deleted_total",
                 "Empty, fully compacted logs deleted",
             )?,
+            rooms_evicted: IntCounter::new(
+                "yws_compactor_rooms_evicted_total",
+                "Idle rooms whose keys were removed from Redis because their snapshot is in object storage",
+            )?,
+            snapshots_migrated: IntCounter::new(
+                "yws_compactor_snapshots_migrated_total",
+                "Snapshots only Redis held (written before object storage was on) stored by the migration sweep",
+            )?,
             entries_quarantined: IntCounter::new(
                 "yws_compactor_entries_quarantined_total",
                 "Log entries left out of snapshots because the CRDT library panicked on them",
@@ -90,6 +102,8 @@ impl CompactorMetrics {
         registry.register(Box::new(m.queue_due.clone()))?;
         registry.register(Box::new(m.lease_takeovers.clone()))?;
         registry.register(Box::new(m.logs_deleted.clone()))?;
+        registry.register(Box::new(m.rooms_evicted.clone()))?;
+        registry.register(Box::new(m.snapshots_migrated.clone()))?;
         registry.register(Box::new(m.entries_quarantined.clone()))?;
         for r in RESULTS {
             m.compactions.with_label_values(&[r]);

@@ -5,9 +5,13 @@
 //! 2. read the snapshot and the log after it in pages, applying everything to a yrs `Doc`
 //!    (at most `max_entries_per_run` / `max_bytes_per_run`; the rest waits for the next run);
 //! 3. write the merged state with the id of the last entry it covers — fenced: only while the
-//!    lease is held and only if no snapshot was written since step 2;
+//!    lease is held and only if no snapshot was written since step 2 (with object storage:
+//!    the snapshot object is put first, then Redis records it as current, fenced the same
+//!    way — see [`crate::stored`]);
 //! 4. trim the log below that id (in steps, one per page read);
-//! 5. reschedule (entries remain), schedule a cleanup (log empty), or delete the empty log.
+//! 5. reschedule (entries remain), schedule a cleanup (log empty), or delete the empty log —
+//!    and with object storage evict the room from Redis once it is idle
+//!    ([`crate::stored::evict_if_idle`]).
 //!
 //! A crash anywhere leaves either the old snapshot with the full log, or the new snapshot with
 //! an untrimmed log whose covered entries readers skip: nothing is lost, the next run finishes.
@@ -16,8 +20,10 @@ use crate::config::Settings;
 use crate::fault::{self, Point};
 use crate::merge::{Applied, Merger};
 use crate::metrics::CompactorMetrics;
+use crate::stored::{self, Merged, TaskError};
 use std::sync::Arc;
 use tokio::time::{Duration, Instant};
+use yws_objects::ObjectStorage;
 use yws_redis::entry::{now_ms, StreamId};
 use yws_redis::fencing::{new_token, Claim, LeasedRoom, WriteOutcome};
 use yws_redis::queue::{Queue, Task, When};
@@ -61,10 +67,14 @@ pub struct Context {
     pub settings: Settings,
     /// Metrics.
     pub metrics: CompactorMetrics,
+    /// Object storage, when `storage.url` is set: snapshots are written there first.
+    pub storage: Option<ObjectStorage>,
+    /// With storage: a room idle this long (no entries, no clients) leaves Redis.
+    pub evict_after_ms: u64,
 }
 
 /// Runs one task end to end (claim → compact → reschedule → release).
-pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, Error> {
+pub async fn run_task(ctx: &Context, task: &Task) -> Result<Outcome, TaskError> {
     let s = &ctx.settings;
     let token = new_token();
     let room = LeasedRoom::new(&ctx.redis, &task.room, &token, s.lease_ms);
@@ -134,21 +144,38 @@ pub fn next_due(s: &Settings, outcome: &Outcome, now: u64) -> Option<(u64, When)
     }
 }
 
-async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error> {
+async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, TaskError> {
     let s = &ctx.settings;
     let started = Instant::now();
-    let snapshot = room.snapshot().await?;
+    let mut snapshot = room.snapshot().await?;
+    // Redis lost the room's snapshot (flushed, or replaced by an empty Redis): start from the
+    // newest stored one, and name the next object above every stored epoch.
+    let cold = match &ctx.storage {
+        Some(storage) if snapshot.epoch == 0 && snapshot.doc.is_none() => {
+            stored::cold_base(storage, room.room(), snapshot.generation).await?
+        }
+        _ => None,
+    };
+    let (base_doc, base_upto, epoch_floor) = match &cold {
+        Some(c) => (
+            c.doc.as_deref(),
+            c.upto.max(snapshot.upto),
+            c.epoch.max(snapshot.epoch),
+        ),
+        None => (snapshot.doc.as_deref(), snapshot.upto, snapshot.epoch),
+    };
     let mut merger = Merger::new(s.gc);
-    if let Some(doc) = &snapshot.doc {
+    if let Some(doc) = base_doc {
         if merger.apply(doc) != Applied::Merged {
             // Never replace a snapshot we cannot read with one that lacks its content.
             return Err(Error::Corrupt(format!(
                 "snapshot of {:?} does not decode",
                 room.keys.snap
-            )));
+            ))
+            .into());
         }
     }
-    let mut upto = snapshot.upto;
+    let mut upto = base_upto;
     let mut checkpoints: Vec<StreamId> = Vec::new();
     let (mut entries, mut bytes) = (0u64, 0u64);
     let mut capped = false;
@@ -204,10 +231,43 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error>
         }
     }
 
-    if upto == snapshot.upto {
-        // Nothing new. Entries the snapshot already covers may linger after a crash between
-        // write and trim: trim them. An empty log that stayed empty is deleted.
-        room.trim_below(snapshot.upto.next()).await?;
+    if upto == base_upto {
+        // Nothing new. A snapshot only Redis holds (written before storage was turned on) is
+        // stored now: the migration to storage.
+        if let (Some(storage), None, Some(doc), None) =
+            (&ctx.storage, &snapshot.object, &snapshot.doc, &cold)
+        {
+            let merged = Merged {
+                state: doc.clone(),
+                upto: snapshot.upto,
+                epoch_read: snapshot.epoch,
+                epoch_floor: snapshot.epoch,
+                merged_bytes: 0,
+                merged_entries: 0,
+                previous: None,
+            };
+            match stored::write(storage, room, merged).await? {
+                WriteOutcome::Written => ctx.metrics.snapshots_migrated.inc(),
+                WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
+                WriteOutcome::Stale => return Ok(Outcome::Stale),
+            }
+            snapshot = room.snapshot().await?;
+        }
+        // Nothing new. A stored snapshot Redis lost is recorded again first when the log
+        // holds entries it covers (they are about to be trimmed); with an empty log the room
+        // stays as it is (evicted).
+        if let Some(base @ stored::ColdBase { doc: Some(doc), .. }) = &cold {
+            if room.log_len().await? > 0 {
+                match stored::adopt(room, base, doc, snapshot.epoch).await? {
+                    WriteOutcome::Written => {}
+                    WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
+                    WriteOutcome::Stale => return Ok(Outcome::Stale),
+                }
+            }
+        }
+        // Entries the snapshot already covers may linger after a crash between write and
+        // trim: trim them. An empty log that stayed empty is deleted.
+        room.trim_below(base_upto.next()).await?;
         let deleted = if room.log_len().await? == 0 {
             let queue = Queue::new(&ctx.redis);
             // Dequeue first, then delete if still empty: an append racing with this either
@@ -217,6 +277,9 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error>
             let deleted = room.delete_if_empty().await?;
             if deleted {
                 ctx.metrics.logs_deleted.inc();
+                if ctx.storage.is_some() && cold.is_none() {
+                    stored::evict_if_idle(ctx, room, &snapshot).await?;
+                }
             } else {
                 queue
                     .set(room.room(), now_ms() + s.compact_after_ms, When::NotQueued)
@@ -236,10 +299,25 @@ async fn compact(ctx: &Context, room: &LeasedRoom<'_>) -> Result<Outcome, Error>
         return Ok(Outcome::LeaseLost);
     }
     fault::hit(Point::BeforeWrite);
-    match room
-        .write(state, upto, snapshot.epoch, bytes, entries)
-        .await?
-    {
+    let written = match &ctx.storage {
+        None => {
+            room.write(state, upto, snapshot.epoch, bytes, entries)
+                .await?
+        }
+        Some(storage) => {
+            let merged = Merged {
+                state,
+                upto,
+                epoch_read: snapshot.epoch,
+                epoch_floor,
+                merged_bytes: bytes,
+                merged_entries: entries,
+                previous: snapshot.object.clone(),
+            };
+            stored::write(storage, room, merged).await?
+        }
+    };
+    match written {
         WriteOutcome::Written => {}
         WriteOutcome::LeaseLost => return Ok(Outcome::LeaseLost),
         WriteOutcome::Stale => return Ok(Outcome::Stale),

@@ -1,5 +1,6 @@
 //! The polling loop: queue metrics, due tasks one at a time (memory stays bounded by one
-//! document), the periodic sweep for logs without a task. Stops between tasks on shutdown.
+//! document), the periodic sweep for logs without a task (and, with object storage, for
+//! snapshots only Redis holds: the migration, in batches). Stops between tasks on shutdown.
 
 use crate::task::{run_task, Context, Outcome};
 use std::time::Duration;
@@ -7,6 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use yws_redis::entry::now_ms;
 use yws_redis::queue::{sweep, Queue};
+use yws_redis::stored::{sweep_unstored, MIGRATION_BATCH};
 
 /// Runs until `cancel` fires; the task in progress is finished first.
 pub async fn run(ctx: Context, seeds: Vec<String>, cancel: CancellationToken) {
@@ -65,6 +67,17 @@ pub async fn run(ctx: Context, seeds: Vec<String>, cancel: CancellationToken) {
                 match sweep(&ctx.redis, &seeds, now_ms() + s.compact_after_ms).await {
                     Ok(found) => tracing::debug!(found, "sweep done"),
                     Err(e) => tracing::warn!(error = %e, "sweep failed"),
+                }
+                if ctx.storage.is_some() {
+                    let due = now_ms() + s.compact_after_ms;
+                    match sweep_unstored(&ctx.redis, &seeds, due, MIGRATION_BATCH).await {
+                        Ok(0) => {}
+                        Ok(found) => tracing::info!(
+                            found,
+                            "rooms queued to move their snapshot to object storage"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "migration sweep failed"),
+                    }
                 }
             }
         }

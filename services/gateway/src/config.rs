@@ -8,6 +8,7 @@ use yws_auth::AuthConfig;
 use yws_config::{env, ConfigError, EnvTable, Loader, Secret};
 use yws_core::export::parse_spec;
 use yws_core::{AwarenessLimits, Rate, RateLimits, RoomSettings, RoomsSettings};
+use yws_objects::{StorageConfig, StorageEnv};
 use yws_redis::RedisConfig;
 use yws_store::StoreConfig;
 use yws_telemetry::LogConfig;
@@ -19,6 +20,7 @@ pub const ENV: &[EnvTable] = &[
     env::REDIS,
     env::AUTH,
     env::PERSISTENCE,
+    env::STORAGE,
     env::CALLBACK,
     env::ADMIN,
     env::LOG,
@@ -40,6 +42,8 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     /// Durable documents for a single node (`YPERSISTENCE`).
     pub persistence: StoreConfig,
+    /// Object storage for documents in cluster mode (off unless `url` is set).
+    pub storage: StorageConfig,
     /// The reference server's HTTP callback (`CALLBACK_URL`, …).
     pub callback: CallbackConfig,
     /// The admin console at `/admin` (off unless a credential is configured).
@@ -385,6 +389,10 @@ impl GatewayConfig {
         self.callback.validate()?;
         if self.persistence.enabled() && self.redis.enabled() {
             return invalid("YPERSISTENCE (persistence.dir) is for a standalone node; with Redis configured, Redis stores the documents — set one of them");
+        }
+        self.storage.validate(&StorageEnv::from_process())?;
+        if self.storage.enabled() && !self.redis.enabled() {
+            return invalid("storage.url (YWS_STORAGE_URL) is for cluster mode: set REDIS_URL (or REDIS_CLUSTER_NODES, REDIS_SENTINELS) too");
         }
         self.listen_addr()?;
         Ok(())

@@ -10,6 +10,7 @@ use yws_core::{MemoryBackend, RoomBackend};
 use yws_gateway::config::GatewayConfig;
 use yws_gateway::server::{self, bind};
 use yws_gateway::state::Gateway;
+use yws_objects::{ObjectStorage, StorageEnv, StorageMetrics};
 use yws_redis::{RedisBackend, RedisMetrics};
 use yws_store::{StoreBackend, StoreMetrics};
 use yws_telemetry::Health;
@@ -42,9 +43,24 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let (backend, mode): (Arc<dyn RoomBackend>, &str) = if config.redis.enabled() {
         let metrics = RedisMetrics::new(&registry)?;
         let timeout = Duration::from_millis(config.rooms.awareness_timeout_ms);
+        let storage = if config.storage.enabled() {
+            let storage = ObjectStorage::open(
+                &config.storage,
+                &StorageEnv::from_process(),
+                StorageMetrics::new(&registry)?,
+            )?;
+            tracing::info!(
+                url = storage.url(),
+                "rooms not in redis load from object storage"
+            );
+            Some(storage)
+        } else {
+            None
+        };
         let backend = RedisBackend::connect(
             config.redis.clone(),
             metrics,
+            storage,
             timeout,
             &background,
             background_cancel.clone(),

@@ -12,7 +12,7 @@ use crate::metrics::RedisMetrics;
 use crate::op::Op;
 use crate::pubsub::Subscriptions;
 use crate::queue::{Queue, Thresholds, When};
-use crate::reader;
+use crate::stored;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use yws_core::{
     BackendError, Backlog, Claimed, LogPosition, NodeInfo, NodeReport, Room, RoomBackend, RoomName,
     RoomStats,
 };
+use yws_objects::ObjectStorage;
 
 mod append;
 mod gather;
@@ -40,14 +41,18 @@ pub struct RedisBackend {
     gathered: gather::Gathered,
     up: watch::Receiver<bool>,
     awareness_timeout: Duration,
+    storage: Option<ObjectStorage>,
 }
 
 impl RedisBackend {
     /// Connects (the pub/sub connection eagerly, the command pool lazily) and starts the
-    /// dispatcher and the health check on `tracker`; they stop when `cancel` fires.
+    /// dispatcher and the health check on `tracker`; they stop when `cancel` fires. With
+    /// `storage`, rooms whose snapshot Redis does not hold load from it, and deletions delete
+    /// their objects.
     pub async fn connect(
         config: RedisConfig,
         metrics: RedisMetrics,
+        storage: Option<ObjectStorage>,
         awareness_timeout: Duration,
         tracker: &TaskTracker,
         cancel: CancellationToken,
@@ -69,6 +74,7 @@ impl RedisBackend {
             up,
             awareness_timeout,
             config,
+            storage,
         });
         backend.redis.ping().await?;
         backend.redis.metrics.up.set(1);
@@ -248,7 +254,14 @@ impl RoomBackend for RedisBackend {
             .map_err(|_| BackendError::Unavailable("dispatcher stopped".into()))?;
         let result = async {
             self.subscriptions.subscribe(room, &keys.channel).await?;
-            let stored = reader::load(&self.redis, &keys, self.config.load_page_entries).await?;
+            let stored = stored::load_room(
+                &self.redis,
+                self.storage.as_ref(),
+                &keys,
+                room.name().as_str(),
+                self.config.load_page_entries,
+            )
+            .await?;
             if let Some(snapshot) = &stored.snapshot {
                 room.load_update(snapshot).map_err(|e| {
                     tracing::error!(room = %room.name(), error = %e, "snapshot unreadable");
@@ -323,11 +336,26 @@ impl RoomBackend for RedisBackend {
     }
 
     async fn exists(&self, room: &RoomName) -> Result<bool, BackendError> {
-        Ok(directory::exists(&self.redis, room).await?)
+        if directory::exists(&self.redis, room).await? {
+            return Ok(true);
+        }
+        match &self.storage {
+            Some(storage) => {
+                let keys = RoomKeys::new(self.redis.prefix(), room.as_str());
+                stored::exists_in_storage(&self.redis, storage, &keys, room.as_str()).await
+            }
+            None => Ok(false),
+        }
     }
 
     async fn delete(&self, room: &RoomName) -> Result<(), BackendError> {
-        Ok(directory::delete(&self.redis, &self.node, room).await?)
+        // Redis first: the new deletion generation fences compactors (their lease is gone)
+        // and cold loads (a deleted room never loads from storage), then the objects.
+        directory::delete(&self.redis, &self.node, room).await?;
+        match &self.storage {
+            Some(storage) => stored::delete_objects(storage, room.as_str()).await,
+            None => Ok(()),
+        }
     }
 
     async fn list(

@@ -13,7 +13,16 @@ use crate::keys::RoomKeys;
 use crate::op::Op;
 use crate::reader::{self, BadEntry, LogEntry};
 use crate::scripts;
+use crate::stored;
 
+/// What a snapshot merged from the log: the log's counters go down by it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCounts {
+    /// Log bytes merged.
+    pub bytes: u64,
+    /// Log entries merged.
+    pub entries: u64,
+}
 /// Outcome of trying to claim a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -71,6 +80,11 @@ pub struct Snapshot {
     pub upto: StreamId,
     /// Its fencing epoch.
     pub epoch: u64,
+    /// The file name of its object in storage, when one was recorded (`obj`, see
+    /// [`crate::stored`]).
+    pub object: Option<String>,
+    /// The room's deletion generation when it was read (0: never deleted).
+    pub generation: u64,
 }
 
 impl Snapshot {
@@ -90,6 +104,8 @@ impl Snapshot {
             doc: doc.filter(|d| !d.is_empty()),
             upto,
             epoch: epoch.unwrap_or(0),
+            object: None,
+            generation: 0,
         })
     }
 }
@@ -183,22 +199,31 @@ impl<'a> LeasedRoom<'a> {
             .await
     }
 
-    /// Reads the current snapshot.
+    /// Reads the current snapshot (with its object name and the room's deletion generation).
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
-        let snap = self.keys.snap.clone();
-        let (doc, upto, epoch): (Option<Vec<u8>>, Option<String>, Option<u64>) = self
+        let (snap, generation) = (self.keys.snap.clone(), self.keys.generation.clone());
+        type Fields = (Option<Vec<u8>>, Option<String>, Option<u64>, Option<String>);
+        let ((doc, upto, epoch, object), generation): (Fields, Option<u64>) = self
             .redis
             .call(Op::ReadSnapshot, |mut c| async move {
-                redis::cmd("HMGET")
+                redis::pipe()
+                    .cmd("HMGET")
                     .arg(&snap)
                     .arg("doc")
                     .arg("upto")
                     .arg("epoch")
+                    .arg("obj")
+                    .cmd("GET")
+                    .arg(&generation)
                     .query_async(&mut c)
                     .await
             })
             .await?;
-        Snapshot::from_fields(doc, upto, epoch)
+        Ok(Snapshot {
+            object: object.filter(|o| !o.is_empty()),
+            generation: generation.unwrap_or(0),
+            ..Snapshot::from_fields(doc, upto, epoch)?
+        })
     }
 
     /// Up to `count` log entries after `after`.
@@ -244,6 +269,58 @@ impl<'a> LeasedRoom<'a> {
             })
             .await?;
         WriteOutcome::from_reply(&outcome)
+    }
+
+    /// Records a snapshot whose object (`object`, epoch `epoch_new`) is already stored, fenced
+    /// by lease and epoch ([`stored::RECORD_SNAPSHOT`]); `epoch_read` is the epoch Redis held
+    /// when the snapshot was read.
+    pub async fn record(
+        &self,
+        doc: Vec<u8>,
+        upto: StreamId,
+        epoch_read: u64,
+        epoch_new: u64,
+        object: &str,
+        merged: LogCounts,
+    ) -> Result<WriteOutcome, Error> {
+        let (snap, lease, meta, token, object) = (
+            self.keys.snap.clone(),
+            self.keys.lease.clone(),
+            self.keys.meta.clone(),
+            self.token.clone(),
+            object.to_string(),
+        );
+        let outcome: String = self
+            .redis
+            .call(Op::WriteSnapshot, |mut c| async move {
+                stored::RECORD_SNAPSHOT
+                    .key(&snap)
+                    .key(&lease)
+                    .key(&meta)
+                    .arg(&token)
+                    .arg(doc)
+                    .arg(upto.to_string())
+                    .arg(epoch_read)
+                    .arg(epoch_new)
+                    .arg(&object)
+                    .arg(merged.bytes)
+                    .arg(merged.entries)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        WriteOutcome::from_reply(&outcome)
+    }
+
+    /// Evicts the idle room from Redis under this lease ([`stored::EVICT`]): only while its
+    /// current snapshot is the stored `object` at `epoch` and its log is empty.
+    pub async fn evict(&self, epoch: u64, object: &str) -> Result<stored::Evicted, Error> {
+        stored::evict(self.redis, &self.keys, &self.token, epoch, object).await
+    }
+
+    /// Connections to the room on every live gateway (their presence reports).
+    pub async fn connections_anywhere(&self) -> Result<u64, Error> {
+        stored::connections_anywhere(self.redis, &self.room).await
     }
 
     /// Removes log entries with ids below `min` (exact).

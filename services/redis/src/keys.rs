@@ -4,7 +4,7 @@
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `<p>:{<room>}:log` | stream | the room's update log, one entry per update: `u` (the v1 update as validated), `n` (origin node id), `t` (ms when written) |
-//! | `<p>:{<room>}:snap` | hash | `doc` (merged v1 state), `upto` (id of the last log entry it covers), `epoch` (+1 per snapshot write; fencing) |
+//! | `<p>:{<room>}:snap` | hash | `doc` (merged v1 state), `upto` (id of the last log entry it covers), `epoch` (+1 per snapshot write; fencing), `obj` (with object storage: the current snapshot object's file name) |
 //! | `<p>:{<room>}:meta` | hash | `last` (id of the newest entry, for gap detection; absent until the log's first entry, which is how `APPEND` knows it created the log), `bytes` and `n` (log bytes and entries not yet in the snapshot: `APPEND` adds, the compactor's `WRITE_SNAPSHOT` subtracts what it merged — they replace an `XLEN` per append; `n` is new: logs written before it start counting at 0, so their entry threshold comes later once, while the byte threshold and `compact_after_ms` still apply), `claim` (lease token of the compactor working on the room, until it releases it) |
 //! | `<p>:{<room>}:aw` | hash | awareness: client id → `clock ms node state`; pruned of stale fields, expires when unused |
 //! | `<p>:{<room>}:lease` | string | compactor lease token (`PX`) |

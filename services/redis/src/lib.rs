@@ -20,6 +20,8 @@
 //!   sweep for logs without a task.
 //! - [`sentinel`]: Redis Sentinel: where the primary is now.
 //! - [`fencing`]: a room under a compactor's lease: fenced snapshot writes and log trims.
+//! - [`stored`]: snapshots in object storage, the Redis side: recording the current object,
+//!   seeding a room that loads cold.
 //! - [`metrics`]: Redis client metrics.
 //! - `feed` (private): live delivery of other nodes' changes, with gap detection.
 //! - `pubsub` (private): the pub/sub connection and the subscription rules.
@@ -44,6 +46,7 @@ pub mod queue;
 pub mod reader;
 pub mod scripts;
 pub mod sentinel;
+pub mod stored;
 
 mod directory;
 mod feed;

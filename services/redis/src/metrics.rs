@@ -32,6 +32,10 @@ pub struct RedisMetrics {
     /// Live rooms whose channel subscription is gone (a slot migration, a failover, a lost
     /// connection): their logs are polled every second until it is back.
     pub rooms_without_live_delivery: IntGauge,
+    /// Rooms loaded cold from object storage (their snapshot was not in Redis).
+    pub cold_loads: IntCounter,
+    /// Duration of cold loads: listing, reading the object, writing it into Redis, loading.
+    pub cold_load_seconds: Histogram,
 }
 
 impl RedisMetrics {
@@ -66,6 +70,11 @@ impl RedisMetrics {
             )?,
             inflight_writes: IntGauge::new("yws_redis_inflight_writes", "Appends in flight on this node")?,
             rooms_without_live_delivery: IntGauge::new("yws_redis_rooms_without_live_delivery", "Live rooms without a working channel subscription; their logs are polled every second until it is back")?,
+            cold_loads: IntCounter::new("yws_storage_cold_loads_total", "Rooms loaded cold: their snapshot read from object storage because Redis held none")?,
+            cold_load_seconds: Histogram::with_opts(
+                HistogramOpts::new("yws_storage_cold_load_duration_seconds", "Duration of a cold load: the newest stored snapshot listed, read and written into Redis, then the room loaded")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            )?,
             watchdog_repairs: IntCounter::new("yws_redis_watchdog_repairs_total", "Rooms the convergence watchdog found behind their log and caught up (live delivery lost something unnoticed; should stay 0)")?,
         };
         registry.register(Box::new(m.command_seconds.clone()))?;
@@ -77,6 +86,8 @@ impl RedisMetrics {
         registry.register(Box::new(m.inflight_writes.clone()))?;
         registry.register(Box::new(m.watchdog_repairs.clone()))?;
         registry.register(Box::new(m.rooms_without_live_delivery.clone()))?;
+        registry.register(Box::new(m.cold_loads.clone()))?;
+        registry.register(Box::new(m.cold_load_seconds.clone()))?;
         for op in Op::ALL {
             m.errors.with_label_values(&[op.label()]);
         }

@@ -91,6 +91,9 @@ ops! {
     LogLength => "log_length", Command;
     /// A merged snapshot written, fenced by lease and epoch (`WRITE_SNAPSHOT`).
     WriteSnapshot => "write_snapshot", Bulk;
+    /// A snapshot read from object storage written into Redis when a room loads cold
+    /// (`SEED_SNAPSHOT`).
+    SeedSnapshot => "seed_snapshot", Bulk;
     /// Merged entries trimmed from a log.
     Trim => "trim", Bulk;
     /// An empty, fully compacted log deleted (`CLEANUP`).
@@ -149,6 +152,7 @@ mod tests {
                 "read_snapshot",
                 "read_log",
                 "write_snapshot",
+                "seed_snapshot",
                 "trim"
             ]
         );

@@ -264,7 +264,7 @@ pub async fn sweep(redis: &Redis, seeds: &[String], due_ms: u64) -> Result<usize
 }
 
 /// The servers to SCAN: the single server, or every master of the cluster.
-async fn scan_targets(redis: &Redis, seeds: &[String]) -> Result<Vec<String>, Error> {
+pub(crate) async fn scan_targets(redis: &Redis, seeds: &[String]) -> Result<Vec<String>, Error> {
     if let Some(sentinels) = redis.sentinels() {
         return Ok(vec![sentinels.primary_url(redis.timeout(Op::Sweep)).await?]);
     }

@@ -47,6 +47,36 @@ fn auth_settings_from_their_env_names() {
 }
 
 #[test]
+fn storage_url_from_either_name_and_only_with_redis() {
+    let c = load(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
+    assert!(!c.storage.enabled(), "off unless its URL is set");
+    for name in ["YWS_STORAGE_URL", "YWS__STORAGE__URL"] {
+        let c = load(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            (name, "file:///var/lib/yws"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.storage.url.as_deref(),
+            Some("file:///var/lib/yws"),
+            "{name}"
+        );
+    }
+    assert!(
+        load(&[("YWS_STORAGE_URL", "file:///var/lib/yws")]).is_err(),
+        "storage without Redis is refused"
+    );
+    assert!(
+        load(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("YWS_STORAGE_URL", "ftp://nope/x")
+        ])
+        .is_err(),
+        "an invalid URL is refused"
+    );
+}
+
+#[test]
 fn persistence_from_ypersistence() {
     let c = load(&[("YPERSISTENCE", "/tmp/yws-data")]).unwrap();
     assert!(c.persistence.enabled());
@@ -149,6 +179,7 @@ const GATEWAY_ENV_NAMES: &[&str] = &[
     "YPERSISTENCE",
     "YWS_ADMIN_TOKEN",
     "YWS_REDIS_PREFIX",
+    "YWS_STORAGE_URL",
 ];
 
 #[test]

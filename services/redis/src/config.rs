@@ -88,7 +88,7 @@ impl Default for RedisConfig {
             health_interval_ms: 1000,
             watchdog_interval_ms: 5000,
             inline_publish_bytes: 256 * 1024,
-            awareness_window_ms: 50,
+            awareness_window_ms: 0,
             awareness_store_interval_ms: 5000,
         }
     }

@@ -260,10 +260,10 @@ fn awareness_coalescing_settings_from_the_environment() {
             c.redis.awareness_window_ms,
             c.redis.awareness_store_interval_ms
         ),
-        (50, 5000)
+        (0, 5000)
     );
     let c = load(&[
-        ("YWS__REDIS__AWARENESS_WINDOW_MS", "0"),
+        ("YWS__REDIS__AWARENESS_WINDOW_MS", "50"),
         ("YWS__REDIS__AWARENESS_STORE_INTERVAL_MS", "2000"),
     ])
     .unwrap();
@@ -272,7 +272,7 @@ fn awareness_coalescing_settings_from_the_environment() {
             c.redis.awareness_window_ms,
             c.redis.awareness_store_interval_ms
         ),
-        (0, 2000)
+        (50, 2000)
     );
     assert!(load(&[("YWS__REDIS__AWARENESS_WINDOW_MS", "1001")]).is_err());
 }

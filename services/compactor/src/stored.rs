@@ -86,7 +86,7 @@ pub async fn adopt(
         .await?)
 }
 
-/// What [`write`] needs besides the room.
+/// What [`write()`] needs besides the room.
 #[derive(Debug)]
 pub struct Merged {
     /// The merged state.

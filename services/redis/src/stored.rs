@@ -215,7 +215,7 @@ fn unavailable(e: StorageError) -> BackendError {
 /// Removes an idle room from Redis — snapshot hash, log, metadata, awareness, callback claim
 /// and lease — when its current snapshot is the stored object `object` at `epoch`, the log is
 /// empty, the caller holds the lease and the room was never deleted (a deleted room's
-/// generation key must stay, and with it the room's snapshot hash: see [`load_room`]).
+/// generation key must stay, and with it the room's snapshot hash: see `load_room`).
 ///
 /// KEYS: snap, log, meta, awareness, callback, lease, generation. ARGV: token, epoch, object.
 /// Returns `evicted`, `lease_lost`, `deleted`, `busy` (entries in the log) or `stale` (another
